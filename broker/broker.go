@@ -1,0 +1,292 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/hooks/delivery"
+	"github.com/inboxmq/inboxmq/inbox"
+	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
+)
+
+// Broker is one inboxmq node.
+type Broker struct {
+	cfg      Config
+	log      *slog.Logger
+	store    inbox.Store
+	server   *mqtt.Server
+	access   *access.Hook
+	delivery *delivery.Hook
+
+	mqttLn, wsLn, httpLn net.Listener
+	httpSrv              *http.Server
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a broker from cfg (already validated by LoadConfig/ParseConfig)
+// and opens its store. Nothing listens until Start.
+func New(cfg Config, log *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Broker{cfg: cfg, log: log, stop: make(chan struct{})}
+
+	policy, err := cfg.policy()
+	if err != nil {
+		return nil, fmt.Errorf("acl: %w", err)
+	}
+	accounts, err := cfg.accounts()
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	var tokens *auth.Tokens
+	if cfg.Auth.JWTSecret != "" {
+		tokens, err = auth.NewTokens([]byte(cfg.Auth.JWTSecret), auth.WithLeeway(cfg.Auth.TokenLeeway))
+		if err != nil {
+			return nil, fmt.Errorf("tokens: %w", err)
+		}
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	b.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), inbox.Options{
+		MaxPerInbox: cfg.Inbox.MaxMessages,
+		Retention:   cfg.Inbox.Retention,
+		NodeID:      cfg.NodeID,
+		OnDrop: func(uid string, n int, reason string) {
+			log.Warn("inbox messages dropped by retention", "uid", uid, "count", n, "reason", reason)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open inbox store: %w", err)
+	}
+
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities:           cfg.capabilities(),
+		InlineClient:           true, // broadcasts are published by the broker itself
+		Logger:                 mochiLogger(log, cfg.Log.Level),
+		SysTopicResendInterval: cfg.MQTT.SysTopicInterval,
+	})
+	b.access = new(access.Hook)
+	if err := b.server.AddHook(b.access, &access.Options{
+		Server:         b.server,
+		Tokens:         tokens,
+		Accounts:       accounts,
+		Policy:         policy,
+		AllowAnonymous: cfg.Auth.Anonymous,
+		Log:            log,
+	}); err != nil {
+		b.store.Close()
+		return nil, fmt.Errorf("access hook: %w", err)
+	}
+	b.delivery = new(delivery.Hook)
+	if err := b.server.AddHook(b.delivery, &delivery.Options{
+		Server:      b.server,
+		Store:       b.store,
+		Identities:  b.access,
+		Policy:      policy,
+		SingleLogin: cfg.Inbox.SingleLogin,
+		Window:      cfg.Inbox.DeliveryWindow,
+		Limits:      bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
+		Log:         log,
+	}); err != nil {
+		b.store.Close()
+		return nil, fmt.Errorf("delivery hook: %w", err)
+	}
+	return b, nil
+}
+
+// mochiLogger keeps mochi's own logging to errors unless we debug: it logs
+// every normal disconnect as a warning, and our hooks log what matters
+// with the uid attached.
+func mochiLogger(log *slog.Logger, level string) *slog.Logger {
+	if level == "debug" {
+		return log.With("component", "mochi")
+	}
+	return slog.New(levelFilter{h: log.Handler(), min: slog.LevelError}).With("component", "mochi")
+}
+
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(name), min: f.min}
+}
+
+// Start opens the listeners and starts serving.
+func (b *Broker) Start() error {
+	l := b.cfg.Listeners
+	var err error
+	if l.MQTT.Address != "" {
+		if b.mqttLn, err = listen(l.MQTT.Address, l.MQTT.TLS); err != nil {
+			return b.startFailed(fmt.Errorf("mqtt listener %s: %w", l.MQTT.Address, err))
+		}
+		if err := b.server.AddListener(listeners.NewNet("mqtt", b.mqttLn)); err != nil {
+			return b.startFailed(err)
+		}
+	}
+	if l.WebSocket.Address != "" {
+		if b.wsLn, err = listen(l.WebSocket.Address, l.WebSocket.TLS); err != nil {
+			return b.startFailed(fmt.Errorf("websocket listener %s: %w", l.WebSocket.Address, err))
+		}
+		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.log)
+		if err := b.server.AddListener(ws); err != nil {
+			return b.startFailed(err)
+		}
+	}
+	if l.HTTP.Address != "" {
+		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS); err != nil {
+			return b.startFailed(fmt.Errorf("http listener %s: %w", l.HTTP.Address, err))
+		}
+		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("http listener failed", "error", err)
+			}
+		}()
+	}
+	if err := b.server.Serve(); err != nil {
+		return b.startFailed(fmt.Errorf("serve: %w", err))
+	}
+	b.wg.Add(1)
+	go b.expireLoop()
+	b.log.Info("inboxmq started", "mqtt", addrString(b.mqttLn), "websocket", addrString(b.wsLn),
+		"http", addrString(b.httpLn), "data_dir", b.cfg.DataDir, "single_login", b.cfg.Inbox.SingleLogin)
+	return nil
+}
+
+func (b *Broker) startFailed(err error) error {
+	_ = b.Close()
+	return err
+}
+
+func addrString(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// MQTTAddr, WebSocketAddr and HTTPAddr return the bound addresses ("" when
+// disabled), useful when the config asked for port 0.
+func (b *Broker) MQTTAddr() string      { return addrString(b.mqttLn) }
+func (b *Broker) WebSocketAddr() string { return addrString(b.wsLn) }
+func (b *Broker) HTTPAddr() string      { return addrString(b.httpLn) }
+
+// expireLoop drops messages older than the retention period.
+func (b *Broker) expireLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.Inbox.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			n, err := b.store.ExpireBefore(context.Background(), now.Add(-b.cfg.Inbox.Retention))
+			if err != nil {
+				b.log.Error("inbox expiry failed", "error", err)
+			} else if n > 0 {
+				b.log.Info("inbox messages expired", "count", n)
+			}
+		}
+	}
+}
+
+func (b *Broker) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	return mux
+}
+
+// Close shuts down gracefully: clients get DISCONNECT (server shutting
+// down), listeners close, deliveries stop, and the store is flushed.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		if b.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = b.httpSrv.Shutdown(ctx)
+			cancel()
+		} else if b.httpLn != nil {
+			b.httpLn.Close()
+		}
+		if b.server != nil {
+			_ = b.server.Close()
+		}
+		if b.delivery != nil {
+			b.delivery.Wait()
+		}
+		b.wg.Wait()
+		if b.store != nil {
+			if err := b.store.Close(); err != nil && !errors.Is(err, inbox.ErrClosed) {
+				b.closeErr = fmt.Errorf("close store: %w", err)
+			}
+		}
+		b.log.Info("inboxmq stopped")
+	})
+	return b.closeErr
+}
+
+// NewLogger builds the process logger from the log config.
+func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	level, err := parseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (debug, info, warn, error)", s)
+}

@@ -1,0 +1,337 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/auth"
+)
+
+// SecretEnv overrides auth.jwt_secret from the config file.
+const SecretEnv = "INBOXMQ_JWT_SECRET"
+
+// Config is the whole broker configuration, read from one YAML file.
+// Defaults live in DefaultConfig; Validate checks a filled-in Config.
+type Config struct {
+	NodeID    int             `yaml:"node_id"`
+	DataDir   string          `yaml:"data_dir"`
+	Log       LogConfig       `yaml:"log"`
+	Listeners ListenersConfig `yaml:"listeners"`
+	Auth      AuthConfig      `yaml:"auth"`
+	ACL       ACLConfig       `yaml:"acl"`
+	Inbox     InboxConfig     `yaml:"inbox"`
+	MQTT      MQTTConfig      `yaml:"mqtt"`
+}
+
+// LogConfig sets the log output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// ListenersConfig lists the network listeners. An empty address disables one.
+type ListenersConfig struct {
+	MQTT      ListenerConfig  `yaml:"mqtt"`
+	WebSocket WebSocketConfig `yaml:"websocket"`
+	HTTP      ListenerConfig  `yaml:"http"`
+}
+
+// ListenerConfig is one address with optional TLS.
+type ListenerConfig struct {
+	Address string    `yaml:"address"`
+	TLS     TLSConfig `yaml:"tls"`
+}
+
+// WebSocketConfig is the MQTT-over-WebSocket listener.
+type WebSocketConfig struct {
+	Address string    `yaml:"address"`
+	Path    string    `yaml:"path"`
+	TLS     TLSConfig `yaml:"tls"`
+	// AllowedOrigins restricts browser Origins; empty allows any.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// TLSConfig names a certificate and key; both empty means plain TCP.
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return t.Cert != "" || t.Key != "" }
+
+// AuthConfig configures authentication.
+type AuthConfig struct {
+	// JWTSecret signs and verifies access tokens (HS256); INBOXMQ_JWT_SECRET overrides it.
+	JWTSecret   string          `yaml:"jwt_secret"`
+	TokenLeeway time.Duration   `yaml:"token_leeway"`
+	Accounts    []AccountConfig `yaml:"accounts"`
+	Anonymous   bool            `yaml:"anonymous"`
+}
+
+// AccountConfig is a static account for operators and back-end services.
+type AccountConfig struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+	Role         string `yaml:"role"`
+}
+
+// ACLConfig opens extra topics with mosquitto-style rules.
+type ACLConfig struct {
+	Rules          []string `yaml:"rules"`
+	AnonymousRules []string `yaml:"anonymous_rules"`
+}
+
+// InboxConfig configures the inbox log and delivery.
+type InboxConfig struct {
+	Retention       time.Duration `yaml:"retention"`
+	MaxMessages     int           `yaml:"max_messages"`
+	MaxMessageBytes int           `yaml:"max_message_bytes"`
+	DeliveryWindow  int           `yaml:"delivery_window"`
+	SingleLogin     bool          `yaml:"single_login"`
+	ExpireInterval  time.Duration `yaml:"expire_interval"`
+}
+
+// MQTTConfig is every mochi capability, given explicitly: a partial
+// capabilities block would zero the rest (see mochi-pitfalls).
+type MQTTConfig struct {
+	MaximumClients               int64  `yaml:"maximum_clients"`
+	MaximumMessageExpiryInterval int64  `yaml:"maximum_message_expiry_interval"`
+	MaximumClientWritesPending   int32  `yaml:"maximum_client_writes_pending"`
+	MaximumSessionExpiryInterval uint32 `yaml:"maximum_session_expiry_interval"`
+	MaximumPacketSize            uint32 `yaml:"maximum_packet_size"`
+	ReceiveMaximum               uint16 `yaml:"receive_maximum"`
+	MaximumInflight              uint16 `yaml:"maximum_inflight"`
+	TopicAliasMaximum            uint16 `yaml:"topic_alias_maximum"`
+	SharedSubAvailable           bool   `yaml:"shared_sub_available"`
+	MinimumProtocolVersion       byte   `yaml:"minimum_protocol_version"`
+	MaximumQos                   byte   `yaml:"maximum_qos"`
+	RetainAvailable              bool   `yaml:"retain_available"`
+	WildcardSubAvailable         bool   `yaml:"wildcard_sub_available"`
+	SubIDAvailable               bool   `yaml:"sub_id_available"`
+	SysTopicInterval             int64  `yaml:"sys_topic_interval"`
+}
+
+// DefaultConfig returns the defaults: the one place they are written.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Listeners: ListenersConfig{
+			MQTT:      ListenerConfig{Address: ":1883"},
+			WebSocket: WebSocketConfig{Address: ":8083", Path: "/mqtt"},
+			HTTP:      ListenerConfig{Address: ":8080"},
+		},
+		Auth: AuthConfig{TokenLeeway: 5 * time.Second},
+		Inbox: InboxConfig{
+			Retention:       7 * 24 * time.Hour,
+			MaxMessages:     10000,
+			MaxMessageBytes: 64 << 10,
+			DeliveryWindow:  64,
+			SingleLogin:     true,
+			ExpireInterval:  time.Minute,
+		},
+		MQTT: MQTTConfig{
+			MaximumClients:               math.MaxInt64,
+			MaximumMessageExpiryInterval: 24 * 60 * 60,
+			// mochi's default 8192 costs ~68 KB per idle client; inbox
+			// messages never use this queue (they are paced from the log).
+			MaximumClientWritesPending:   256,
+			MaximumSessionExpiryInterval: 7 * 24 * 60 * 60,
+			MaximumPacketSize:            256 << 10,
+			ReceiveMaximum:               1024,
+			MaximumInflight:              8192,
+			TopicAliasMaximum:            65535,
+			SharedSubAvailable:           true,
+			MinimumProtocolVersion:       3,
+			MaximumQos:                   2,
+			RetainAvailable:              true,
+			WildcardSubAvailable:         true,
+			SubIDAvailable:               true,
+			SysTopicInterval:             10,
+		},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults, rejecting unknown keys,
+// applies INBOXMQ_JWT_SECRET, and validates the result.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig is LoadConfig on bytes.
+func ParseConfig(data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file, all defaults
+		return Config{}, fmt.Errorf("parse: %w", err)
+	}
+	if s := os.Getenv(SecretEnv); s != "" {
+		cfg.Auth.JWTSecret = s
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem in the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID < 0 || c.NodeID > 1023 {
+		bad("node_id must be 0..1023, got %d", c.NodeID)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is required")
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		bad("log.level: %w", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format must be text or json, got %q", c.Log.Format)
+	}
+	if c.Listeners.MQTT.Address == "" && c.Listeners.WebSocket.Address == "" {
+		bad("listeners: at least one of mqtt and websocket needs an address")
+	}
+	for name, t := range map[string]TLSConfig{"mqtt": c.Listeners.MQTT.TLS, "websocket": c.Listeners.WebSocket.TLS, "http": c.Listeners.HTTP.TLS} {
+		if t.Enabled() && (t.Cert == "" || t.Key == "") {
+			bad("listeners.%s.tls needs both cert and key", name)
+		}
+	}
+	if c.Listeners.WebSocket.Address != "" && !strings.HasPrefix(c.Listeners.WebSocket.Path, "/") {
+		bad("listeners.websocket.path must start with /, got %q", c.Listeners.WebSocket.Path)
+	}
+	if c.Auth.JWTSecret == "" && len(c.Auth.Accounts) == 0 && !c.Auth.Anonymous {
+		bad("auth: nobody can log in: set auth.jwt_secret (or %s), auth.accounts or auth.anonymous", SecretEnv)
+	}
+	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
+		bad("auth.jwt_secret must be at least 32 bytes")
+	}
+	if c.Auth.TokenLeeway < 0 || c.Auth.TokenLeeway > 30*time.Second {
+		bad("auth.token_leeway must be 0..30s, got %s", c.Auth.TokenLeeway)
+	}
+	if _, err := c.accounts(); err != nil {
+		bad("auth.accounts: %w", err)
+	}
+	if _, err := c.policy(); err != nil {
+		bad("acl: %w", err)
+	}
+	if c.Inbox.Retention < time.Minute {
+		bad("inbox.retention must be at least 1m, got %s", c.Inbox.Retention)
+	}
+	if c.Inbox.MaxMessages < 1 {
+		bad("inbox.max_messages must be at least 1")
+	}
+	if c.Inbox.MaxMessageBytes < 1 || c.Inbox.MaxMessageBytes > 1<<20 {
+		bad("inbox.max_message_bytes must be 1..1048576")
+	}
+	if c.Inbox.DeliveryWindow < 1 || c.Inbox.DeliveryWindow > 1000 {
+		bad("inbox.delivery_window must be 1..1000")
+	}
+	if c.Inbox.ExpireInterval < time.Second {
+		bad("inbox.expire_interval must be at least 1s")
+	}
+	m := c.MQTT
+	if m.MaximumClients < 1 {
+		bad("mqtt.maximum_clients must be at least 1 (0 refuses every client)")
+	}
+	if m.MaximumClientWritesPending < 1 {
+		bad("mqtt.maximum_client_writes_pending must be at least 1")
+	}
+	if m.MaximumPacketSize != 0 && int(m.MaximumPacketSize) < 2*c.Inbox.MaxMessageBytes+4096 {
+		bad("mqtt.maximum_packet_size (%d) must leave room for inbox.max_message_bytes (%d): at least %d",
+			m.MaximumPacketSize, c.Inbox.MaxMessageBytes, 2*c.Inbox.MaxMessageBytes+4096)
+	}
+	if m.ReceiveMaximum < 1 || m.MaximumInflight < 1 {
+		bad("mqtt.receive_maximum and mqtt.maximum_inflight must be at least 1")
+	}
+	if m.MinimumProtocolVersion < 3 || m.MinimumProtocolVersion > 5 {
+		bad("mqtt.minimum_protocol_version must be 3, 4 or 5")
+	}
+	if m.MaximumQos < 1 || m.MaximumQos > 2 {
+		bad("mqtt.maximum_qos must be 1 or 2 (inbox delivery needs QoS 1)")
+	}
+	if m.SysTopicInterval < 1 {
+		bad("mqtt.sys_topic_interval must be at least 1 (seconds)")
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) accounts() (*auth.Accounts, error) {
+	list := make([]auth.Account, 0, len(c.Auth.Accounts))
+	for _, a := range c.Auth.Accounts {
+		list = append(list, auth.Account{Name: a.Name, PasswordHash: a.PasswordHash, Role: a.Role})
+	}
+	return auth.NewAccounts(list)
+}
+
+func (c Config) policy() (*acl.Policy, error) {
+	parse := func(lines []string) ([]acl.Rule, error) {
+		rules := make([]acl.Rule, 0, len(lines))
+		for _, l := range lines {
+			r, err := acl.ParseRule(l)
+			if err != nil {
+				return nil, fmt.Errorf("rule %q: %w", l, err)
+			}
+			rules = append(rules, r)
+		}
+		return rules, nil
+	}
+	rules, err := parse(c.ACL.Rules)
+	if err != nil {
+		return nil, err
+	}
+	anon, err := parse(c.ACL.AnonymousRules)
+	if err != nil {
+		return nil, err
+	}
+	return acl.NewPolicy(rules, anon)
+}
+
+// capabilities builds mochi's capabilities from defaults plus our values.
+func (c Config) capabilities() *mqtt.Capabilities {
+	m := c.MQTT
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClients = m.MaximumClients
+	caps.MaximumMessageExpiryInterval = m.MaximumMessageExpiryInterval
+	caps.MaximumClientWritesPending = m.MaximumClientWritesPending
+	caps.MaximumSessionExpiryInterval = m.MaximumSessionExpiryInterval
+	caps.MaximumPacketSize = m.MaximumPacketSize
+	caps.ReceiveMaximum = m.ReceiveMaximum
+	caps.MaximumInflight = m.MaximumInflight
+	caps.TopicAliasMaximum = m.TopicAliasMaximum
+	caps.SharedSubAvailable = boolByte(m.SharedSubAvailable)
+	caps.MinimumProtocolVersion = m.MinimumProtocolVersion
+	caps.MaximumQos = m.MaximumQos
+	caps.RetainAvailable = boolByte(m.RetainAvailable)
+	caps.WildcardSubAvailable = boolByte(m.WildcardSubAvailable)
+	caps.SubIDAvailable = boolByte(m.SubIDAvailable)
+	return caps
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}

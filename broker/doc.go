@@ -1,0 +1,8 @@
+// Package broker assembles an inboxmq node: configuration, the inbox store,
+// the mochi MQTT server with inboxmq's hooks, and the network listeners
+// (MQTT over TCP, MQTT over WebSocket, HTTP for health checks).
+//
+// New builds a Broker from a validated Config; Start opens the listeners;
+// Close shuts down gracefully (clients are told, the store is flushed).
+// A Broker is safe for concurrent use once started.
+package broker

@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// wsListener is MQTT over WebSocket. mochi's own listener accepts any path
+// and any Origin; this one serves one path and can restrict Origins, and it
+// listens on a net.Listener we opened so tests can use port 0.
+type wsListener struct {
+	id       string
+	ln       net.Listener
+	path     string
+	origins  map[string]bool // empty: any origin
+	srv      *http.Server
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	once     sync.Once
+}
+
+var _ listeners.Listener = (*wsListener)(nil)
+
+func newWSListener(id string, ln net.Listener, path string, allowed []string, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, log: log}
+	for _, o := range allowed {
+		l.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
+	}
+	l.upgrader = websocket.Upgrader{
+		Subprotocols:    []string{"mqtt"},
+		CheckOrigin:     l.checkOrigin,
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+	}
+	return l
+}
+
+// checkOrigin allows clients that send no Origin (native apps, IoT
+// libraries) and, when origins are configured, only those browser Origins.
+func (l *wsListener) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(l.origins) == 0 {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	ok := l.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
+	if !ok {
+		l.log.Warn("websocket origin refused", "origin", origin, "remote", r.RemoteAddr)
+	}
+	return ok
+}
+
+func (l *wsListener) ID() string       { return l.id }
+func (l *wsListener) Address() string  { return l.ln.Addr().String() }
+func (l *wsListener) Protocol() string { return "ws" }
+
+func (l *wsListener) Init(*slog.Logger) error { return nil }
+
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	mux := http.NewServeMux()
+	mux.HandleFunc(l.path, func(w http.ResponseWriter, r *http.Request) {
+		c, err := l.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader already answered with an HTTP error
+		}
+		defer c.Close()
+		c.SetReadLimit(16 << 20)
+		if err := establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+			l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
+		}
+	})
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.log.Error("websocket listener failed", "error", err)
+	}
+}
+
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.once.Do(func() {
+		closeClients(l.id)
+		if l.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = l.srv.Shutdown(ctx)
+		} else {
+			_ = l.ln.Close()
+		}
+	})
+}
+
+// wsConn makes a WebSocket a net.Conn carrying MQTT in binary messages
+// (MQTT packets may span messages, and a message may hold several).
+type wsConn struct {
+	net.Conn
+	c *websocket.Conn
+	r io.Reader // the current message, nil between messages
+}
+
+var errTextFrame = errors.New("websocket: MQTT needs binary messages")
+
+func (ws *wsConn) Read(p []byte) (int, error) {
+	for {
+		if ws.r == nil {
+			op, r, err := ws.c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			ws.r = r
+		}
+		n, err := ws.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			ws.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (ws *wsConn) Write(p []byte) (int, error) {
+	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (ws *wsConn) SetDeadline(t time.Time) error {
+	if err := ws.c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return ws.c.SetWriteDeadline(t)
+}
+
+func (ws *wsConn) Close() error { return ws.Conn.Close() }
+
+// listen opens a TCP listener, with TLS when configured.
+func listen(address string, t TLSConfig) (net.Listener, error) {
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Enabled() {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}

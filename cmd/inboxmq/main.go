@@ -1,0 +1,205 @@
+// Command inboxmq runs the inboxmq MQTT broker and mints access tokens.
+// Run "inboxmq --help" for the commands.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/broker"
+)
+
+const usage = `inboxmq: an MQTT broker for private messages and in-app notices.
+
+Usage:
+  inboxmq [--config FILE]             run the broker (same as "inboxmq run")
+  inboxmq run [--config FILE]         run the broker until SIGINT/SIGTERM
+  inboxmq token --uid UID [flags]     print an access token signed with the config's secret
+  inboxmq hash-password               read a password on stdin, print its bcrypt hash
+                                      (for auth.accounts[].password_hash)
+  inboxmq check-config [--config FILE]
+                                      validate a config file and exit
+  inboxmq help                        show this help
+
+The config file is YAML; inboxmq.yaml in the repository documents every key.
+The environment variable INBOXMQ_JWT_SECRET overrides auth.jwt_secret.
+
+Clients log in with username = uid and password = access token; they
+subscribe to inbox/{uid} and publish requests to im/sendmsg, im/delmsg,
+im/conn, im/read (and im/systemadmin for admin and service accounts).
+See docs/protocol.md.
+
+Run "inboxmq COMMAND --help" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = runBroker(args, stderr)
+	case "token":
+		err = mintToken(args, stdout, stderr)
+	case "hash-password":
+		err = hashPassword(args, stdin, stdout, stderr)
+	case "check-config":
+		err = checkConfig(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "inboxmq: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "inboxmq %s: %v\n", cmd, err)
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+func newFlags(name, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n", help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+func runBroker(args []string, stderr io.Writer) error {
+	fs := newFlags("run", "inboxmq run [--config FILE]: run the broker until SIGINT or SIGTERM.\n\n"+usage, stderr)
+	config := fs.String("config", "inboxmq.yaml", "config file (YAML)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := broker.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	log, err := broker.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := broker.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down", "signal", context.Cause(ctx))
+	return b.Close()
+}
+
+func mintToken(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", "inboxmq token --uid UID [flags]: print an HS256 access token for a user,\n"+
+		"signed with auth.jwt_secret from the config file (or INBOXMQ_JWT_SECRET).", stderr)
+	config := fs.String("config", "inboxmq.yaml", "config file holding the secret")
+	uid := fs.String("uid", "", "the user's uid (required); also the MQTT username")
+	nickname := fs.String("nickname", "", "nickname stamped on the user's messages")
+	avatar := fs.String("avatar", "", "avatar URL stamped on the user's messages")
+	role := fs.String("role", "user", "user or admin")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *uid == "" {
+		fmt.Fprintln(stderr, "token: --uid is required")
+		return errUsage
+	}
+	cfg, err := broker.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.JWTSecret == "" {
+		return fmt.Errorf("no secret: set auth.jwt_secret in %s or %s", *config, broker.SecretEnv)
+	}
+	tokens, err := auth.NewTokens([]byte(cfg.Auth.JWTSecret))
+	if err != nil {
+		return err
+	}
+	tok, err := tokens.Mint(auth.Claims{UID: *uid, Nickname: *nickname, Avatar: *avatar, Role: *role, TTL: *ttl})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("hash-password", "inboxmq hash-password: read one password line on stdin, print its bcrypt hash.", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read password: %w", err)
+	}
+	password := strings.TrimRight(line, "\r\n")
+	if password == "" {
+		return errors.New("empty password")
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, hash)
+	return nil
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check-config", "inboxmq check-config [--config FILE]: validate a config file.", stderr)
+	config := fs.String("config", "inboxmq.yaml", "config file (YAML)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := broker.LoadConfig(*config); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *config)
+	return nil
+}

@@ -1,0 +1,268 @@
+package access
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/auth"
+)
+
+// IDSeparator joins the account name and the client's own id into the
+// internal session id. It cannot occur in a username (acl.ValidUID).
+const IDSeparator = "|"
+
+// takeoverWait bounds how long a new connection waits for mochi to finish
+// cleaning up an old, non-persistent connection with the same id.
+const takeoverWait = 2 * time.Second
+
+// Identity is an authenticated connection.
+type Identity struct {
+	UID      string   // uid of a user, name of a static account, "" for anonymous
+	Role     acl.Role // decides what the connection may do
+	ClientID string   // the client id as the client sent it (or as mochi assigned it)
+	Nickname string   // from the token, may be updated with im/conn
+	Avatar   string   // from the token, may be updated with im/conn
+}
+
+// Subject is the identity as the ACL sees it.
+func (id *Identity) Subject() acl.Subject {
+	return acl.Subject{Username: id.UID, ClientID: id.ClientID, Role: id.Role}
+}
+
+// Options configure the hook.
+type Options struct {
+	Server         *mqtt.Server   // needed to finish session takeovers safely
+	Tokens         *auth.Tokens   // nil: no token logins
+	Accounts       *auth.Accounts // nil: no static accounts
+	Policy         *acl.Policy    // required
+	AllowAnonymous bool           // let clients without credentials in (anonymous ACL rules only)
+	Log            *slog.Logger
+	// OnAuthFailure, if set, is told of every refused login with a short reason.
+	OnAuthFailure func(reason string)
+	// OnACLDenied, if set, is told of every refused subscription or delivery.
+	OnACLDenied func()
+}
+
+// Hook authenticates and authorizes clients.
+type Hook struct {
+	mqtt.HookBase
+	opts       Options
+	identities sync.Map // *mqtt.Client -> *Identity
+	anonymous  atomic.Int64
+}
+
+// ID names the hook.
+func (h *Hook) ID() string { return "inboxmq-access" }
+
+// Provides lists the events the hook handles.
+func (h *Hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnPacketRead,
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck,
+		mqtt.OnSessionEstablish,
+		mqtt.OnSubscribe,
+		mqtt.OnDisconnect,
+	}, []byte{b})
+}
+
+// Init takes *Options.
+func (h *Hook) Init(config any) error {
+	opts, ok := config.(*Options)
+	if !ok || opts == nil {
+		return fmt.Errorf("access: Init needs *access.Options, got %T", config)
+	}
+	if opts.Server == nil || opts.Policy == nil {
+		return errors.New("access: Options.Server and Options.Policy are required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	h.opts = *opts
+	return nil
+}
+
+// Identity returns the identity of an authenticated client.
+func (h *Hook) Identity(cl *mqtt.Client) (*Identity, bool) {
+	v, ok := h.identities.Load(cl)
+	if !ok {
+		return nil, false
+	}
+	return v.(*Identity), true
+}
+
+// OnPacketRead makes mochi ignore the Receive Maximum an MQTT 5 client sends:
+// with it set, mochi v2.7.9 can deadlock under load and silently stop
+// delivering (see shared notes). inboxmq paces inbox deliveries with its own
+// per-connection window instead.
+func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect {
+		pk.Properties.ReceiveMaximum = 0
+	}
+	return pk, nil
+}
+
+// OnConnectAuthenticate decides whether a client may connect.
+func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	id, reason := h.authenticate(cl, pk)
+	if id == nil {
+		h.opts.Log.Warn("login refused", "username", string(pk.Connect.Username),
+			"client", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "reason", reason)
+		if h.opts.OnAuthFailure != nil {
+			h.opts.OnAuthFailure(reason)
+		}
+		return false
+	}
+	if cl.Properties.Will.Flag == 1 && !h.opts.Policy.CanPublish(id.Subject(), cl.Properties.Will.TopicName) {
+		h.opts.Log.Warn("login refused", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
+			"reason", "will topic not allowed", "topic", cl.Properties.Will.TopicName)
+		if h.opts.OnAuthFailure != nil {
+			h.opts.OnAuthFailure("will_denied")
+		}
+		// A precise reason beats mochi's generic "bad username or password",
+		// which it sends after ours and the client never reads.
+		_ = h.opts.Server.SendConnack(cl, packets.ErrNotAuthorized, false, nil)
+		return false
+	}
+	// Namespacing the session id by account means a client id chosen by one
+	// account can never take over, read or disturb another account's session.
+	cl.ID = id.UID + IDSeparator + cl.ID
+	h.identities.Store(cl, id)
+	return true
+}
+
+func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, string) {
+	username := string(pk.Connect.Username)
+	password := string(pk.Connect.Password)
+	base := Identity{ClientID: cl.ID}
+	switch {
+	case username == "" && len(password) == 0:
+		if !h.opts.AllowAnonymous {
+			return nil, "anonymous_disabled"
+		}
+		base.Role = acl.RoleAnonymous
+		return &base, ""
+	case !acl.ValidUID(username):
+		return nil, "invalid_username"
+	case h.opts.Accounts != nil && h.opts.Accounts.Has(username):
+		ident, ok := h.opts.Accounts.Authenticate(username, password)
+		if !ok {
+			return nil, "bad_password"
+		}
+		role, err := acl.ParseRole(ident.Role)
+		if err != nil {
+			return nil, "bad_role"
+		}
+		base.UID, base.Role = ident.UID, role
+		return &base, ""
+	case h.opts.Tokens == nil:
+		return nil, "tokens_disabled"
+	}
+	ident, err := h.opts.Tokens.Verify(username, password)
+	if err != nil {
+		return nil, tokenReason(err)
+	}
+	role, err := acl.ParseRole(ident.Role)
+	if err != nil {
+		return nil, "bad_role"
+	}
+	base.UID, base.Role, base.Nickname, base.Avatar = ident.UID, role, ident.Nickname, ident.Avatar
+	return &base, ""
+}
+
+// tokenReason turns a token error into a short, loggable reason that never
+// contains the token itself.
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrTokenExpired):
+		return "token_expired"
+	case errors.Is(err, auth.ErrTokenNotYetValid):
+		return "token_not_yet_valid"
+	case errors.Is(err, auth.ErrTokenSignature):
+		return "token_signature"
+	case errors.Is(err, auth.ErrTokenAlgorithm):
+		return "token_algorithm"
+	case errors.Is(err, auth.ErrTokenSubject):
+		return "token_subject"
+	case errors.Is(err, auth.ErrTokenClaims):
+		return "token_claims"
+	default:
+		return "token_malformed"
+	}
+}
+
+// OnSessionEstablish runs after authentication and before mochi takes over
+// an existing session with the same id. mochi v2.7.9 loses the new
+// connection when the old one was non-persistent and its cleanup runs after
+// the takeover (shared notes, bug 2), so end the old one first and wait until
+// mochi has forgotten it.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	s := h.opts.Server
+	old, ok := s.Clients.Get(cl.ID)
+	if !ok || old == cl || !sessionExpires(old) {
+		return
+	}
+	_ = s.DisconnectClient(old, packets.ErrSessionTakenOver)
+	deadline := time.Now().Add(takeoverWait)
+	for time.Now().Before(deadline) {
+		if cur, ok := s.Clients.Get(cl.ID); !ok || cur != old {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.opts.Log.Warn("old connection did not finish closing", "client", cl.ID)
+}
+
+// sessionExpires reports whether mochi drops the client's session when its
+// connection ends.
+func sessionExpires(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval == 0
+	}
+	return cl.Properties.Clean
+}
+
+// OnACLCheck decides reads: SUBSCRIBE filters and each delivery. Writes are
+// allowed here and decided in the delivery hook's OnPublish (see package doc).
+func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return true
+	}
+	id, ok := h.Identity(cl)
+	if ok && h.opts.Policy.CanRead(id.Subject(), topic) {
+		return true
+	}
+	if h.opts.OnACLDenied != nil {
+		h.opts.OnACLDenied()
+	}
+	if ok && !strings.HasPrefix(topic, "$SYS") {
+		h.opts.Log.Info("read denied", "uid", id.UID, "client", id.ClientID, "filter", topic)
+	}
+	return false
+}
+
+// OnSubscribe grants at most QoS 1 on the broker's own topics: inbox
+// messages are acknowledged per message, never by the QoS 2 handshake.
+func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	for i := range pk.Filters {
+		if acl.Reserved(pk.Filters[i].Filter) && pk.Filters[i].Qos > 1 {
+			pk.Filters[i].Qos = 1
+		}
+	}
+	return pk
+}
+
+// OnDisconnect forgets the client's identity.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.identities.Delete(cl)
+}

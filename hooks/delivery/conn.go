@@ -1,0 +1,347 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/hooks/access"
+)
+
+// conn is one connection's view of its inbox: where delivery stands and
+// what waits for a PUBACK.
+type conn struct {
+	h     *Hook
+	cl    *mqtt.Client
+	id    *access.Identity
+	topic string // inbox/{uid}
+
+	// device keys the delivery cursor. In single-login mode a user's
+	// connections share one cursor (there is only ever one of them);
+	// otherwise each session (internal client id) has its own.
+	device string
+	// persist is false for a non-persistent session in multi-device mode:
+	// it starts at the end of the inbox and leaves no cursor behind.
+	persist bool
+
+	mu         sync.Mutex
+	nickname   string // profile stamped on messages this connection sends
+	avatar     string
+	subscribed bool
+	qos        byte
+	started    bool     // cursor loaded
+	next       uint64   // next Seq to send
+	acked      uint64   // every Seq <= acked is acknowledged
+	pending    []unacked // sent, not yet acknowledged, in Seq order
+	pumping    bool     // a pump goroutine is running
+	dirty      bool     // the inbox may have grown since the pump last read it
+	closed     bool
+}
+
+type unacked struct {
+	seq   uint64
+	pid   uint16
+	acked bool
+}
+
+func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
+	c := &conn{
+		h:        h,
+		cl:       cl,
+		id:       id,
+		topic:    InboxPrefix + id.UID,
+		device:   cl.ID,
+		persist:  !sessionExpires(cl),
+		nickname: id.Nickname,
+		avatar:   id.Avatar,
+	}
+	if h.opts.SingleLogin && id.Role == acl.RoleUser {
+		c.device, c.persist = id.UID, true
+	}
+	return c
+}
+
+func sessionExpires(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval == 0
+	}
+	return cl.Properties.Clean
+}
+
+func (c *conn) profile() (nickname, avatar string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nickname, c.avatar
+}
+
+func (c *conn) setProfile(nickname, avatar string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if nickname != "" {
+		c.nickname = nickname
+	}
+	if avatar != "" {
+		c.avatar = avatar
+	}
+}
+
+// subscribe starts (or resumes) delivery at the device's cursor.
+func (c *conn) subscribe(qos byte) {
+	if qos > 1 {
+		qos = 1
+	}
+	c.mu.Lock()
+	c.subscribed, c.qos = true, qos
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		if err := c.loadCursor(); err != nil {
+			c.h.opts.Log.Error("inbox delivery not started: store error", "uid", c.id.UID, "client", c.id.ClientID, "error", err)
+			return
+		}
+	}
+	c.wake()
+}
+
+func (c *conn) loadCursor() error {
+	ctx := context.Background()
+	store := c.h.opts.Store
+	cursor, ok, err := store.Cursor(ctx, c.id.UID, c.device)
+	if err != nil {
+		return err
+	}
+	if !ok || !c.persist {
+		// A device new to the log: in single-login mode it is the user's
+		// only device and gets everything still held; a further device
+		// starts with what arrives from now on (history is in the API).
+		cursor = 0
+		if !(c.h.opts.SingleLogin && c.id.Role == acl.RoleUser) {
+			if _, cursor, err = store.Bounds(ctx, c.id.UID); err != nil {
+				return err
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		c.started, c.acked, c.next = true, cursor, cursor+1
+	}
+	return nil
+}
+
+func (c *conn) unsubscribe() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subscribed = false
+}
+
+// canSendLocked reports whether the pump may send more. c.mu must be held.
+func (c *conn) canSendLocked() bool {
+	return !c.closed && c.subscribed && c.started && (c.qos == 0 || len(c.pending) < c.h.opts.Window)
+}
+
+// wake makes sure a pump runs if there may be something to send.
+func (c *conn) wake() {
+	c.mu.Lock()
+	c.dirty = true
+	start := !c.pumping && c.canSendLocked()
+	if start {
+		c.pumping = true
+	}
+	c.mu.Unlock()
+	if start {
+		c.h.pumps.Add(1)
+		go func() {
+			defer c.h.pumps.Done()
+			c.pump()
+		}()
+	}
+}
+
+// pump sends the log after the cursor until the window is full or the log
+// is drained. One pump per connection at a time (c.pumping).
+func (c *conn) pump() {
+	ctx := context.Background()
+	for {
+		c.mu.Lock()
+		if !c.canSendLocked() {
+			c.pumping = false
+			c.mu.Unlock()
+			return
+		}
+		c.dirty = false
+		from, room := c.next, c.h.opts.Window
+		if c.qos == 1 {
+			room -= len(c.pending)
+		}
+		c.mu.Unlock()
+
+		msgs, err := c.h.opts.Store.Read(ctx, c.id.UID, from, room)
+		if err != nil {
+			c.h.opts.Log.Error("inbox read failed; delivery resumes on the next message or reconnect",
+				"uid", c.id.UID, "client", c.id.ClientID, "error", err)
+			c.stopPump()
+			return
+		}
+		if len(msgs) == 0 {
+			c.mu.Lock()
+			if !c.dirty {
+				c.pumping = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			continue
+		}
+		for _, m := range msgs {
+			payload, err := bridge.AppendEnvelope(make([]byte, 0, 256), m)
+			if err != nil {
+				// A message the bridge cannot render would block the inbox
+				// forever; skip it loudly rather than wedge delivery.
+				c.h.opts.Log.Error("inbox message not renderable, skipped", "uid", c.id.UID, "seq", m.Seq, "error", err)
+				payload = nil
+			}
+			if !c.send(m.Seq, payload) {
+				c.stopPump()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) stopPump() {
+	c.mu.Lock()
+	c.pumping = false
+	c.mu.Unlock()
+}
+
+// send writes one inbox message. A nil payload skips the message.
+func (c *conn) send(seq uint64, payload []byte) bool {
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   c.topic,
+		Payload:     payload,
+		Created:     time.Now().Unix(),
+	}
+	c.mu.Lock()
+	if !c.canSendLocked() {
+		c.mu.Unlock()
+		return false
+	}
+	c.next = seq + 1
+	if payload == nil || c.qos == 0 {
+		c.advanceLocked(seq)
+		c.mu.Unlock()
+		if payload == nil {
+			return true
+		}
+	} else {
+		pid, err := c.cl.NextPacketID()
+		if err != nil {
+			c.next = seq
+			c.mu.Unlock()
+			c.h.opts.Log.Warn("no free packet id", "uid", c.id.UID, "client", c.id.ClientID)
+			return false
+		}
+		pk.FixedHeader.Qos = 1
+		pk.PacketID = uint16(pid)
+		// Registered with mochi only to reserve the packet id and let it
+		// process the PUBACK; close() takes it out again.
+		if c.cl.State.Inflight.Set(pk) {
+			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
+		}
+		c.pending = append(c.pending, unacked{seq: seq, pid: pk.PacketID})
+		c.mu.Unlock()
+	}
+	if err := c.cl.WritePacket(pk); err != nil {
+		return false
+	}
+	c.h.opts.Events.Delivered(1)
+	return true
+}
+
+// ack handles a PUBACK: the acknowledged prefix of pending moves the cursor.
+func (c *conn) ack(pid uint16) {
+	c.mu.Lock()
+	found := false
+	for i := range c.pending {
+		if c.pending[i].pid == pid && !c.pending[i].acked {
+			c.pending[i].acked, found = true, true
+			break
+		}
+	}
+	if !found || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	n := 0
+	for n < len(c.pending) && c.pending[n].acked {
+		n++
+	}
+	if n > 0 {
+		c.advanceLocked(c.pending[n-1].seq)
+		c.pending = append(c.pending[:0], c.pending[n:]...)
+	}
+	c.mu.Unlock()
+	if n > 0 {
+		c.wake()
+	}
+}
+
+// advanceLocked moves the cursor to seq and persists it. Persisting under
+// c.mu keeps cursor writes in order and makes close() a barrier: once it
+// returns, the next connection of the device reads the final cursor.
+func (c *conn) advanceLocked(seq uint64) {
+	if seq <= c.acked {
+		return
+	}
+	c.acked = seq
+	if !c.persist {
+		return
+	}
+	if err := c.h.opts.Store.SetCursor(context.Background(), c.id.UID, c.device, seq); err != nil {
+		// Only costs a duplicate on the next connection.
+		c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", c.device, "seq", seq, "error", err)
+	}
+}
+
+// close stops deliveries and takes this connection's inbox packets out of
+// mochi's inflight map.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, p := range pending {
+		if c.cl.State.Inflight.Delete(p.pid) {
+			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
+		}
+	}
+}
+
+// writeTransient sends an envelope that is not part of the log (Error,
+// Logout) at QoS 0, if the connection listens to its inbox.
+func (c *conn) writeTransient(payload []byte) {
+	c.mu.Lock()
+	subscribed := c.subscribed
+	c.mu.Unlock()
+	if !subscribed {
+		return
+	}
+	_ = c.cl.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   c.topic,
+		Payload:     payload,
+	})
+}

@@ -1,0 +1,317 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+// InboxPrefix starts every inbox topic: inbox/{uid}.
+const InboxPrefix = "inbox/"
+
+// BroadcastTopic carries notices to everyone.
+const BroadcastTopic = "broadcast"
+
+// DefaultWindow is how many inbox messages may wait for a PUBACK per connection.
+const DefaultWindow = 64
+
+// Identities tells who a client is (package access implements it).
+type Identities interface {
+	Identity(cl *mqtt.Client) (*access.Identity, bool)
+}
+
+// Options configure the hook.
+type Options struct {
+	Server     *mqtt.Server // required; its inline client must be enabled for broadcasts
+	Store      inbox.Store  // required: the inbox log
+	Identities Identities   // required
+	Policy     *acl.Policy  // required: decides publishes
+	// SingleLogin makes a user's new connection log out its older ones, and
+	// gives all of a user's connections one delivery cursor (legacy behaviour).
+	SingleLogin bool
+	// Window is the number of unacknowledged inbox messages per connection.
+	Window int
+	Limits bridge.Limits
+	Log    *slog.Logger
+	// Events, if set, is told what happens (metrics). It must not block.
+	Events Events
+}
+
+// Events receives counts for metrics. Every method must be cheap.
+type Events interface {
+	Appended(kind inbox.Kind, n int)
+	Delivered(n int)
+	Rejected(code string)
+	Kicked()
+}
+
+// Hook delivers inboxes and handles client requests.
+type Hook struct {
+	mqtt.HookBase
+	opts Options
+
+	conns sync.Map // *mqtt.Client -> *conn
+
+	mu    sync.Mutex
+	byUID map[string][]*conn // online connections of each uid; guarded by mu
+
+	pumps sync.WaitGroup // running pump goroutines
+}
+
+// Wait blocks until every delivery goroutine has ended. Call it after the
+// server has closed, before closing the store.
+func (h *Hook) Wait() { h.pumps.Wait() }
+
+// ID names the hook.
+func (h *Hook) ID() string { return "inboxmq-delivery" }
+
+// Provides lists the events the hook handles.
+func (h *Hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnPacketRead,
+		mqtt.OnPublish,
+		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
+		mqtt.OnSubscribed,
+		mqtt.OnUnsubscribed,
+		mqtt.OnDisconnect,
+	}, []byte{b})
+}
+
+// Init takes *Options.
+func (h *Hook) Init(config any) error {
+	opts, ok := config.(*Options)
+	if !ok || opts == nil {
+		return fmt.Errorf("delivery: Init needs *delivery.Options, got %T", config)
+	}
+	if opts.Server == nil || opts.Store == nil || opts.Identities == nil || opts.Policy == nil {
+		return errors.New("delivery: Server, Store, Identities and Policy are required")
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Events == nil {
+		opts.Events = noEvents{}
+	}
+	h.opts = *opts
+	h.byUID = make(map[string][]*conn)
+	return nil
+}
+
+func (h *Hook) conn(cl *mqtt.Client) *conn {
+	v, ok := h.conns.Load(cl)
+	if !ok {
+		return nil
+	}
+	return v.(*conn)
+}
+
+// OnSessionEstablish runs before mochi hands an existing session with the
+// same id to the new connection: stop the old connection's deliveries and
+// take its inbox packets out of the inflight map mochi is about to copy, so
+// the new connection gets them from the log, in order, exactly once.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if old, ok := h.opts.Server.Clients.Get(cl.ID); ok && old != cl {
+		if c := h.conn(old); c != nil {
+			c.close()
+		}
+	}
+}
+
+// OnSessionEstablished registers the connection, logs out older connections
+// of the same user in single-login mode, and resumes inbox delivery when the
+// restored session is already subscribed to its inbox.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	id, ok := h.opts.Identities.Identity(cl)
+	if !ok || id.Role == acl.RoleAnonymous {
+		return
+	}
+	c := newConn(h, cl, id)
+	kick := h.register(c)
+	for _, old := range kick {
+		h.kick(old, "logged in elsewhere")
+	}
+	h.opts.Log.Info("connected", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
+		"role", string(id.Role), "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
+	if sub, ok := cl.State.Subscriptions.Get(c.topic); ok {
+		c.subscribe(sub.Qos)
+	}
+}
+
+// register adds c and returns the connections single-login must end.
+func (h *Hook) register(c *conn) (kick []*conn) {
+	h.conns.Store(c.cl, c)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	list := h.byUID[c.id.UID]
+	if h.opts.SingleLogin && c.id.Role == acl.RoleUser {
+		kick = list
+		list = nil
+	}
+	h.byUID[c.id.UID] = append(list, c)
+	return kick
+}
+
+func (h *Hook) unregister(cl *mqtt.Client) *conn {
+	v, ok := h.conns.LoadAndDelete(cl)
+	if !ok {
+		return nil
+	}
+	c := v.(*conn)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	list := h.byUID[c.id.UID]
+	for i, x := range list {
+		if x == c {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(h.byUID, c.id.UID)
+	} else {
+		h.byUID[c.id.UID] = list
+	}
+	return c
+}
+
+// kick ends an older connection of a user: no more deliveries (its cursor
+// is final once close returns), a Logout envelope, then DISCONNECT 0x8E.
+func (h *Hook) kick(c *conn, reason string) {
+	h.conns.Delete(c.cl)
+	c.close()
+	h.opts.Events.Kicked()
+	h.opts.Log.Info("logged out by a newer login", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote)
+	// The socket write may block on a stalled client: not on the new
+	// connection's goroutine.
+	go func() {
+		c.writeTransient(bridge.Logout(reason))
+		_ = h.opts.Server.DisconnectClient(c.cl, packets.ErrSessionTakenOver)
+	}()
+}
+
+// online returns the connections of uid.
+func (h *Hook) online(uid string) []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	list := h.byUID[uid]
+	if len(list) == 0 {
+		return nil
+	}
+	return append([]*conn(nil), list...)
+}
+
+// Online reports how many connections uid has on this node.
+func (h *Hook) Online(uid string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byUID[uid])
+}
+
+// notify wakes the connections of uid after its inbox grew.
+func (h *Hook) notify(uid string) {
+	for _, c := range h.online(uid) {
+		c.wake()
+	}
+}
+
+// OnSubscribed starts inbox delivery when a client subscribes to its inbox.
+func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	c := h.conn(cl)
+	if c == nil {
+		return
+	}
+	for i, f := range pk.Filters {
+		if f.Filter == c.topic && i < len(reasonCodes) && reasonCodes[i] <= 1 {
+			c.subscribe(reasonCodes[i])
+		}
+	}
+}
+
+// OnUnsubscribed stops inbox delivery when a client unsubscribes from its inbox.
+func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	c := h.conn(cl)
+	if c == nil {
+		return
+	}
+	for _, f := range pk.Filters {
+		if f.Filter == c.topic {
+			c.unsubscribe()
+		}
+	}
+}
+
+// OnPacketRead sees every PUBACK a client sends; those for inbox packets
+// move the delivery cursor. (OnQosComplete cannot be used: mochi also fires
+// it for its own acks of the client's publishes, whose packet ids live in
+// another id space.)
+func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Puback {
+		if c := h.conn(cl); c != nil {
+			c.ack(pk.PacketID)
+		}
+	}
+	return pk, nil
+}
+
+// OnDisconnect stops the connection's deliveries; what it did not
+// acknowledge stays in the log for its next connection.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if c := h.unregister(cl); c != nil {
+		c.close()
+		h.opts.Log.Info("disconnected", "uid", c.id.UID, "client", c.id.ClientID, "remote", cl.Net.Remote, "error", errString(err))
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Kick logs out every connection of uid (admin API).
+func (h *Hook) Kick(uid, reason string) int {
+	list := h.online(uid)
+	for _, c := range list {
+		h.unregister(c.cl)
+		h.kick(c, reason)
+	}
+	return len(list)
+}
+
+// appendAndNotify appends one logical message and wakes its recipients.
+func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+	out, err := h.opts.Store.Append(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	h.opts.Events.Appended(msgs[0].Kind, len(out))
+	for i, m := range out {
+		if i == 0 || m.UID != out[i-1].UID {
+			h.notify(m.UID)
+		}
+	}
+	return out, nil
+}
+
+type noEvents struct{}
+
+func (noEvents) Appended(inbox.Kind, int) {}
+func (noEvents) Delivered(int)            {}
+func (noEvents) Rejected(string)          {}
+func (noEvents) Kicked()                  {}

@@ -1,0 +1,223 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+// methodTopics names the specific topic of each request, so a request that
+// arrives on the generic "im" topic is authorized like its specific form.
+var methodTopics = map[bridge.Method]string{
+	bridge.MethodSendMsg:     "im/sendmsg",
+	bridge.MethodDelMsg:      "im/delmsg",
+	bridge.MethodConn:        "im/conn",
+	bridge.MethodSystemAdmin: "im/systemadmin",
+	bridge.MethodRead:        "im/read",
+}
+
+// request is one client request being handled.
+type request struct {
+	cl  *mqtt.Client
+	c   *conn // nil for anonymous clients
+	id  *access.Identity
+	pk  packets.Packet
+	req bridge.Request
+}
+
+// OnPublish authorizes every client publish and handles the im/ requests.
+// Its return value decides the ack (see mochi-pitfalls): CodeSuccessIgnore
+// acks without routing; a packets.Code sends that reason code to an MQTT 5
+// QoS 1 publisher; ErrRejectPacket withholds the ack so the client retries.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the broker's own publishes (broadcasts)
+	}
+	r := &request{cl: cl, c: h.conn(cl), pk: pk}
+	id, ok := h.opts.Identities.Identity(cl)
+	if !ok {
+		return h.refuse(r, bridge.CodeForbidden, "connection is not authenticated")
+	}
+	r.id = id
+	topic := pk.TopicName
+	if !h.opts.Policy.CanPublish(id.Subject(), topic) {
+		return h.refuse(r, bridge.CodeForbidden, "publishing to "+clip(topic)+" is not allowed")
+	}
+	if topic != "im" && !strings.HasPrefix(topic, "im/") {
+		return pk, nil // a topic opened by the operator's rules: plain MQTT
+	}
+	if r.c == nil {
+		return h.refuse(r, bridge.CodeForbidden, "connection is closing")
+	}
+	req, err := bridge.Parse(topic, pk.Payload, h.opts.Limits)
+	r.req = req
+	if err != nil {
+		var be *bridge.Error
+		if errors.As(err, &be) {
+			return h.refuse(r, be.Code, be.Detail)
+		}
+		return h.refuse(r, bridge.CodeBadJSON, "unreadable request")
+	}
+	if t := methodTopics[req.Method]; t != topic && !h.opts.Policy.CanPublish(id.Subject(), t) {
+		return h.refuse(r, bridge.CodeForbidden, "publishing to "+t+" is not allowed")
+	}
+	switch req.Method {
+	case bridge.MethodSendMsg:
+		return h.sendMsg(r)
+	case bridge.MethodDelMsg:
+		return h.delMsg(r)
+	case bridge.MethodConn:
+		return h.updateProfile(r)
+	case bridge.MethodSystemAdmin:
+		return h.systemAdmin(r)
+	case bridge.MethodRead:
+		return h.markRead(r)
+	}
+	return h.refuse(r, bridge.CodeUnknownMethod, "unknown method")
+}
+
+func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
+	if r.req.UID == r.id.UID {
+		return h.refuse(r, bridge.CodeBadUID, "cannot send a message to yourself")
+	}
+	nickname, avatar := r.c.profile()
+	return h.appendOrFail(r, []inbox.Message{
+		{UID: r.req.UID, Kind: inbox.KindDirect, Peer: r.id.UID, Nickname: nickname, Avatar: avatar,
+			Content: r.req.Msg, Extra: r.req.Extra},
+		{UID: r.id.UID, Kind: inbox.KindSent, Peer: r.req.UID, Content: r.req.Msg, Extra: r.req.Extra, CID: r.req.CID},
+	})
+}
+
+func (h *Hook) delMsg(r *request) (packets.Packet, error) {
+	m, ok, err := inbox.FindByID(context.Background(), h.opts.Store, r.id.UID, r.req.MsgID)
+	if err != nil {
+		return h.storeFailed(r, err)
+	}
+	switch {
+	case ok && m.Kind == inbox.KindDirect:
+		return h.refuse(r, bridge.CodeForbidden, "only the sender may delete a message")
+	case !ok || m.Kind != inbox.KindSent || (r.req.UID != "" && r.req.UID != m.Peer):
+		return h.refuse(r, bridge.CodeNotFound, "no message "+clip(r.req.MsgID)+" sent by you")
+	}
+	return h.appendOrFail(r, []inbox.Message{
+		{UID: m.Peer, Kind: inbox.KindDelete, Peer: r.id.UID, Ref: m.ID},
+		{UID: r.id.UID, Kind: inbox.KindDelete, Peer: m.Peer, Ref: m.ID},
+	})
+}
+
+func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
+	if r.req.UID != "" && r.req.UID != r.id.UID {
+		return h.refuse(r, bridge.CodeForbidden, "im/conn can only update your own profile")
+	}
+	for _, c := range h.online(r.id.UID) {
+		c.setProfile(r.req.Nickname, r.req.Avatar)
+	}
+	return r.pk, packets.CodeSuccessIgnore
+}
+
+func (h *Hook) systemAdmin(r *request) (packets.Packet, error) {
+	notice := inbox.Message{UID: r.req.UID, Kind: inbox.KindNotice, Content: r.req.Msg,
+		MsgType: r.req.MsgType, Event: r.req.Event, Ref: r.req.MsgID}
+	if r.req.UID != "" {
+		return h.appendOrFail(r, []inbox.Message{notice})
+	}
+	payload, err := bridge.AppendEnvelope(nil, notice)
+	if err != nil {
+		return h.refuse(r, bridge.CodeBadField, "notice cannot be rendered")
+	}
+	if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
+		return h.storeFailed(r, err)
+	}
+	h.opts.Log.Info("broadcast sent", "uid", r.id.UID, "msgtype", r.req.MsgType)
+	return r.pk, packets.CodeSuccessIgnore
+}
+
+func (h *Hook) markRead(r *request) (packets.Packet, error) {
+	if r.req.UID == r.id.UID {
+		return h.refuse(r, bridge.CodeBadUID, "uid must be the peer whose messages you read")
+	}
+	return h.appendOrFail(r, []inbox.Message{
+		{UID: r.req.UID, Kind: inbox.KindReceipt, Peer: r.id.UID, Ref: r.req.MsgID},
+	})
+}
+
+// appendOrFail appends durably; only then may mochi send the PUBACK.
+func (h *Hook) appendOrFail(r *request, msgs []inbox.Message) (packets.Packet, error) {
+	if _, err := h.appendAndNotify(context.Background(), msgs); err != nil {
+		return h.storeFailed(r, err)
+	}
+	return r.pk, packets.CodeSuccessIgnore
+}
+
+// storeFailed reports a failure that is not the client's fault. An MQTT 5
+// QoS 1 sender gets 0x80; a 3.1.1 sender gets no PUBACK and resends after
+// reconnecting; nobody is told a message was stored when it was not.
+func (h *Hook) storeFailed(r *request, err error) (packets.Packet, error) {
+	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", r.pk.TopicName, "error", err)
+	h.opts.Events.Rejected(bridge.CodeInternal)
+	if r.c != nil {
+		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: bridge.CodeInternal, Detail: "try again later"},
+			r.pk.TopicName, r.req.CID))
+	}
+	if r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1 {
+		return r.pk, packets.ErrUnspecifiedError
+	}
+	if r.pk.FixedHeader.Qos > 0 {
+		return r.pk, packets.ErrRejectPacket
+	}
+	return r.pk, packets.CodeSuccessIgnore
+}
+
+// refuse answers bad or forbidden input: an Error envelope on the sender's
+// inbox, a reason code for an MQTT 5 QoS 1 sender, a log line, and the
+// connection stays up.
+func (h *Hook) refuse(r *request, code, detail string) (packets.Packet, error) {
+	h.opts.Events.Rejected(code)
+	uid, client := "", r.cl.ID
+	if r.id != nil {
+		uid, client = r.id.UID, r.id.ClientID
+	}
+	h.opts.Log.Info("request refused", "uid", uid, "client", client, "topic", clip(r.pk.TopicName),
+		"code", code, "detail", detail)
+	if r.c != nil {
+		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: code, Detail: detail}, r.pk.TopicName, r.req.CID))
+	}
+	// mochi answers a refused QoS 2 publish with a PUBACK, which is wrong
+	// on the wire; such publishes are acked normally and not routed.
+	if r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1 {
+		return r.pk, reasonCode(code)
+	}
+	return r.pk, packets.CodeSuccessIgnore
+}
+
+// reasonCode maps an Error code to an MQTT 5 PUBACK reason code.
+func reasonCode(code string) packets.Code {
+	switch code {
+	case bridge.CodeForbidden:
+		return packets.ErrNotAuthorized // 0x87
+	case bridge.CodeRateLimited:
+		return packets.ErrQuotaExceeded // 0x97
+	case bridge.CodeUnknownTopic:
+		return packets.ErrTopicNameInvalid // 0x90
+	case bridge.CodeNotFound:
+		return packets.ErrImplementationSpecificError // 0x83
+	case bridge.CodeInternal:
+		return packets.ErrUnspecifiedError // 0x80
+	}
+	return packets.ErrPayloadFormatInvalid // 0x99: the request itself is bad
+}
+
+// clip keeps client-controlled strings short in logs and envelopes.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
