@@ -45,9 +45,10 @@ type conn struct {
 }
 
 type unacked struct {
-	seq   uint64
-	pid   uint16
-	acked bool
+	seq     uint64
+	created int64
+	pid     uint16
+	acked   bool
 }
 
 func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
@@ -251,12 +252,10 @@ func (c *conn) send(seq uint64, payload []byte) bool {
 		}
 		pk.FixedHeader.Qos = 1
 		pk.PacketID = uint16(pid)
-		// Registered with mochi only to reserve the packet id and let it
-		// process the PUBACK; close() takes it out again.
-		if c.cl.State.Inflight.Set(pk) {
-			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
-		}
-		c.pending = append(c.pending, unacked{seq: seq, pid: pk.PacketID})
+		// Registered with mochi only to reserve the packet id (see
+		// packetids.go); close() takes it out again.
+		c.reserve(pk.PacketID, pk.Created)
+		c.pending = append(c.pending, unacked{seq: seq, created: pk.Created, pid: pk.PacketID})
 		c.mu.Unlock()
 	}
 	if err := c.cl.WritePacket(pk); err != nil {

@@ -62,6 +62,7 @@ type Hook struct {
 	opts Options
 
 	conns sync.Map // *mqtt.Client -> *conn
+	swaps sync.Map // *mqtt.Client -> idSwap, see packetids.go
 
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
@@ -80,6 +81,8 @@ func (h *Hook) ID() string { return "inboxmq-delivery" }
 func (h *Hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
+		mqtt.OnPacketProcessed,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
@@ -260,10 +263,13 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // it for its own acks of the client's publishes, whose packet ids live in
 // another id space.)
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Puback {
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
 		if c := h.conn(cl); c != nil {
 			c.ack(pk.PacketID)
 		}
+	case packets.Subscribe, packets.Unsubscribe:
+		h.avoidIDClash(cl, &pk)
 	}
 	return pk, nil
 }
@@ -271,6 +277,7 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 // OnDisconnect stops the connection's deliveries; what it did not
 // acknowledge stays in the log for its next connection.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.swaps.Delete(cl)
 	if c := h.unregister(cl); c != nil {
 		c.close()
 		h.opts.Log.Info("disconnected", "uid", c.id.UID, "client", c.id.ClientID, "remote", cl.Net.Remote, "error", errString(err))

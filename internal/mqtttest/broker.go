@@ -1,0 +1,112 @@
+package mqtttest
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/broker"
+)
+
+// Secret signs the tokens of test brokers.
+const Secret = "test-secret-test-secret-test-secret-0123456789"
+
+// Static accounts of test brokers.
+const (
+	AdminName       = "admin"
+	AdminPassword   = "admin-test-password"
+	ServiceName     = "backend"
+	ServicePassword = "service-test-password"
+)
+
+var (
+	hashOnce               sync.Once
+	adminHash, serviceHash string
+)
+
+func hashes(tb testing.TB) (string, string) {
+	tb.Helper()
+	hashOnce.Do(func() {
+		var err error
+		if adminHash, err = auth.HashPassword(AdminPassword); err != nil {
+			panic(err)
+		}
+		if serviceHash, err = auth.HashPassword(ServicePassword); err != nil {
+			panic(err)
+		}
+	})
+	return adminHash, serviceHash
+}
+
+// Config is a test broker config: loopback port-0 listeners, a fresh data
+// dir, the test secret, and the admin and service accounts.
+func Config(tb testing.TB) broker.Config {
+	tb.Helper()
+	admin, service := hashes(tb)
+	cfg := broker.DefaultConfig()
+	cfg.DataDir = tb.TempDir()
+	cfg.Listeners.MQTT.Address = "127.0.0.1:0"
+	cfg.Listeners.WebSocket.Address = "127.0.0.1:0"
+	cfg.Listeners.HTTP.Address = "127.0.0.1:0"
+	cfg.Auth.JWTSecret = Secret
+	cfg.Auth.Accounts = []broker.AccountConfig{
+		{Name: AdminName, PasswordHash: admin, Role: "admin"},
+		{Name: ServiceName, PasswordHash: service, Role: "service"},
+	}
+	cfg.Log.Level = "warn"
+	if os.Getenv("INBOXMQ_TEST_LOG") != "" {
+		cfg.Log.Level = "debug"
+	}
+	return cfg
+}
+
+// Start runs an in-process broker until the test ends.
+func Start(tb testing.TB, cfg broker.Config) *broker.Broker {
+	tb.Helper()
+	log, err := broker.NewLogger(cfg.Log, os.Stderr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := broker.New(cfg, log)
+	if err != nil {
+		tb.Fatalf("new broker: %v", err)
+	}
+	if err := b.Start(); err != nil {
+		tb.Fatalf("start broker: %v", err)
+	}
+	tb.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+var (
+	tokensOnce sync.Once
+	tokens     *auth.Tokens
+)
+
+// Token mints a user token with the test secret, valid for an hour.
+func Token(tb testing.TB, uid string) string {
+	tb.Helper()
+	return TokenWith(tb, auth.Claims{UID: uid, Nickname: "nick-" + uid, Avatar: "https://a.example/" + uid + ".png", TTL: time.Hour})
+}
+
+// TokenWith mints a token with explicit claims.
+func TokenWith(tb testing.TB, c auth.Claims) string {
+	tb.Helper()
+	tokensOnce.Do(func() {
+		var err error
+		if tokens, err = auth.NewTokens([]byte(Secret)); err != nil {
+			panic(err)
+		}
+	})
+	tok, err := tokens.Mint(c)
+	if err != nil {
+		tb.Fatalf("mint token: %v", err)
+	}
+	return tok
+}
+
+// Quiet is a logger for tests that do not want broker logs.
+func Quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
