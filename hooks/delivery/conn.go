@@ -35,12 +35,12 @@ type conn struct {
 	avatar     string
 	subscribed bool
 	qos        byte
-	started    bool     // cursor loaded
-	next       uint64   // next Seq to send
-	acked      uint64   // every Seq <= acked is acknowledged
+	started    bool      // cursor loaded
+	next       uint64    // next Seq to send
+	acked      uint64    // every Seq <= acked is acknowledged
 	pending    []unacked // sent, not yet acknowledged, in Seq order
-	pumping    bool     // a pump goroutine is running
-	dirty      bool     // the inbox may have grown since the pump last read it
+	pumping    bool      // a pump goroutine is running
+	dirty      bool      // the inbox may have grown since the pump last read it
 	closed     bool
 }
 
