@@ -124,12 +124,17 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 // every normal disconnect as a warning, and our hooks log what matters
 // with the uid attached.
 func mochiLogger(log *slog.Logger, level string) *slog.Logger {
+	min := slog.LevelError
 	if level == "debug" {
-		return log.With("component", "mochi")
+		min = slog.LevelDebug
 	}
-	return slog.New(levelFilter{h: log.Handler(), min: slog.LevelError}).With("component", "mochi")
+	return slog.New(levelFilter{h: log.Handler(), min: min}).With("component", "mochi")
 }
 
+// levelFilter drops mochi records below min, and its "publish packet
+// error" records: mochi logs every refusal our OnPublish returns, at error
+// level with a whole packet dump, and the delivery hook has already logged
+// it with the account and reason.
 type levelFilter struct {
 	h   slog.Handler
 	min slog.Level
@@ -138,7 +143,14 @@ type levelFilter struct {
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= f.min && f.h.Enabled(ctx, l)
 }
-func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "publish packet error" {
+		return nil
+	}
+	return f.h.Handle(ctx, r)
+}
+
 func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
 }

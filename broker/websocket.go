@@ -29,6 +29,8 @@ type wsListener struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	once     sync.Once
+	// establish is set by Serve before the server accepts connections.
+	establish listeners.EstablishFn
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
@@ -44,6 +46,9 @@ func newWSListener(id string, ln net.Listener, path string, allowed []string, lo
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(path, l.serveWS)
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return l
 }
 
@@ -72,39 +77,41 @@ func (l *wsListener) Protocol() string { return "ws" }
 func (l *wsListener) Init(*slog.Logger) error { return nil }
 
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
-	mux := http.NewServeMux()
-	mux.HandleFunc(l.path, func(w http.ResponseWriter, r *http.Request) {
-		c, err := l.upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return // the upgrader already answered with an HTTP error
-		}
-		defer c.Close()
-		c.SetReadLimit(16 << 20)
-		if err := establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
-			l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
-		}
-	})
-	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	l.establish = establish
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		l.log.Error("websocket listener failed", "error", err)
+	}
+}
+
+func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader already answered with an HTTP error
+	}
+	defer c.Close()
+	c.SetReadLimit(16 << 20)
+	if err := l.establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+		l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
 	}
 }
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.once.Do(func() {
 		closeClients(l.id)
-		if l.srv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = l.srv.Shutdown(ctx)
-		} else {
-			_ = l.ln.Close()
-		}
+		// Hijacked WebSocket connections are not tracked by Shutdown;
+		// closeClients has ended them.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.srv.Shutdown(ctx)
+		_ = l.ln.Close()
 	})
 }
 
 // wsConn makes a WebSocket a net.Conn carrying MQTT in binary messages
 // (MQTT packets may span messages, and a message may hold several).
+// SetDeadline is the embedded TCP connection's: gorilla's own deadline
+// setters are not safe beside a concurrent write, and mochi sets deadlines
+// from the reader while another goroutine writes.
 type wsConn struct {
 	net.Conn
 	c *websocket.Conn
@@ -142,13 +149,6 @@ func (ws *wsConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-func (ws *wsConn) SetDeadline(t time.Time) error {
-	if err := ws.c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return ws.c.SetWriteDeadline(t)
 }
 
 func (ws *wsConn) Close() error { return ws.Conn.Close() }

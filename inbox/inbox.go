@@ -45,7 +45,7 @@ func (k Kind) String() string {
 type Message struct {
 	UID  string // inbox owner
 	Seq  uint64 // position in the owner's inbox, dense, from 1
-	ID   string // msgid: unique in the deployment, increasing in every inbox
+	ID   string // msgid: decimal uint64 (IDGen), unique in the deployment, increasing in every inbox
 	Time int64  // append time, Unix milliseconds
 
 	Kind     Kind

@@ -131,7 +131,11 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		// A precise reason beats mochi's generic "bad username or password",
 		// which it sends after ours and the client never reads.
-		_ = h.opts.Server.SendConnack(cl, packets.ErrNotAuthorized, false, nil)
+		code := packets.ErrNotAuthorized
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.Err3NotAuthorized // mochi does not map 0x87 for 3.1.1
+		}
+		_ = h.opts.Server.SendConnack(cl, code, false, nil)
 		return false
 	}
 	// Namespacing the session id by account means a client id chosen by one

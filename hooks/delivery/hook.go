@@ -270,6 +270,8 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 	case packets.Subscribe, packets.Unsubscribe:
 		h.avoidIDClash(cl, &pk)
+	case packets.Publish:
+		markSysPublish(&pk)
 	}
 	return pk, nil
 }

@@ -47,6 +47,10 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	r.id = id
 	topic := pk.TopicName
+	if strings.HasPrefix(topic, sysMarker) {
+		r.pk.TopicName = strings.TrimPrefix(topic, sysMarker)
+		return h.refuse(r, bridge.CodeForbidden, "publishing to $SYS is not allowed")
+	}
 	if !h.opts.Policy.CanPublish(id.Subject(), topic) {
 		return h.refuse(r, bridge.CodeForbidden, "publishing to "+clip(topic)+" is not allowed")
 	}

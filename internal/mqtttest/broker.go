@@ -56,7 +56,7 @@ func Config(tb testing.TB) broker.Config {
 		{Name: AdminName, PasswordHash: admin, Role: "admin"},
 		{Name: ServiceName, PasswordHash: service, Role: "service"},
 	}
-	cfg.Log.Level = "warn"
+	cfg.Log.Level = "error"
 	if os.Getenv("INBOXMQ_TEST_LOG") != "" {
 		cfg.Log.Level = "debug"
 	}

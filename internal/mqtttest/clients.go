@@ -119,9 +119,11 @@ func (c *V3) Sub(filter string, qos byte) error {
 	if err := tok.Error(); err != nil {
 		return err
 	}
-	granted := tok.(*paho.SubscribeToken).Result()[filter]
-	if granted == 0x80 {
-		return fmt.Errorf("subscribe %s refused (0x80)", filter)
+	// paho keys the result by the filter without a $share/{group}/ prefix.
+	for _, granted := range tok.(*paho.SubscribeToken).Result() {
+		if granted == 0x80 {
+			return fmt.Errorf("subscribe %s refused (0x80)", filter)
+		}
 	}
 	return nil
 }

@@ -1,11 +1,27 @@
 package delivery
 
 import (
+	"strings"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
+
+// Workarounds for mochi v2.7.9 behaviour that would break inbox delivery or
+// leave a client without an answer.
+
+// sysMarker prefixes a publish to a $SYS topic: mochi drops such publishes
+// without a PUBACK, so a QoS 1 client would wait forever. Marked, the
+// publish reaches OnPublish, which refuses it like any forbidden topic.
+const sysMarker = "$inboxmq-refused/"
+
+// markSysPublish is called from OnPacketRead for inbound PUBLISH packets.
+func markSysPublish(pk *packets.Packet) {
+	if len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+		pk.TopicName = sysMarker + pk.TopicName
+	}
+}
 
 // mochi v2.7.9 keeps one inflight map per client and looks the client's own
 // packet ids up in it, although the MQTT spec gives each direction its own

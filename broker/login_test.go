@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/inboxmq/inboxmq/internal/mqtttest"
+)
+
+// A second login of the same uid logs the first out with a Logout
+// envelope and DISCONNECT 0x8E; messages then reach the new device only.
+func TestSingleLogin_SecondLoginKicksFirst(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	tok := mqtttest.Token(t, "10021")
+	phone := mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021/phone", Subscribe: true, SessionExpiry: 3600})
+	tablet := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/tablet", Subscribe: true})
+
+	logout := phone.Inbox.NextMethod(t, "Logout", wait)
+	if logout.Str("action") != "5" || logout.Str("reason") == "" {
+		t.Fatalf("logout envelope = %s", logout.Raw)
+	}
+	select {
+	case d := <-phone.Disconnects:
+		if d.ReasonCode != 0x8E {
+			t.Fatalf("disconnect reason %#x, want 0x8E", d.ReasonCode)
+		}
+	case <-time.After(wait):
+		t.Fatal("first login was not disconnected")
+	}
+
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"to the new device"}`)
+	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "to the new device")
+}
+
+// With single_login false every device keeps its session and gets a copy.
+func TestMultiDevice_EachGetsACopy(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Inbox.SingleLogin = false
+	b := mqtttest.Start(t, cfg)
+	tok := mqtttest.Token(t, "10021")
+	phone := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/phone", Subscribe: true})
+	tablet := mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021/tablet", Subscribe: true, SessionExpiry: 3600})
+
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"both"}`)
+	checkSendMsg(t, phone.Inbox.Next(t, wait), "10001", "both")
+	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "both")
+
+	// The phone goes offline; its own copy waits for it.
+	phone.Disconnect(250)
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"while the phone sleeps"}`)
+	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "while the phone sleeps")
+	phone2 := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/phone"})
+	checkSendMsg(t, phone2.Inbox.Next(t, wait), "10001", "while the phone sleeps")
+	phone2.Inbox.None(t, 200*time.Millisecond)
+}
+
+// A reused client id of the same account takes the session over cleanly,
+// also when the old connection was non-persistent (mochi bug 2 in the notes).
+func TestSameClientIDReconnects(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	tok := mqtttest.Token(t, "10021")
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	for i := 0; i < 30; i++ {
+		c := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{Clean: i%2 == 0, Subscribe: true})
+		alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"ping"}`)
+		e := c.Inbox.Next(t, wait)
+		if e.Method() != "SendMsg" {
+			t.Fatalf("round %d: got %s", i, e.Raw)
+		}
+		// Leave without DISCONNECT on odd rounds: the next login takes over.
+		if i%2 == 0 {
+			c.Disconnect(0)
+		}
+	}
+}

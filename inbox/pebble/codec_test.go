@@ -1,0 +1,108 @@
+package pebblestore
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"testing"
+
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		id   uint64
+		msg  inbox.Message
+	}{
+		{"zero", 0, inbox.Message{}},
+		{"full", 1234567890123456789, inbox.Message{
+			Time: 1735689600000, Kind: inbox.KindDirect, Peer: "bob", Nickname: "Bob 🐙", Avatar: "a.png",
+			Content: "héllo", Extra: "{}", CID: "c1", MsgType: -7, Event: "ev", Ref: "42",
+		}},
+		{"extremes", math.MaxUint64, inbox.Message{Time: math.MinInt64, Kind: 255, MsgType: math.MaxInt64}},
+		{"negative time", 1, inbox.Message{Time: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := appendMessage(nil, tt.id, &tt.msg)
+			var got inbox.Message
+			if err := decodeMessage(b, &got); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			want := tt.msg
+			want.ID = strconv.FormatUint(tt.id, 10)
+			if got != want {
+				t.Errorf("decoded %+v, want %+v", got, want)
+			}
+			tm, err := decodeTime(b)
+			if err != nil || tm != tt.msg.Time {
+				t.Errorf("decodeTime = %d, %v, want %d", tm, err, tt.msg.Time)
+			}
+		})
+	}
+}
+
+func TestCodecCorrupt(t *testing.T) {
+	valid := appendMessage(nil, 99, &inbox.Message{Time: 5, Kind: inbox.KindDirect, Content: "hello", Ref: "r"})
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"unknown version", append([]byte{2}, valid[1:]...)},
+		{"trailing byte", append(append([]byte(nil), valid...), 0)},
+		{"string past end", []byte{codecV1, 1, 2, 1, 10, 'a'}},
+		{"varint too long", []byte{codecV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+	}
+	for i := 1; i < len(valid); i++ {
+		tests = append(tests, struct {
+			name string
+			b    []byte
+		}{"truncated at " + strconv.Itoa(i), valid[:i]})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m inbox.Message
+			if err := decodeMessage(tt.b, &m); !errors.Is(err, errCorrupt) {
+				t.Errorf("decode = %v, want errCorrupt", err)
+			}
+		})
+	}
+}
+
+// FuzzDecode checks that no input makes the decoders panic, and that what
+// decodes re-encodes to a value that decodes the same.
+func FuzzDecode(f *testing.F) {
+	f.Add(appendMessage(nil, 1, &inbox.Message{}))
+	f.Add(appendMessage(nil, 1234567890123456789, &inbox.Message{
+		Time: 1735689600000, Kind: inbox.KindNotice, Content: "hi", MsgType: 3, Event: "e", Ref: "r",
+	}))
+	f.Add([]byte{})
+	f.Add([]byte{codecV1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m inbox.Message
+		err := decodeMessage(b, &m)
+		tm, terr := decodeTime(b)
+		if err != nil {
+			if !errors.Is(err, errCorrupt) {
+				t.Fatalf("decode error %v does not wrap errCorrupt", err)
+			}
+			return
+		}
+		if terr != nil || tm != m.Time {
+			t.Fatalf("decodeTime = %d, %v; decode gave time %d", tm, terr, m.Time)
+		}
+		id, perr := strconv.ParseUint(m.ID, 10, 64)
+		if perr != nil {
+			t.Fatalf("decoded id %q: %v", m.ID, perr)
+		}
+		var again inbox.Message
+		if err := decodeMessage(appendMessage(nil, id, &m), &again); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if again != m {
+			t.Fatalf("re-decoded %+v, want %+v", again, m)
+		}
+	})
+}

@@ -1,0 +1,431 @@
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+// cacheSize is Pebble's block cache. Reads are mostly of recent messages
+// still in the memtable, so a small cache is enough.
+const cacheSize = 8 << 20
+
+// Store is an inbox.Store in a Pebble database. Open one with Open.
+type Store struct {
+	db   *pebble.DB
+	opts inbox.Options
+	now  func() time.Time // time.Now; tests replace it
+
+	// life keeps db open while it is used: every method holds it shared
+	// for its whole run (an Append until its fsync is done), Close holds it
+	// exclusively. Pebble panics on use after Close, so this is required.
+	life   sync.RWMutex
+	closed bool // guarded by life
+
+	// mu orders appends. Under it: ids and Seqs are assigned, the batch
+	// is applied, and heads is read or written.
+	mu      sync.Mutex
+	ids     *inbox.IDGen
+	heads   map[string]head // uid -> held range, loaded on first use
+	scratch []byte          // key and value buffer for Append
+
+	// curMu makes SetCursor's read-compare-write atomic.
+	curMu sync.Mutex
+}
+
+// head is the held range of one inbox: Seqs first..last. last is the
+// highest Seq ever assigned; first is last+1 when none is held.
+type head struct {
+	first, last uint64
+}
+
+func (h head) held() uint64 { return h.last + 1 - h.first }
+
+var _ inbox.Store = (*Store)(nil)
+
+// Open opens or creates the store in directory dir.
+func Open(dir string, opts inbox.Options) (*Store, error) {
+	if opts.NodeID < 0 || opts.NodeID > 1023 {
+		return nil, fmt.Errorf("pebblestore: open: node id %d out of range 0..1023", opts.NodeID)
+	}
+	if opts.MaxPerInbox < 0 {
+		return nil, fmt.Errorf("pebblestore: open: negative MaxPerInbox %d", opts.MaxPerInbox)
+	}
+	cache := pebble.NewCache(cacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:              cache,
+		Logger:             quietLogger{},
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head)}
+	last, err := s.init()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
+	}
+	s.ids = inbox.NewIDGen(opts.NodeID, last)
+	return s, nil
+}
+
+// init checks or writes the layout version and returns the last id issued.
+func (s *Store) init() (lastID uint64, err error) {
+	v, ok, err := s.getUint("layout version", keyVersion)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		if err := s.db.Set(keyVersion, encodeUint(layoutVersion), pebble.Sync); err != nil {
+			return 0, fmt.Errorf("write layout version: %w", err)
+		}
+	case v != layoutVersion:
+		return 0, fmt.Errorf("layout version %d, this build reads %d", v, layoutVersion)
+	}
+	lastID, _, err = s.getUint("last id", keyLastID)
+	return lastID, err
+}
+
+// enter takes the lifetime lock shared; the caller must call s.life.RUnlock.
+func (s *Store) enter() error {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return inbox.ErrClosed
+	}
+	return nil
+}
+
+// Close flushes the memtable and closes the database. It waits for
+// methods in progress; later calls return an error wrapping inbox.ErrClosed.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return fmt.Errorf("pebblestore: close: %w", inbox.ErrClosed)
+	}
+	s.closed = true
+	var errs []error
+	if err := s.db.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("pebblestore: flush: %w", err))
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("pebblestore: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// drop is a number of messages of one inbox dropped by retention.
+type drop struct {
+	uid string
+	n   int
+}
+
+// Append implements inbox.Store. It returns after the batch is fsync'd.
+// Entries of one call for the same uid get consecutive Seqs and share the
+// id, like all entries of one call.
+func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pebblestore: append: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	for i := range msgs {
+		if err := checkUID(msgs[i].UID); err != nil {
+			return nil, fmt.Errorf("pebblestore: append: %w", err)
+		}
+	}
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("pebblestore: append: %w", err)
+	}
+	defer s.life.RUnlock()
+
+	out := slices.Clone(msgs)
+	b := s.db.NewBatch()
+	drops, err := s.applyAppend(b, out)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("pebblestore: append: %w", err), b.Close())
+	}
+	// Wait for the fsync outside s.mu, so the next appenders can join it.
+	if err := b.SyncWait(); err != nil {
+		return nil, errors.Join(fmt.Errorf("pebblestore: append: sync: %w", err), b.Close())
+	}
+	if err := b.Close(); err != nil {
+		return nil, fmt.Errorf("pebblestore: append: %w", err)
+	}
+	s.reportDrops(drops, "overflow")
+	return out, nil
+}
+
+// applyAppend assigns id, Time and Seqs to out, writes them with the
+// overflow deletes and the last id into b, and applies b without waiting
+// for its fsync.
+func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	now := s.now()
+	id := s.ids.Next(now)
+	idStr := strconv.FormatUint(id, 10)
+	ms := now.UnixMilli()
+
+	// New heads, committed to s.heads only once b is applied. An Append
+	// has one or two inboxes, so a slice beats a map.
+	type touched struct {
+		uid string
+		h   head
+	}
+	var buf [2]touched
+	heads := buf[:0]
+	for i := range out {
+		m := &out[i]
+		j := slices.IndexFunc(heads, func(t touched) bool { return t.uid == m.UID })
+		if j < 0 {
+			h, err := s.headLocked(m.UID)
+			if err != nil {
+				return nil, err
+			}
+			heads = append(heads, touched{m.UID, h})
+			j = len(heads) - 1
+		}
+		heads[j].h.last++
+		m.Seq, m.ID, m.Time = heads[j].h.last, idStr, ms
+
+		key := appendMsgKey(s.scratch[:0], m.UID, m.Seq)
+		s.scratch = appendMessage(key, id, m)
+		if err := b.Set(key, s.scratch[len(key):], nil); err != nil {
+			return nil, fmt.Errorf("batch: %w", err)
+		}
+	}
+
+	var drops []drop
+	for i := range heads {
+		t := &heads[i]
+		if err := b.Set(headKey(t.uid), encodeUint(t.h.last), nil); err != nil {
+			return nil, fmt.Errorf("batch: %w", err)
+		}
+		keep := uint64(s.opts.MaxPerInbox)
+		if keep == 0 || t.h.held() <= keep {
+			continue
+		}
+		first := t.h.last - keep + 1
+		for seq := t.h.first; seq < first; seq++ {
+			s.scratch = appendMsgKey(s.scratch[:0], t.uid, seq)
+			if err := b.Delete(s.scratch, nil); err != nil {
+				return nil, fmt.Errorf("batch: %w", err)
+			}
+		}
+		drops = append(drops, drop{t.uid, int(first - t.h.first)})
+		t.h.first = first
+	}
+	if err := b.Set(keyLastID, encodeUint(id), nil); err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	for _, t := range heads {
+		s.heads[t.uid] = t.h
+	}
+	return drops, nil
+}
+
+// headLocked returns uid's held range, loading and caching it on first
+// use. s.mu must be held. A uid never appended to is not cached, so
+// lookups of unknown uids do not grow the cache.
+func (s *Store) headLocked(uid string) (head, error) {
+	if h, ok := s.heads[uid]; ok {
+		return h, nil
+	}
+	last, _, err := s.getUint("head of "+uid, headKey(uid))
+	if err != nil {
+		return head{}, err
+	}
+	h := head{first: last + 1, last: last}
+	if last == 0 {
+		return h, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: appendMsgKey(nil, uid, 0),
+		UpperBound: appendMsgEnd(nil, uid),
+	})
+	if err != nil {
+		return head{}, fmt.Errorf("head of %s: %w", uid, err)
+	}
+	if it.First() {
+		_, seq, err := parseMsgKey(it.Key())
+		if err != nil {
+			return head{}, errors.Join(err, it.Close())
+		}
+		h.first = seq
+	}
+	if err := it.Close(); err != nil {
+		return head{}, fmt.Errorf("head of %s: %w", uid, err)
+	}
+	s.heads[uid] = h
+	return h, nil
+}
+
+// Read implements inbox.Store. A limit <= 0 reads nothing.
+func (s *Store) Read(ctx context.Context, uid string, from uint64, limit int) ([]inbox.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pebblestore: read %s: %w", uid, err)
+	}
+	if err := checkUID(uid); err != nil {
+		return nil, fmt.Errorf("pebblestore: read: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("pebblestore: read %s: %w", uid, err)
+	}
+	defer s.life.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: appendMsgKey(nil, uid, max(from, 1)),
+		UpperBound: appendMsgEnd(nil, uid),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: read %s: %w", uid, err)
+	}
+	out := make([]inbox.Message, 0, min(limit, 64))
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		_, seq, err := parseMsgKey(it.Key())
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("pebblestore: read %s: %w", uid, err), it.Close())
+		}
+		m := inbox.Message{UID: uid, Seq: seq}
+		if err := decodeMessage(it.Value(), &m); err != nil {
+			return nil, errors.Join(fmt.Errorf("pebblestore: read %s seq %d: %w", uid, seq, err), it.Close())
+		}
+		out = append(out, m)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebblestore: read %s: %w", uid, err)
+	}
+	return out, nil
+}
+
+// Bounds implements inbox.Store. After the first call for a uid it is
+// answered from memory.
+func (s *Store) Bounds(ctx context.Context, uid string) (first, last uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("pebblestore: bounds %s: %w", uid, err)
+	}
+	if err := checkUID(uid); err != nil {
+		return 0, 0, fmt.Errorf("pebblestore: bounds: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return 0, 0, fmt.Errorf("pebblestore: bounds %s: %w", uid, err)
+	}
+	defer s.life.RUnlock()
+	s.mu.Lock()
+	h, err := s.headLocked(uid)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, 0, fmt.Errorf("pebblestore: bounds: %w", err)
+	}
+	if h.held() == 0 {
+		return 0, h.last, nil
+	}
+	return h.first, h.last, nil
+}
+
+// Cursor implements inbox.Store.
+func (s *Store) Cursor(ctx context.Context, uid, device string) (seq uint64, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, fmt.Errorf("pebblestore: cursor %s: %w", uid, err)
+	}
+	if err := checkUID(uid); err != nil {
+		return 0, false, fmt.Errorf("pebblestore: cursor: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return 0, false, fmt.Errorf("pebblestore: cursor %s: %w", uid, err)
+	}
+	defer s.life.RUnlock()
+	seq, ok, err = s.getUint("cursor", cursorKey(uid, device))
+	if err != nil {
+		return 0, false, fmt.Errorf("pebblestore: %s: %w", uid, err)
+	}
+	return seq, ok, nil
+}
+
+// SetCursor implements inbox.Store. The write is not synced.
+func (s *Store) SetCursor(ctx context.Context, uid, device string, seq uint64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+	}
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("pebblestore: set cursor: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+	}
+	defer s.life.RUnlock()
+	key := cursorKey(uid, device)
+	s.curMu.Lock()
+	defer s.curMu.Unlock()
+	cur, ok, err := s.getUint("cursor", key)
+	if err != nil {
+		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+	}
+	if ok && seq <= cur {
+		return nil
+	}
+	if err := s.db.Set(key, encodeUint(seq), pebble.NoSync); err != nil {
+		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+	}
+	return nil
+}
+
+// getUint reads an 8-byte value; ok is false when key is absent.
+func (s *Store) getUint(what string, key []byte) (v uint64, ok bool, err error) {
+	val, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read %s: %w", what, err)
+	}
+	v, err = decodeUint(what, val)
+	if cerr := closer.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("read %s: %w", what, cerr)
+	}
+	return v, err == nil, err
+}
+
+func (s *Store) reportDrops(drops []drop, reason string) {
+	if s.opts.OnDrop == nil {
+		return
+	}
+	for _, d := range drops {
+		s.opts.OnDrop(d.uid, d.n, reason)
+	}
+}
+
+// quietLogger routes Pebble's log lines to slog at debug level. Pebble
+// calls Fatalf only when it cannot go on (a failed WAL write, say); it
+// must not return then, so it panics after logging.
+type quietLogger struct{}
+
+func (quietLogger) Infof(format string, args ...any) {
+	slog.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (quietLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	slog.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}
