@@ -1,0 +1,63 @@
+# inboxmq: `make run` starts a dev broker, `make test` runs every test.
+GO       ?= go
+BIN      := bin/inboxmq
+FUZZTIME ?= 30s
+# Root installs directly; anyone else goes through sudo.
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Every fuzz target as package:Name; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := \
+	./bridge:FuzzParse ./bridge:FuzzAppendEnvelope ./bridge:FuzzMsgIDLiteral \
+	./acl:FuzzCovers ./acl:FuzzCanRead ./acl:FuzzParseRule \
+	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./broker:FuzzParseConfig
+
+.PHONY: help run build test bench fuzz lint check deps clean
+
+help: ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/inboxmq
+	$(GO) build -o $(BIN) ./cmd/inboxmq
+
+run: build ## run a dev broker on the embedded store (inboxmq.dev.yaml, DEV secrets)
+	@echo "inboxmq dev broker: mqtt://127.0.0.1:1883  ws://127.0.0.1:8083/mqtt  http://127.0.0.1:8080/healthz"
+	@echo "DEV ONLY: inboxmq.dev.yaml holds a public secret and public passwords."
+	@echo
+	@echo "Try it in another terminal (mosquitto-clients: apt-get install mosquitto-clients):"
+	@echo "  # a token for user 10021, and listen to its inbox with a persistent session"
+	@echo "  T=\$$($(BIN) token --config inboxmq.dev.yaml --uid 10021 --nickname Bob)"
+	@echo "  mosquitto_sub -h 127.0.0.1 -u 10021 -P \"\$$T\" -i 10021 -c -q 1 -t inbox/10021 -v"
+	@echo "  # user 10001 sends 10021 a message"
+	@echo "  mosquitto_pub -h 127.0.0.1 -u 10001 -P \"\$$($(BIN) token --config inboxmq.dev.yaml --uid 10001 --nickname 张三)\" \\"
+	@echo "    -q 1 -t im/sendmsg -m '{\"uid\":10021,\"msg\":\"你好\"}'"
+	@echo "  # the admin sends a notice to everyone (subscribers of 'broadcast')"
+	@echo "  mosquitto_pub -h 127.0.0.1 -u admin -P dev-admin-password -q 1 -t im/systemadmin -m '{\"content\":\"hello all\"}'"
+	@echo
+	$(BIN) --config inboxmq.dev.yaml
+
+deps: ## install what the tests need when missing (mosquitto-clients)
+	@command -v mosquitto_pub >/dev/null 2>&1 || { \
+		echo "installing mosquitto-clients"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto-clients >/dev/null; }
+
+test: deps ## run every test with the race detector (also runs the fuzz seeds)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: ## run the Go micro-benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $$pkg; \
+	done
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+check: lint test ## lint and test
+
+clean: ## remove build output and the dev data dir
+	rm -rf bin data

@@ -1,0 +1,173 @@
+package mqtttest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/inboxmq once per test process and returns its path.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "inboxmq-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "inboxmq")
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/inboxmq")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+// WriteConfig writes a YAML config for the binary: loopback port-0
+// listeners, dataDir, the test secret and accounts, plus extra YAML lines.
+func WriteConfig(tb testing.TB, dataDir string, extra ...string) string {
+	tb.Helper()
+	admin, service := hashes(tb)
+	text := fmt.Sprintf(`data_dir: %q
+log:
+  level: info
+listeners:
+  mqtt: {address: "127.0.0.1:0"}
+  websocket: {address: "127.0.0.1:0", path: /mqtt}
+  http: {address: "127.0.0.1:0"}
+auth:
+  jwt_secret: %q
+  accounts:
+    - {name: %s, password_hash: %q, role: admin}
+    - {name: %s, password_hash: %q, role: service}
+`, dataDir, Secret, AdminName, admin, ServiceName, service) + strings.Join(extra, "\n")
+	path := filepath.Join(tb.TempDir(), "inboxmq.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// Process is a running inboxmq binary.
+type Process struct {
+	Cmd                    *exec.Cmd
+	MQTTAddr, WSAddr, HTTP string
+	mu                     sync.Mutex
+	log                    strings.Builder
+	exited                 chan struct{}
+}
+
+var startedLine = regexp.MustCompile(`msg="inboxmq started" mqtt=(\S*) websocket=(\S*) http=(\S*)`)
+
+// StartProcess runs the binary with a config and waits until it listens.
+func StartProcess(tb testing.TB, configPath string) *Process {
+	tb.Helper()
+	p := &Process{Cmd: exec.Command(Binary(tb), "--config", configPath), exited: make(chan struct{})}
+	stderr, err := p.Cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.Cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	ready := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := startedLine.FindStringSubmatch(line); m != nil {
+				ready <- m
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { _ = p.Cmd.Wait(); close(p.exited) }()
+	tb.Cleanup(func() {
+		_ = p.Cmd.Process.Kill()
+		<-p.exited
+		if tb.Failed() {
+			tb.Logf("broker log:\n%s", p.Log())
+		}
+	})
+	select {
+	case m := <-ready:
+		p.MQTTAddr, p.WSAddr, p.HTTP = m[1], m[2], m[3]
+	case <-p.exited:
+		tb.Fatalf("inboxmq exited before listening:\n%s", p.Log())
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("inboxmq did not start:\n%s", p.Log())
+	}
+	return p
+}
+
+// Log returns what the process logged so far.
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *Process) Kill(tb testing.TB) {
+	tb.Helper()
+	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// Stop sends SIGTERM and returns the exit code.
+func (p *Process) Stop(tb testing.TB, timeout time.Duration) int {
+	tb.Helper()
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		tb.Fatalf("inboxmq did not stop within %s:\n%s", timeout, p.Log())
+	}
+	return p.Cmd.ProcessState.ExitCode()
+}
