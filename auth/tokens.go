@@ -159,14 +159,26 @@ type mintClaims struct {
 // A failure wraps one of the ErrToken* sentinels; its text never contains the
 // token or the secret.
 func (t *Tokens) Verify(username, token string) (Identity, error) {
+	if !validUID(username) {
+		return Identity{}, fmt.Errorf("%w: username is not a valid uid", ErrTokenSubject)
+	}
+	return t.verify(username, token)
+}
+
+// VerifyBearer checks a token presented without a username (an HTTP
+// bearer token): the same rules as Verify, with the identity taken from
+// the token's sub claim, which must be a valid uid.
+func (t *Tokens) VerifyBearer(token string) (Identity, error) {
+	return t.verify("", token)
+}
+
+// verify checks token; username "" accepts any valid uid as subject.
+func (t *Tokens) verify(username, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, fmt.Errorf("%w: empty", ErrTokenMalformed)
 	}
 	if len(token) > MaxTokenBytes {
 		return Identity{}, fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, MaxTokenBytes)
-	}
-	if !validUID(username) {
-		return Identity{}, fmt.Errorf("%w: username is not a valid uid", ErrTokenSubject)
 	}
 	var c verifyClaims
 	tok, err := t.parser.ParseWithClaims(token, &c, t.keyFunc)
@@ -176,9 +188,13 @@ func (t *Tokens) Verify(username, token string) (Identity, error) {
 	if c.Subject == "" {
 		return Identity{}, fmt.Errorf("%w: sub claim missing", ErrTokenSubject)
 	}
-	if c.Subject != username {
+	if username == "" && !validUID(c.Subject) {
+		return Identity{}, fmt.Errorf("%w: sub claim is not a valid uid", ErrTokenSubject)
+	}
+	if username != "" && c.Subject != username {
 		return Identity{}, fmt.Errorf("%w: sub claim differs from username", ErrTokenSubject)
 	}
+	username = c.Subject
 	if c.ExpiresAt == nil { // WithExpirationRequired already refuses this
 		return Identity{}, fmt.Errorf("%w: exp claim missing", ErrTokenClaims)
 	}

@@ -637,3 +637,31 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+func TestVerifyBearer(t *testing.T) {
+	tokens, err := NewTokens([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := tokens.Mint(Claims{UID: "10001", Nickname: "张三", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tokens.VerifyBearer(good)
+	if err != nil || id.UID != "10001" || id.Nickname != "张三" || id.Role != RoleUser {
+		t.Fatalf("VerifyBearer(valid) = %+v, %v", id, err)
+	}
+	other, _ := NewTokens([]byte("another-secret-another-secret-0123"))
+	forged, _ := other.Mint(Claims{UID: "10001", TTL: time.Hour})
+	for _, tc := range []struct{ name, token string }{
+		{"forged", forged},
+		{"empty", ""},
+		{"garbage", "a.b.c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tokens.VerifyBearer(tc.token); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/inboxmq/inboxmq/api"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
@@ -29,6 +31,8 @@ import (
 type Broker struct {
 	cfg      Config
 	log      *slog.Logger
+	tokens   *auth.Tokens
+	accounts *auth.Accounts
 	store    inbox.Store
 	server   *mqtt.Server
 	access   *access.Hook
@@ -36,6 +40,8 @@ type Broker struct {
 
 	mqttLn, wsLn, httpLn net.Listener
 	httpSrv              *http.Server
+
+	refusedConns atomic.Int64 // connections refused by the per-IP rate
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -73,6 +79,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	b.tokens, b.accounts = tokens, accounts
 	b.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), inbox.Options{
 		MaxPerInbox: cfg.Inbox.MaxMessages,
 		Retention:   cfg.Inbox.Retention,
@@ -93,26 +100,29 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	})
 	b.access = new(access.Hook)
 	if err := b.server.AddHook(b.access, &access.Options{
-		Server:         b.server,
-		Tokens:         tokens,
-		Accounts:       accounts,
-		Policy:         policy,
-		AllowAnonymous: cfg.Auth.Anonymous,
-		Log:            log,
+		Server:           b.server,
+		Tokens:           tokens,
+		Accounts:         accounts,
+		Policy:           policy,
+		AllowAnonymous:   cfg.Auth.Anonymous,
+		MaxSubscriptions: cfg.Limits.MaxSubscriptions,
+		Log:              log,
 	}); err != nil {
 		b.store.Close()
 		return nil, fmt.Errorf("access hook: %w", err)
 	}
 	b.delivery = new(delivery.Hook)
 	if err := b.server.AddHook(b.delivery, &delivery.Options{
-		Server:      b.server,
-		Store:       b.store,
-		Identities:  b.access,
-		Policy:      policy,
-		SingleLogin: cfg.Inbox.SingleLogin,
-		Window:      cfg.Inbox.DeliveryWindow,
-		Limits:      bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
-		Log:         log,
+		Server:       b.server,
+		Store:        b.store,
+		Identities:   b.access,
+		Policy:       policy,
+		SingleLogin:  cfg.Inbox.SingleLogin,
+		Window:       cfg.Inbox.DeliveryWindow,
+		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
+		MessageRate:  cfg.Limits.MessageRate,
+		MessageBurst: cfg.Limits.MessageBurst,
+		Log:          log,
 	}); err != nil {
 		b.store.Close()
 		return nil, fmt.Errorf("delivery hook: %w", err)
@@ -163,7 +173,7 @@ func (b *Broker) Start() error {
 	l := b.cfg.Listeners
 	var err error
 	if l.MQTT.Address != "" {
-		if b.mqttLn, err = listen(l.MQTT.Address, l.MQTT.TLS); err != nil {
+		if b.mqttLn, err = b.listenLimited(l.MQTT.Address, l.MQTT.TLS); err != nil {
 			return b.startFailed(fmt.Errorf("mqtt listener %s: %w", l.MQTT.Address, err))
 		}
 		if err := b.server.AddListener(listeners.NewNet("mqtt", b.mqttLn)); err != nil {
@@ -171,16 +181,16 @@ func (b *Broker) Start() error {
 		}
 	}
 	if l.WebSocket.Address != "" {
-		if b.wsLn, err = listen(l.WebSocket.Address, l.WebSocket.TLS); err != nil {
+		if b.wsLn, err = b.listenLimited(l.WebSocket.Address, l.WebSocket.TLS); err != nil {
 			return b.startFailed(fmt.Errorf("websocket listener %s: %w", l.WebSocket.Address, err))
 		}
-		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.log)
+		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, b.log)
 		if err := b.server.AddListener(ws); err != nil {
 			return b.startFailed(err)
 		}
 	}
 	if l.HTTP.Address != "" {
-		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS); err != nil {
+		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS, nil); err != nil {
 			return b.startFailed(fmt.Errorf("http listener %s: %w", l.HTTP.Address, err))
 		}
 		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -198,6 +208,15 @@ func (b *Broker) Start() error {
 	b.log.Info("inboxmq started", "mqtt", addrString(b.mqttLn), "websocket", addrString(b.wsLn),
 		"http", addrString(b.httpLn), "data_dir", b.cfg.DataDir, "single_login", b.cfg.Inbox.SingleLogin)
 	return nil
+}
+
+// listenLimited opens an MQTT listener behind the connection limits.
+// The limits wrap the TCP listener, under TLS, so a TLS handshake is also
+// bound by the connect timeout.
+func (b *Broker) listenLimited(address string, t TLSConfig) (net.Listener, error) {
+	return listen(address, t, func(ln net.Listener) net.Listener {
+		return newLimitedListener(ln, b.cfg.Limits.ConnectTimeout, b.cfg.Limits.ConnectionsPerIP, &b.refusedConns, b.log)
+	})
 }
 
 func (b *Broker) startFailed(err error) error {
@@ -244,6 +263,14 @@ func (b *Broker) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
+	mux.Handle("/api/", api.New(api.Options{
+		Store:    b.store,
+		Service:  b.delivery,
+		Tokens:   b.tokens,
+		Accounts: b.accounts,
+		MaxBody:  int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
+		Log:      b.log,
+	}))
 	return mux
 }
 

@@ -30,7 +30,24 @@ type Config struct {
 	Auth      AuthConfig      `yaml:"auth"`
 	ACL       ACLConfig       `yaml:"acl"`
 	Inbox     InboxConfig     `yaml:"inbox"`
+	Limits    LimitsConfig    `yaml:"limits"`
 	MQTT      MQTTConfig      `yaml:"mqtt"`
+}
+
+// LimitsConfig protects the broker and its users from floods.
+type LimitsConfig struct {
+	// ConnectTimeout is how long a new connection may take to send CONNECT.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ConnectionsPerIP is new connections per second per remote IP (burst
+	// twice that); 0 disables the limit.
+	ConnectionsPerIP float64 `yaml:"connections_per_ip"`
+	// MessageRate and MessageBurst bound the publishes per second of each
+	// user account (a token bucket); admin and service accounts are exempt.
+	// 0 disables the limit.
+	MessageRate  float64 `yaml:"message_rate"`
+	MessageBurst int     `yaml:"message_burst"`
+	// MaxSubscriptions is the most subscriptions one client may hold.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 }
 
 // LogConfig sets the log output.
@@ -141,6 +158,13 @@ func DefaultConfig() Config {
 			SingleLogin:     true,
 			ExpireInterval:  time.Minute,
 		},
+		Limits: LimitsConfig{
+			ConnectTimeout:   10 * time.Second,
+			ConnectionsPerIP: 50,
+			MessageRate:      20,
+			MessageBurst:     40,
+			MaxSubscriptions: 100,
+		},
 		MQTT: MQTTConfig{
 			MaximumClients:               math.MaxInt64,
 			MaximumMessageExpiryInterval: 24 * 60 * 60,
@@ -236,8 +260,8 @@ func (c Config) Validate() error {
 	if _, err := c.policy(); err != nil {
 		bad("acl: %w", err)
 	}
-	if c.Inbox.Retention < time.Minute {
-		bad("inbox.retention must be at least 1m, got %s", c.Inbox.Retention)
+	if c.Inbox.Retention < time.Second {
+		bad("inbox.retention must be at least 1s, got %s", c.Inbox.Retention)
 	}
 	if c.Inbox.MaxMessages < 1 {
 		bad("inbox.max_messages must be at least 1")
@@ -250,6 +274,19 @@ func (c Config) Validate() error {
 	}
 	if c.Inbox.ExpireInterval < time.Second {
 		bad("inbox.expire_interval must be at least 1s")
+	}
+	l := c.Limits
+	if l.ConnectTimeout < time.Second || l.ConnectTimeout > 5*time.Minute {
+		bad("limits.connect_timeout must be 1s..5m, got %s", l.ConnectTimeout)
+	}
+	if l.ConnectionsPerIP < 0 || l.MessageRate < 0 {
+		bad("limits.connections_per_ip and limits.message_rate must not be negative (0 disables)")
+	}
+	if l.MessageRate > 0 && l.MessageBurst < 1 {
+		bad("limits.message_burst must be at least 1 when limits.message_rate is set")
+	}
+	if l.MaxSubscriptions < 2 {
+		bad("limits.max_subscriptions must be at least 2 (inbox and broadcast)")
 	}
 	m := c.MQTT
 	if m.MaximumClients < 1 {

@@ -21,22 +21,23 @@ import (
 // and any Origin; this one serves one path and can restrict Origins, and it
 // listens on a net.Listener we opened so tests can use port 0.
 type wsListener struct {
-	id       string
-	ln       net.Listener
-	path     string
-	origins  map[string]bool // empty: any origin
-	srv      *http.Server
-	log      *slog.Logger
-	upgrader websocket.Upgrader
-	once     sync.Once
+	id             string
+	ln             net.Listener
+	path           string
+	origins        map[string]bool // empty: any origin
+	connectTimeout time.Duration
+	srv            *http.Server
+	log            *slog.Logger
+	upgrader       websocket.Upgrader
+	once           sync.Once
 	// establish is set by Serve before the server accepts connections.
 	establish listeners.EstablishFn
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id string, ln net.Listener, path string, allowed []string, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, log: log}
+func newWSListener(id string, ln net.Listener, path string, allowed []string, connectTimeout time.Duration, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, connectTimeout: connectTimeout, log: log}
 	for _, o := range allowed {
 		l.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
@@ -90,6 +91,9 @@ func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.Close()
 	c.SetReadLimit(16 << 20)
+	// The HTTP server's deadlines are gone after the upgrade: CONNECT must
+	// still come in time (mochi sets the keepalive deadline after it).
+	_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.connectTimeout))
 	if err := l.establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
 		l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
 	}
@@ -153,11 +157,15 @@ func (ws *wsConn) Write(p []byte) (int, error) {
 
 func (ws *wsConn) Close() error { return ws.Conn.Close() }
 
-// listen opens a TCP listener, with TLS when configured.
-func listen(address string, t TLSConfig) (net.Listener, error) {
+// listen opens a TCP listener, wrapped by wrap when given, with TLS on top
+// when configured.
+func listen(address string, t TLSConfig, wrap func(net.Listener) net.Listener) (net.Listener, error) {
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	if !t.Enabled() {
 		return ln, nil

@@ -32,37 +32,52 @@ func ValidID(s string) bool {
 	return err == nil
 }
 
-// FindByID looks a message up by id in uid's inbox. Ids increase with Seq
-// in every inbox, so a binary search over Seq finds it with O(log n) reads,
-// on any Store. ok is false when the inbox holds no message with that id.
+// FindByID looks a message up by id in uid's inbox. ok is false when the
+// inbox holds no message with that id.
 func FindByID(ctx context.Context, s Store, uid, id string) (m Message, ok bool, err error) {
 	if !ValidID(id) {
 		return Message{}, false, nil
 	}
-	first, last, err := s.Bounds(ctx, uid)
+	seq, err := SeqAtOrAfterID(ctx, s, uid, id)
+	if err != nil {
+		return Message{}, false, err
+	}
+	msgs, err := s.Read(ctx, uid, seq, 1)
 	if err != nil {
 		return Message{}, false, fmt.Errorf("find %s in %s: %w", id, uid, err)
 	}
+	if len(msgs) == 0 || msgs[0].ID != id {
+		return Message{}, false, nil
+	}
+	return msgs[0], true, nil
+}
+
+// SeqAtOrAfterID returns the Seq of the first message held in uid's inbox
+// whose ID is not below id, or one past the last Seq when every held ID is
+// below it: every message with a smaller Seq has a smaller ID. Ids increase
+// with Seq in every inbox, so a binary search over Seq finds it with
+// O(log n) reads, on any Store.
+func SeqAtOrAfterID(ctx context.Context, s Store, uid, id string) (uint64, error) {
+	first, last, err := s.Bounds(ctx, uid)
+	if err != nil {
+		return 0, fmt.Errorf("search %s in %s: %w", id, uid, err)
+	}
+	answer := last + 1
 	lo, hi := first, last
 	for lo != 0 && lo <= hi {
 		mid := lo + (hi-lo)/2
 		msgs, err := s.Read(ctx, uid, mid, 1)
 		if err != nil {
-			return Message{}, false, fmt.Errorf("find %s in %s: %w", id, uid, err)
+			return 0, fmt.Errorf("search %s in %s: %w", id, uid, err)
 		}
-		if len(msgs) == 0 || msgs[0].Seq > hi {
-			// Nothing held in [mid, hi]: retention dropped it meanwhile.
-			hi = mid - 1
-			continue
-		}
-		switch c := CompareIDs(msgs[0].ID, id); {
-		case c == 0:
-			return msgs[0], true, nil
-		case c < 0:
-			lo = msgs[0].Seq + 1
+		switch {
+		case len(msgs) == 0 || msgs[0].Seq > hi:
+			hi = mid - 1 // nothing held in [mid, hi]
+		case CompareIDs(msgs[0].ID, id) >= 0:
+			answer, hi = msgs[0].Seq, mid-1
 		default:
-			hi = mid - 1
+			lo = msgs[0].Seq + 1
 		}
 	}
-	return Message{}, false, nil
+	return answer, nil
 }

@@ -110,4 +110,75 @@ type Store interface {
 
 	// Close flushes and releases the store.
 	Close() error
+
+	History
+}
+
+// History is the part of a Store that serves conversations, notices and
+// unread counts from the same log. Every message belongs to at most one
+// thread of its inbox (see Message.Thread); a thread is the owner's
+// conversation with one peer, or the owner's targeted notices.
+type History interface {
+	// Thread returns the messages of uid's inbox in thread, newest first,
+	// with Seq < before (before 0: from the newest), at most limit.
+	Thread(ctx context.Context, uid, thread string, before uint64, limit int) ([]Message, error)
+
+	// Threads returns every thread of uid's inbox that still holds a
+	// message, with its newest message and unread count, newest first.
+	Threads(ctx context.Context, uid string) ([]ThreadSummary, error)
+
+	// MarkRead moves uid's read mark of thread forward to seq (never back).
+	// Any thread name is accepted, so callers may keep marks for threads
+	// that live in another inbox (BroadcastInbox).
+	MarkRead(ctx context.Context, uid, thread string, seq uint64) error
+
+	// ReadMark returns uid's read mark of thread (0 when never marked).
+	ReadMark(ctx context.Context, uid, thread string) (uint64, error)
+
+	// Unread counts the incoming messages (KindDirect, KindNotice) of
+	// uid's threads with Seq above the thread's read mark.
+	Unread(ctx context.Context, uid string) (Unread, error)
+
+	// Delete removes the message with seq from uid's inbox: from Read,
+	// Thread, Threads and Unread alike. Seqs are not reused and Bounds
+	// keeps its last. ok is false when no such message is held.
+	Delete(ctx context.Context, uid string, seq uint64) (ok bool, err error)
+}
+
+// NoticeThread is the thread of a user's targeted notices.
+const NoticeThread = "$notices"
+
+// BroadcastInbox is the inbox that keeps notices sent to everyone. It is
+// not a valid uid, so no user owns it.
+const BroadcastInbox = "$broadcast"
+
+// Thread names the thread a message belongs to in its owner's inbox: the
+// peer for direct messages and the sender's copies, NoticeThread for
+// notices, "" for messages outside any thread (deletions, receipts).
+func (m Message) Thread() string {
+	switch m.Kind {
+	case KindDirect, KindSent:
+		return m.Peer
+	case KindNotice:
+		return NoticeThread
+	}
+	return ""
+}
+
+// Incoming reports whether the message counts as unread until marked read.
+func (m Message) Incoming() bool { return m.Kind == KindDirect || m.Kind == KindNotice }
+
+// ThreadSummary is one entry of Threads.
+type ThreadSummary struct {
+	Thread   string
+	Last     Message // the newest message held in the thread
+	Unread   int
+	ReadMark uint64
+}
+
+// Unread is the unread state of one inbox.
+type Unread struct {
+	Threads     map[string]int // thread -> unread incoming messages (threads with none omitted)
+	NoticeTypes map[int]int    // NoticeThread's unread notices by MsgType (types with none omitted)
+	Total       int            // sum of Threads
 }

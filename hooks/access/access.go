@@ -51,6 +51,8 @@ type Options struct {
 	OnAuthFailure func(reason string)
 	// OnACLDenied, if set, is told of every refused subscription or delivery.
 	OnACLDenied func()
+	// MaxSubscriptions is the most subscriptions one client may hold (0: no limit).
+	MaxSubscriptions int
 }
 
 // Hook authenticates and authorizes clients.
@@ -255,13 +257,33 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
-// OnSubscribe grants at most QoS 1 on the broker's own topics: inbox
-// messages are acknowledged per message, never by the QoS 2 handshake.
+// tooManyFilter replaces a filter beyond the subscription limit: it is a
+// valid filter that the policy refuses, so mochi answers it with 0x87/0x80
+// while the other filters of the SUBSCRIBE go through.
+const tooManyFilter = "$inboxmq-refused/too-many-subscriptions"
+
+// OnSubscribe grants at most QoS 1 on the broker's own topics (inbox
+// messages are acknowledged per message, never by the QoS 2 handshake) and
+// refuses filters beyond the subscription limit.
 func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	held := cl.State.Subscriptions.Len()
 	for i := range pk.Filters {
-		if acl.Reserved(pk.Filters[i].Filter) && pk.Filters[i].Qos > 1 {
-			pk.Filters[i].Qos = 1
+		f := &pk.Filters[i]
+		if acl.Reserved(f.Filter) && f.Qos > 1 {
+			f.Qos = 1
 		}
+		if h.opts.MaxSubscriptions <= 0 {
+			continue
+		}
+		if _, renew := cl.State.Subscriptions.Get(f.Filter); renew {
+			continue
+		}
+		if held >= h.opts.MaxSubscriptions {
+			h.opts.Log.Info("subscription refused: limit reached", "client", cl.ID, "filter", f.Filter, "limit", h.opts.MaxSubscriptions)
+			f.Filter = tooManyFilter
+			continue
+		}
+		held++
 	}
 	return pk
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/inbox"
 )
 
 // conn is one connection's view of its inbox: where delivery stands and
@@ -128,10 +129,17 @@ func (c *conn) loadCursor() error {
 			}
 		}
 	}
+	_, last, err := store.Bounds(ctx, c.id.UID)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.started {
 		c.started, c.acked, c.next = true, cursor, cursor+1
+		if last > cursor {
+			c.h.opts.Events.Backlog(last - cursor)
+		}
 	}
 	return nil
 }
@@ -208,7 +216,7 @@ func (c *conn) pump() {
 				c.h.opts.Log.Error("inbox message not renderable, skipped", "uid", c.id.UID, "seq", m.Seq, "error", err)
 				payload = nil
 			}
-			if !c.send(m.Seq, payload) {
+			if !c.send(m, payload) {
 				c.stopPump()
 				return
 			}
@@ -223,7 +231,8 @@ func (c *conn) stopPump() {
 }
 
 // send writes one inbox message. A nil payload skips the message.
-func (c *conn) send(seq uint64, payload []byte) bool {
+func (c *conn) send(m inbox.Message, payload []byte) bool {
+	seq := m.Seq
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
 		TopicName:   c.topic,
@@ -261,7 +270,7 @@ func (c *conn) send(seq uint64, payload []byte) bool {
 	if err := c.cl.WritePacket(pk); err != nil {
 		return false
 	}
-	c.h.opts.Events.Delivered(1)
+	c.h.opts.Events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))
 	return true
 }
 

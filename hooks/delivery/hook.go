@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -43,16 +44,27 @@ type Options struct {
 	// Window is the number of unacknowledged inbox messages per connection.
 	Window int
 	Limits bridge.Limits
-	Log    *slog.Logger
+	// MessageRate and MessageBurst bound each user account's publishes per
+	// second (admin and service accounts are exempt); 0 means no limit.
+	MessageRate  float64
+	MessageBurst int
+	Log          *slog.Logger
 	// Events, if set, is told what happens (metrics). It must not block.
 	Events Events
 }
 
-// Events receives counts for metrics. Every method must be cheap.
+// Events receives what happens, for metrics. Every method must be cheap
+// and must not block: they run on client and delivery goroutines.
 type Events interface {
-	Appended(kind inbox.Kind, n int)
-	Delivered(n int)
+	// Appended: n entries of kind stored in took.
+	Appended(kind inbox.Kind, n int, took time.Duration)
+	// Delivered: one inbox message written to a connection, age after it was stored.
+	Delivered(kind inbox.Kind, age time.Duration)
+	// Backlog: a connection started delivery with n messages waiting for it.
+	Backlog(n uint64)
+	// Rejected: a request refused with this Error code.
 	Rejected(code string)
+	// Kicked: a connection logged out by a newer login or an admin.
 	Kicked()
 }
 
@@ -68,6 +80,7 @@ type Hook struct {
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
 	pumps sync.WaitGroup // running pump goroutines
+	rates *rateLimits    // nil when unlimited
 }
 
 // Wait blocks until every delivery goroutine has ended. Call it after the
@@ -112,6 +125,7 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
+	h.rates = newRateLimits(opts.MessageRate, opts.MessageBurst)
 	return nil
 }
 
@@ -218,6 +232,13 @@ func (h *Hook) online(uid string) []*conn {
 	return append([]*conn(nil), list...)
 }
 
+// OnlineUsers reports how many users have a connection on this node.
+func (h *Hook) OnlineUsers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byUID)
+}
+
 // Online reports how many connections uid has on this node.
 func (h *Hook) Online(uid string) int {
 	h.mu.Lock()
@@ -305,11 +326,12 @@ func (h *Hook) Kick(uid, reason string) int {
 
 // appendAndNotify appends one logical message and wakes its recipients.
 func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+	start := time.Now()
 	out, err := h.opts.Store.Append(ctx, msgs)
 	if err != nil {
 		return nil, err
 	}
-	h.opts.Events.Appended(msgs[0].Kind, len(out))
+	h.opts.Events.Appended(msgs[0].Kind, len(out), time.Since(start))
 	for i, m := range out {
 		if i == 0 || m.UID != out[i-1].UID {
 			h.notify(m.UID)
@@ -320,7 +342,8 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 
 type noEvents struct{}
 
-func (noEvents) Appended(inbox.Kind, int) {}
-func (noEvents) Delivered(int)            {}
-func (noEvents) Rejected(string)          {}
-func (noEvents) Kicked()                  {}
+func (noEvents) Appended(inbox.Kind, int, time.Duration) {}
+func (noEvents) Delivered(inbox.Kind, time.Duration)     {}
+func (noEvents) Backlog(uint64)                          {}
+func (noEvents) Rejected(string)                         {}
+func (noEvents) Kicked()                                 {}

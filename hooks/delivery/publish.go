@@ -8,9 +8,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
-	"github.com/inboxmq/inboxmq/inbox"
 )
 
 // methodTopics names the specific topic of each request, so a request that
@@ -46,6 +46,9 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return h.refuse(r, bridge.CodeForbidden, "connection is not authenticated")
 	}
 	r.id = id
+	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService && !h.rates.allow(id.UID) {
+		return h.refuse(r, bridge.CodeRateLimited, "too many messages, slow down")
+	}
 	topic := pk.TopicName
 	if strings.HasPrefix(topic, sysMarker) {
 		r.pk.TopicName = strings.TrimPrefix(topic, sysMarker)
@@ -87,77 +90,56 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return h.refuse(r, bridge.CodeUnknownMethod, "unknown method")
 }
 
-func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
-	if r.req.UID == r.id.UID {
-		return h.refuse(r, bridge.CodeBadUID, "cannot send a message to yourself")
+// actor is the requesting connection as an Actor, with its current profile.
+func (r *request) actor() Actor {
+	a := Actor{UID: r.id.UID, Role: r.id.Role}
+	if r.c != nil {
+		a.Nickname, a.Avatar = r.c.profile()
 	}
-	nickname, avatar := r.c.profile()
-	return h.appendOrFail(r, []inbox.Message{
-		{UID: r.req.UID, Kind: inbox.KindDirect, Peer: r.id.UID, Nickname: nickname, Avatar: avatar,
-			Content: r.req.Msg, Extra: r.req.Extra},
-		{UID: r.id.UID, Kind: inbox.KindSent, Peer: r.req.UID, Content: r.req.Msg, Extra: r.req.Extra, CID: r.req.CID},
-	})
+	return a
+}
+
+func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
+	_, err := h.SendMessage(context.Background(), r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	return h.answer(r, err)
 }
 
 func (h *Hook) delMsg(r *request) (packets.Packet, error) {
-	m, ok, err := inbox.FindByID(context.Background(), h.opts.Store, r.id.UID, r.req.MsgID)
-	if err != nil {
-		return h.storeFailed(r, err)
-	}
-	switch {
-	case ok && m.Kind == inbox.KindDirect:
-		return h.refuse(r, bridge.CodeForbidden, "only the sender may delete a message")
-	case !ok || m.Kind != inbox.KindSent || (r.req.UID != "" && r.req.UID != m.Peer):
-		return h.refuse(r, bridge.CodeNotFound, "no message "+clip(r.req.MsgID)+" sent by you")
-	}
-	return h.appendOrFail(r, []inbox.Message{
-		{UID: m.Peer, Kind: inbox.KindDelete, Peer: r.id.UID, Ref: m.ID},
-		{UID: r.id.UID, Kind: inbox.KindDelete, Peer: m.Peer, Ref: m.ID},
-	})
+	return h.answer(r, h.DeleteMessage(context.Background(), r.actor(), r.req.MsgID, r.req.UID))
 }
 
 func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
 	if r.req.UID != "" && r.req.UID != r.id.UID {
 		return h.refuse(r, bridge.CodeForbidden, "im/conn can only update your own profile")
 	}
-	for _, c := range h.online(r.id.UID) {
-		c.setProfile(r.req.Nickname, r.req.Avatar)
-	}
+	h.UpdateProfile(r.id.UID, r.req.Nickname, r.req.Avatar)
 	return r.pk, packets.CodeSuccessIgnore
 }
 
 func (h *Hook) systemAdmin(r *request) (packets.Packet, error) {
-	notice := inbox.Message{UID: r.req.UID, Kind: inbox.KindNotice, Content: r.req.Msg,
-		MsgType: r.req.MsgType, Event: r.req.Event, Ref: r.req.MsgID}
+	n := Notice{Content: r.req.Msg, MsgType: r.req.MsgType, Event: r.req.Event, Ref: r.req.MsgID}
 	if r.req.UID != "" {
-		return h.appendOrFail(r, []inbox.Message{notice})
+		n.UIDs = []string{r.req.UID}
 	}
-	payload, err := bridge.AppendEnvelope(nil, notice)
-	if err != nil {
-		return h.refuse(r, bridge.CodeBadField, "notice cannot be rendered")
-	}
-	if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
-		return h.storeFailed(r, err)
-	}
-	h.opts.Log.Info("broadcast sent", "uid", r.id.UID, "msgtype", r.req.MsgType)
-	return r.pk, packets.CodeSuccessIgnore
+	return h.answer(r, h.SendNotice(context.Background(), r.actor(), n))
 }
 
 func (h *Hook) markRead(r *request) (packets.Packet, error) {
-	if r.req.UID == r.id.UID {
-		return h.refuse(r, bridge.CodeBadUID, "uid must be the peer whose messages you read")
-	}
-	return h.appendOrFail(r, []inbox.Message{
-		{UID: r.req.UID, Kind: inbox.KindReceipt, Peer: r.id.UID, Ref: r.req.MsgID},
-	})
+	return h.answer(r, h.MarkRead(context.Background(), r.actor(), r.req.UID, r.req.MsgID))
 }
 
-// appendOrFail appends durably; only then may mochi send the PUBACK.
-func (h *Hook) appendOrFail(r *request, msgs []inbox.Message) (packets.Packet, error) {
-	if _, err := h.appendAndNotify(context.Background(), msgs); err != nil {
-		return h.storeFailed(r, err)
+// answer turns an operation's result into mochi's ack decision: success
+// acks without routing; a *bridge.Error is the client's fault; anything
+// else is the broker's.
+func (h *Hook) answer(r *request, err error) (packets.Packet, error) {
+	if err == nil {
+		return r.pk, packets.CodeSuccessIgnore
 	}
-	return r.pk, packets.CodeSuccessIgnore
+	var be *bridge.Error
+	if errors.As(err, &be) {
+		return h.refuse(r, be.Code, be.Detail)
+	}
+	return h.storeFailed(r, err)
 }
 
 // storeFailed reports a failure that is not the client's fault. An MQTT 5

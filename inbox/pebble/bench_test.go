@@ -46,3 +46,90 @@ func BenchmarkAppend_Parallel(b *testing.B) {
 		}
 	})
 }
+
+// fillThreads appends perThread direct messages from each of peers to
+// alice's inbox, the threads interleaved, 100 entries per Append, and
+// returns alice's Seqs by peer.
+func fillThreads(b *testing.B, s *Store, peers, perThread int) map[string][]uint64 {
+	b.Helper()
+	seqs := make(map[string][]uint64, peers)
+	var batch []inbox.Message
+	flush := func() {
+		got, err := s.Append(context.Background(), batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range got {
+			seqs[m.Peer] = append(seqs[m.Peer], m.Seq)
+		}
+		batch = batch[:0]
+	}
+	for i := range perThread {
+		for p := range peers {
+			batch = append(batch, inbox.Message{
+				UID: "alice", Kind: inbox.KindDirect, Peer: "peer" + strconv.Itoa(p),
+				Nickname: "Peer", Content: "hello, world " + strconv.Itoa(i),
+			})
+			if len(batch) == 100 {
+				flush()
+			}
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	return seqs
+}
+
+// BenchmarkThread_Page50 reads the newest 50 messages of a thread of 1000
+// that shares the inbox with another thread as long.
+func BenchmarkThread_Page50(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	fillThreads(b, s, 2, 1000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		msgs, err := s.Thread(ctx, "alice", "peer0", 0, 50)
+		if err != nil || len(msgs) != 50 {
+			b.Fatalf("Thread = %d messages, %v", len(msgs), err)
+		}
+	}
+}
+
+// BenchmarkUnread_20Threads counts an inbox of 20 threads of 50 messages,
+// each read up to its 40th: 10 unread in each.
+func BenchmarkUnread_20Threads(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	ctx := context.Background()
+	for peer, seqs := range fillThreads(b, s, 20, 50) {
+		if err := s.MarkRead(ctx, "alice", peer, seqs[39]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		u, err := s.Unread(ctx, "alice")
+		if err != nil || u.Total != 200 {
+			b.Fatalf("Unread = %d, %v, want 200", u.Total, err)
+		}
+	}
+}
+
+// BenchmarkThreads_20Threads lists the same inbox as
+// BenchmarkUnread_20Threads, with each thread's newest message.
+func BenchmarkThreads_20Threads(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	ctx := context.Background()
+	for peer, seqs := range fillThreads(b, s, 20, 50) {
+		if err := s.MarkRead(ctx, "alice", peer, seqs[39]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ts, err := s.Threads(ctx, "alice")
+		if err != nil || len(ts) != 20 {
+			b.Fatalf("Threads = %d, %v, want 20", len(ts), err)
+		}
+	}
+}

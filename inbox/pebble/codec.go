@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,21 +69,97 @@ func decodeMessage(b []byte, m *inbox.Message) error {
 	return d.err
 }
 
-// decodeTime returns only the time of an encoded message, for the expiry
-// sweep, which reads every old message.
-func decodeTime(b []byte) (int64, error) {
+// msgMeta is the leading part of an encoded message: what the expiry
+// sweep and retention need (its time, and its thread to find the index
+// entry) without decoding, or copying, the whole value.
+type msgMeta struct {
+	time int64
+	kind inbox.Kind
+	peer []byte // aliases the encoded value
+}
+
+// thread is the thread of the message, as inbox.Message.Thread, except
+// that a peer with a 0x00 byte puts it in no thread: Append refuses such
+// peers, but layout 1 took them, and the index cannot hold them.
+func (m msgMeta) thread() string {
+	if bytes.IndexByte(m.peer, sep) >= 0 {
+		return ""
+	}
+	return inbox.Message{Kind: m.kind, Peer: string(m.peer)}.Thread()
+}
+
+// decodeMeta decodes the fields of msgMeta from an encoded message.
+// Corrupt input returns an error wrapping errCorrupt, never panics.
+func decodeMeta(b []byte) (msgMeta, error) {
 	if len(b) == 0 || b[0] != codecV1 {
-		return 0, fmt.Errorf("%w: missing or unknown version", errCorrupt)
+		return msgMeta{}, fmt.Errorf("%w: missing or unknown version", errCorrupt)
 	}
-	_, n := binary.Uvarint(b[1:])
+	b = b[1:]
+	_, n := binary.Uvarint(b)
 	if n <= 0 {
-		return 0, fmt.Errorf("%w: bad id", errCorrupt)
+		return msgMeta{}, fmt.Errorf("%w: bad id", errCorrupt)
 	}
-	t, k := binary.Varint(b[1+n:])
-	if k <= 0 {
-		return 0, fmt.Errorf("%w: bad time", errCorrupt)
+	b = b[n:]
+	t, n := binary.Varint(b)
+	if n <= 0 {
+		return msgMeta{}, fmt.Errorf("%w: bad time", errCorrupt)
 	}
-	return t, nil
+	b = b[n:]
+	if len(b) == 0 {
+		return msgMeta{}, fmt.Errorf("%w: truncated before kind", errCorrupt)
+	}
+	m := msgMeta{time: t, kind: inbox.Kind(b[0])}
+	b = b[1:]
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return msgMeta{}, fmt.Errorf("%w: bad peer", errCorrupt)
+	}
+	m.peer = b[n : n+int(l)]
+	return m, nil
+}
+
+// appendIndexValue appends the value of a thread index entry: what Unread
+// needs to count the entry without reading the message.
+func appendIndexValue(dst []byte, kind inbox.Kind, msgType int) []byte {
+	dst = append(dst, byte(kind))
+	return binary.AppendVarint(dst, int64(msgType))
+}
+
+// decodeIndexValue decodes a thread index value.
+func decodeIndexValue(b []byte) (kind inbox.Kind, msgType int, err error) {
+	if len(b) < 2 {
+		return 0, 0, fmt.Errorf("%w: thread index value of %d bytes", errCorrupt, len(b))
+	}
+	v, n := binary.Varint(b[1:])
+	if n <= 0 || 1+n != len(b) || int64(int(v)) != v {
+		return 0, 0, fmt.Errorf("%w: bad thread index value %x", errCorrupt, b)
+	}
+	return inbox.Kind(b[0]), int(v), nil
+}
+
+// headLen is the size of an encoded head: last, first, held.
+const headLen = 3 * 8
+
+func encodeHead(h head) []byte {
+	b := make([]byte, 0, headLen)
+	b = binary.BigEndian.AppendUint64(b, h.last)
+	b = binary.BigEndian.AppendUint64(b, h.first)
+	return binary.BigEndian.AppendUint64(b, h.held)
+}
+
+func decodeHead(b []byte) (head, error) {
+	if len(b) != headLen {
+		return head{}, fmt.Errorf("%w: head of %d bytes, want %d", errCorrupt, len(b), headLen)
+	}
+	h := head{
+		last:  binary.BigEndian.Uint64(b),
+		first: binary.BigEndian.Uint64(b[8:]),
+		held:  binary.BigEndian.Uint64(b[16:]),
+	}
+	if h.first == 0 || h.first > h.last+1 || h.held > h.last+1-h.first || (h.held == 0) != (h.first == h.last+1) {
+		return head{}, fmt.Errorf("%w: head first %d last %d held %d", errCorrupt, h.first, h.last, h.held)
+	}
+	return h, nil
 }
 
 // decoder reads from s; after the first error every read returns zero.

@@ -35,9 +35,9 @@ func TestCodecRoundTrip(t *testing.T) {
 			if got != want {
 				t.Errorf("decoded %+v, want %+v", got, want)
 			}
-			tm, err := decodeTime(b)
-			if err != nil || tm != tt.msg.Time {
-				t.Errorf("decodeTime = %d, %v, want %d", tm, err, tt.msg.Time)
+			meta, err := decodeMeta(b)
+			if err != nil || meta.time != tt.msg.Time || meta.kind != tt.msg.Kind || string(meta.peer) != tt.msg.Peer {
+				t.Errorf("decodeMeta = %d, %d, %q, %v, want %d, %d, %q", meta.time, meta.kind, meta.peer, err, tt.msg.Time, tt.msg.Kind, tt.msg.Peer)
 			}
 		})
 	}
@@ -71,7 +71,7 @@ func TestCodecCorrupt(t *testing.T) {
 	}
 }
 
-// FuzzDecode checks that no input makes the decoders panic, and that what
+// FuzzDecode checks that no input makes the message decoders panic, and that what
 // decodes re-encodes to a value that decodes the same.
 func FuzzDecode(f *testing.F) {
 	f.Add(appendMessage(nil, 1, &inbox.Message{}))
@@ -83,15 +83,18 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m inbox.Message
 		err := decodeMessage(b, &m)
-		tm, terr := decodeTime(b)
+		meta, merr := decodeMeta(b)
+		if merr != nil && !errors.Is(merr, errCorrupt) {
+			t.Fatalf("decodeMeta error %v does not wrap errCorrupt", merr)
+		}
 		if err != nil {
 			if !errors.Is(err, errCorrupt) {
 				t.Fatalf("decode error %v does not wrap errCorrupt", err)
 			}
 			return
 		}
-		if terr != nil || tm != m.Time {
-			t.Fatalf("decodeTime = %d, %v; decode gave time %d", tm, terr, m.Time)
+		if merr != nil || meta.time != m.Time || meta.kind != m.Kind || string(meta.peer) != m.Peer {
+			t.Fatalf("decodeMeta = %+v, %v; decode gave %+v", meta, merr, m)
 		}
 		id, perr := strconv.ParseUint(m.ID, 10, 64)
 		if perr != nil {
@@ -105,4 +108,38 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decoded %+v, want %+v", again, m)
 		}
 	})
+}
+
+func TestIndexValueRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		kind    inbox.Kind
+		msgType int
+	}{{inbox.KindDirect, 0}, {inbox.KindNotice, 7}, {inbox.KindNotice, -3}, {inbox.KindNotice, math.MaxInt64}, {255, math.MinInt64}} {
+		kind, msgType, err := decodeIndexValue(appendIndexValue(nil, c.kind, c.msgType))
+		if err != nil || kind != c.kind || msgType != c.msgType {
+			t.Errorf("index value %d, %d decoded as %d, %d, %v", c.kind, c.msgType, kind, msgType, err)
+		}
+	}
+	for _, b := range [][]byte{nil, {1}, {1, 0, 0}, {1, 0xff}} {
+		if _, _, err := decodeIndexValue(b); !errors.Is(err, errCorrupt) {
+			t.Errorf("decodeIndexValue(%x) = %v, want errCorrupt", b, err)
+		}
+	}
+}
+
+func TestHeadRoundTrip(t *testing.T) {
+	for _, h := range []head{{first: 1}, {first: 1, last: 5, held: 5}, {first: 3, last: 9, held: 2}, {first: 10, last: 9}} {
+		got, err := decodeHead(encodeHead(h))
+		if err != nil || got != h {
+			t.Errorf("head %+v decoded as %+v, %v", h, got, err)
+		}
+	}
+	for _, h := range []head{{first: 0}, {first: 3, last: 1}, {first: 1, last: 5, held: 6}, {first: 1, last: 5}, {first: 6, last: 5, held: 1}} {
+		if _, err := decodeHead(encodeHead(h)); !errors.Is(err, errCorrupt) {
+			t.Errorf("decodeHead of inconsistent %+v = %v, want errCorrupt", h, err)
+		}
+	}
+	if _, err := decodeHead(make([]byte, 8)); !errors.Is(err, errCorrupt) {
+		t.Errorf("decodeHead of a layout 1 head = %v, want errCorrupt", err)
+	}
 }

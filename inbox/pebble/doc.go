@@ -5,16 +5,20 @@
 //
 // Append returns only after its batch is fsync'd to Pebble's write-ahead
 // log. Appends take one mutex just long enough to assign ids, Seqs and the
-// time and to hand the batch to Pebble (DB.ApplyNoSyncWait); they wait for
-// the fsync outside it (Batch.SyncWait), so concurrent appenders share
-// fsyncs (group commit). Because ids are assigned and batches applied in
-// the same critical section, ids increase in every inbox in Seq order, and a
-// reader never sees Seq n+1 of an inbox without Seq n. Like any Pebble write,
-// an append is visible to readers a moment before its fsync completes.
+// time, to read the oldest messages of a full inbox (see the head, below)
+// and to hand the batch to Pebble (DB.ApplyNoSyncWait); they wait for the
+// fsync outside it (Batch.SyncWait), so concurrent appenders share fsyncs
+// (group commit). Because ids are assigned and batches applied in the same
+// critical section, ids increase in every inbox in Seq order, and a reader
+// never sees Seq n+1 of an inbox before Seq n. Like any Pebble write, an
+// append is visible to readers a moment before its fsync completes.
 //
-// SetCursor and the deletes of ExpireBefore are not synced: after a crash a
-// device may see messages again, or an expired message may reappear until
-// the next sweep, but nothing acknowledged by Append is lost.
+// Delete is durable like Append, and shares its fsyncs: a deleted message
+// does not come back after a crash. SetCursor, MarkRead and the deletes of
+// ExpireBefore are not synced: after a crash a device may see messages
+// again, a thread may count as unread again, or an expired message may
+// reappear until the next sweep, but nothing acknowledged by Append or
+// Delete is lost.
 //
 // # Message ids
 //
@@ -27,28 +31,51 @@
 //
 // Uids may be any non-empty string without a 0x00 byte (inboxmq uids are 1
 // to 64 characters of [A-Za-z0-9_.-]); 0x00 separates a uid from what
-// follows it, so uid "1" can never read keys of uid "10". Integers are
-// 8-byte big-endian so that keys sort in numeric order.
+// follows it, so uid "1" can never read keys of uid "10". The same holds
+// for thread names in the index, so Append refuses a direct or sent message
+// whose Peer has a 0x00. Integers are 8-byte big-endian so that keys sort in
+// numeric order.
 //
-//	"m" uid 0x00 seq      -> message, encoded as below (uid and seq are in the key)
-//	"h" uid               -> highest Seq ever assigned to uid (survives retention)
-//	"c" uid 0x00 device   -> cursor Seq of one device (device is any bytes, so it is last)
-//	"i"                   -> last message id issued
-//	"v"                   -> layout version, 1
+//	"m" uid 0x00 seq               -> message, encoded as below (uid and seq are in the key)
+//	"t" uid 0x00 thread 0x00 seq   -> thread index entry: kind (1 byte), msgtype (varint)
+//	"r" uid 0x00 thread            -> read mark Seq (any thread name, so it is last)
+//	"h" uid                        -> head: last, first, held (see below)
+//	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
+//	"i"                            -> last message id issued
+//	"v"                            -> layout version, 2
 //
 // A message value is a version byte (1) followed by: id (uvarint), time
 // (varint, Unix ms), kind (1 byte), peer, nickname, avatar, content, extra,
 // cid (each a uvarint length and bytes), msgtype (varint), event, ref.
 //
-// The held messages of an inbox are always the contiguous Seqs first..last:
-// retention drops only from the oldest end. The store caches first and last
-// per uid in memory after first use, so Bounds and the overflow check cost
-// no reads.
+// The thread index has one entry per held message that is in a thread
+// (inbox.Message.Thread), written and deleted in the same batch as the
+// message by Append, Delete, overflow and expiry. Its value carries what
+// Unread counts by, so counting decodes no message. Thread walks one
+// thread's entries back from its before key; Threads and Unread walk a
+// uid's index one thread at a time, seeking past each thread's read mark
+// (and, for Threads, to its newest entry), so they cost a few seeks per
+// thread plus a step per unread message. Each of them reads through one
+// iterator spanning the uid's messages, marks and index, so the index and
+// the messages it names come from one consistent view.
+//
+// The head of an inbox holds last, the highest Seq ever assigned (it
+// survives retention, so Seqs are never reused); first, the lowest Seq
+// held (last+1 when none is); and held, how many messages are held, which
+// MaxPerInbox limits. Retention drops the oldest messages, Delete any one,
+// so first..last may have holes. The store caches heads in memory after
+// first use, so Bounds and the overflow check cost no reads. Overflow and
+// expiry read the messages they drop, to find their index entries.
+//
+// Layout 1 (no thread index, heads of last only) is upgraded by Open, in
+// batches, writing the version last, so an interrupted upgrade is redone.
 //
 // # Concurrency
 //
 // All Store methods are safe for concurrent use. Lock order: the lifetime
-// lock (held shared by every method, exclusively by Close), then the append
-// mutex or the cursor mutex. OnDrop is called with neither mutex held, but
-// inside the method that dropped, so it must not call Close.
+// lock (held shared by every method, exclusively by Close), then either the
+// append mutex (every write that adds or removes messages: Append, Delete,
+// the batches of overflow and expiry) or the mark mutex (SetCursor,
+// MarkRead). Readers take neither. OnDrop is called with neither mutex
+// held, but inside the method that dropped, so it must not call Close.
 package pebblestore

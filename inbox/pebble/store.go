@@ -31,28 +31,31 @@ type Store struct {
 	life   sync.RWMutex
 	closed bool // guarded by life
 
-	// mu orders appends. Under it: ids and Seqs are assigned, the batch
-	// is applied, and heads is read or written.
+	// mu orders every write that adds or removes messages (Append,
+	// Delete, retention). Under it: ids and Seqs are assigned, the batch
+	// is built, reading what it removes, and applied, and heads is read or
+	// written. So a reader holding mu sees every such write completed.
 	mu      sync.Mutex
 	ids     *inbox.IDGen
-	heads   map[string]head // uid -> held range, loaded on first use
+	heads   map[string]head // uid -> held state, loaded on first use
 	scratch []byte          // key and value buffer for Append
 
-	// curMu makes SetCursor's read-compare-write atomic.
-	curMu sync.Mutex
+	// markMu makes the read-compare-write of SetCursor and MarkRead atomic.
+	markMu sync.Mutex
 }
 
-// head is the held range of one inbox: Seqs first..last. last is the
-// highest Seq ever assigned; first is last+1 when none is held.
+// head is the held state of one inbox: held messages, the lowest of them
+// first, and last, the highest Seq ever assigned; first is last+1 when none
+// is held. Retention drops from the oldest end but Delete from anywhere, so
+// first..last may have holes: held <= last+1-first.
 type head struct {
-	first, last uint64
+	first, last, held uint64
 }
-
-func (h head) held() uint64 { return h.last + 1 - h.first }
 
 var _ inbox.Store = (*Store)(nil)
 
-// Open opens or creates the store in directory dir.
+// Open opens or creates the store in directory dir, upgrading a store
+// written in layout 1 (see doc.go).
 func Open(dir string, opts inbox.Options) (*Store, error) {
 	if opts.NodeID < 0 || opts.NodeID > 1023 {
 		return nil, fmt.Errorf("pebblestore: open: node id %d out of range 0..1023", opts.NodeID)
@@ -79,7 +82,8 @@ func Open(dir string, opts inbox.Options) (*Store, error) {
 	return s, nil
 }
 
-// init checks or writes the layout version and returns the last id issued.
+// init checks or writes the layout version, upgrading a version 1 store,
+// and returns the last id issued.
 func (s *Store) init() (lastID uint64, err error) {
 	v, ok, err := s.getUint("layout version", keyVersion)
 	switch {
@@ -88,6 +92,10 @@ func (s *Store) init() (lastID uint64, err error) {
 	case !ok:
 		if err := s.db.Set(keyVersion, encodeUint(layoutVersion), pebble.Sync); err != nil {
 			return 0, fmt.Errorf("write layout version: %w", err)
+		}
+	case v == 1:
+		if err := s.upgradeV1(); err != nil {
+			return 0, fmt.Errorf("upgrade layout 1 to %d: %w", layoutVersion, err)
 		}
 	case v != layoutVersion:
 		return 0, fmt.Errorf("layout version %d, this build reads %d", v, layoutVersion)
@@ -145,6 +153,9 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 		if err := checkUID(msgs[i].UID); err != nil {
 			return nil, fmt.Errorf("pebblestore: append: %w", err)
 		}
+		if err := checkThread(msgs[i].Thread()); err != nil {
+			return nil, fmt.Errorf("pebblestore: append: %w", err)
+		}
 	}
 	if err := s.enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: append: %w", err)
@@ -168,9 +179,9 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 	return out, nil
 }
 
-// applyAppend assigns id, Time and Seqs to out, writes them with the
-// overflow deletes and the last id into b, and applies b without waiting
-// for its fsync.
+// applyAppend assigns id, Time and Seqs to out, writes them, their thread
+// index entries, the overflow deletes, the heads and the last id into b,
+// and applies b without waiting for its fsync.
 func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,8 +194,8 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 	// New heads, committed to s.heads only once b is applied. An Append
 	// has one or two inboxes, so a slice beats a map.
 	type touched struct {
-		uid string
-		h   head
+		uid    string
+		was, h head
 	}
 	var buf [2]touched
 	heads := buf[:0]
@@ -196,10 +207,12 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 			if err != nil {
 				return nil, err
 			}
-			heads = append(heads, touched{m.UID, h})
+			heads = append(heads, touched{m.UID, h, h})
 			j = len(heads) - 1
 		}
+		// With none held, first is already last+1: the Seq assigned now.
 		heads[j].h.last++
+		heads[j].h.held++
 		m.Seq, m.ID, m.Time = heads[j].h.last, idStr, ms
 
 		key := appendMsgKey(s.scratch[:0], m.UID, m.Seq)
@@ -207,27 +220,28 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 		if err := b.Set(key, s.scratch[len(key):], nil); err != nil {
 			return nil, fmt.Errorf("batch: %w", err)
 		}
+		if th := m.Thread(); th != "" {
+			key := appendIndexKey(s.scratch[:0], m.UID, th, m.Seq)
+			s.scratch = appendIndexValue(key, m.Kind, m.MsgType)
+			if err := b.Set(key, s.scratch[len(key):], nil); err != nil {
+				return nil, fmt.Errorf("batch: %w", err)
+			}
+		}
 	}
 
 	var drops []drop
 	for i := range heads {
 		t := &heads[i]
-		if err := b.Set(headKey(t.uid), encodeUint(t.h.last), nil); err != nil {
+		if keep := uint64(s.opts.MaxPerInbox); keep != 0 && t.h.held > keep {
+			n := t.h.held - keep
+			if err := s.dropOldestLocked(b, t.uid, &t.h, t.was, n, out); err != nil {
+				return nil, err
+			}
+			drops = append(drops, drop{t.uid, int(n)})
+		}
+		if err := b.Set(headKey(t.uid), encodeHead(t.h), nil); err != nil {
 			return nil, fmt.Errorf("batch: %w", err)
 		}
-		keep := uint64(s.opts.MaxPerInbox)
-		if keep == 0 || t.h.held() <= keep {
-			continue
-		}
-		first := t.h.last - keep + 1
-		for seq := t.h.first; seq < first; seq++ {
-			s.scratch = appendMsgKey(s.scratch[:0], t.uid, seq)
-			if err := b.Delete(s.scratch, nil); err != nil {
-				return nil, fmt.Errorf("batch: %w", err)
-			}
-		}
-		drops = append(drops, drop{t.uid, int(first - t.h.first)})
-		t.h.first = first
 	}
 	if err := b.Set(keyLastID, encodeUint(id), nil); err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
@@ -242,37 +256,117 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 	return drops, nil
 }
 
-// headLocked returns uid's held range, loading and caching it on first
+// dropOldestLocked writes into b the deletes of the n oldest messages held
+// by uid, with their thread index entries, and moves h past them. was is
+// uid's head before this Append: the messages above was.last are the new
+// ones in out, which are in b but not yet in the database. s.mu must be held.
+//
+// Finding a dropped message's index entry takes its thread, so this reads
+// the oldest messages: a short iterator from was.first, which usually
+// finds them in the block cache.
+func (s *Store) dropOldestLocked(b *pebble.Batch, uid string, h *head, was head, n uint64, out []inbox.Message) error {
+	old := min(n, was.held) // how many of the dropped are in the database
+	if old > 0 {
+		it, err := s.db.NewIter(&pebble.IterOptions{
+			LowerBound: appendMsgKey(nil, uid, was.first),
+			UpperBound: appendMsgKey(nil, uid, was.last+1),
+		})
+		if err != nil {
+			return fmt.Errorf("overflow of %s: %w", uid, err)
+		}
+		ok := it.First()
+		for range old {
+			if !ok {
+				return errors.Join(fmt.Errorf("overflow of %s: %w: fewer messages than the %d held", uid, errCorrupt, was.held), it.Close())
+			}
+			if err := deleteMessage(b, uid, it.Key(), it.Value()); err != nil {
+				return errors.Join(fmt.Errorf("overflow of %s: %w", uid, err), it.Close())
+			}
+			ok = it.Next()
+		}
+		h.first = was.last + 1
+		if old < was.held {
+			if !ok {
+				return errors.Join(fmt.Errorf("overflow of %s: %w: fewer messages than the %d held", uid, errCorrupt, was.held), it.Close())
+			}
+			_, seq, err := parseMsgKey(it.Key())
+			if err != nil {
+				return errors.Join(fmt.Errorf("overflow of %s: %w", uid, err), it.Close())
+			}
+			h.first = seq
+		}
+		if err := it.Close(); err != nil {
+			return fmt.Errorf("overflow of %s: %w", uid, err)
+		}
+	}
+	if n > was.held {
+		// The rest are the oldest new ones, Seqs was.last+1 through cut:
+		// deleted in the same batch that sets them, which later wins.
+		cut := was.last + (n - was.held)
+		for i := range out {
+			m := &out[i]
+			if m.UID != uid || m.Seq > cut {
+				continue
+			}
+			s.scratch = appendMsgKey(s.scratch[:0], uid, m.Seq)
+			if err := b.Delete(s.scratch, nil); err != nil {
+				return fmt.Errorf("batch: %w", err)
+			}
+			if th := m.Thread(); th != "" {
+				s.scratch = appendIndexKey(s.scratch[:0], uid, th, m.Seq)
+				if err := b.Delete(s.scratch, nil); err != nil {
+					return fmt.Errorf("batch: %w", err)
+				}
+			}
+		}
+		h.first = cut + 1
+	}
+	h.held -= n
+	return nil
+}
+
+// deleteMessage writes into b the delete of one stored message, given its
+// key and value, and of its thread index entry.
+func deleteMessage(b *pebble.Batch, uid string, key, value []byte) error {
+	_, seq, err := parseMsgKey(key)
+	if err != nil {
+		return err
+	}
+	meta, err := decodeMeta(value)
+	if err != nil {
+		return fmt.Errorf("seq %d: %w", seq, err)
+	}
+	if err := b.Delete(key, nil); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	if th := meta.thread(); th != "" {
+		if err := b.Delete(appendIndexKey(nil, uid, th, seq), nil); err != nil {
+			return fmt.Errorf("batch: %w", err)
+		}
+	}
+	return nil
+}
+
+// headLocked returns uid's held state, loading and caching it on first
 // use. s.mu must be held. A uid never appended to is not cached, so
 // lookups of unknown uids do not grow the cache.
 func (s *Store) headLocked(uid string) (head, error) {
 	if h, ok := s.heads[uid]; ok {
 		return h, nil
 	}
-	last, _, err := s.getUint("head of "+uid, headKey(uid))
+	val, closer, err := s.db.Get(headKey(uid))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return head{first: 1}, nil
+	}
 	if err != nil {
-		return head{}, err
+		return head{}, fmt.Errorf("read head of %s: %w", uid, err)
 	}
-	h := head{first: last + 1, last: last}
-	if last == 0 {
-		return h, nil
+	h, err := decodeHead(val)
+	if cerr := closer.Close(); cerr != nil && err == nil {
+		err = cerr
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: appendMsgKey(nil, uid, 0),
-		UpperBound: appendMsgEnd(nil, uid),
-	})
 	if err != nil {
-		return head{}, fmt.Errorf("head of %s: %w", uid, err)
-	}
-	if it.First() {
-		_, seq, err := parseMsgKey(it.Key())
-		if err != nil {
-			return head{}, errors.Join(err, it.Close())
-		}
-		h.first = seq
-	}
-	if err := it.Close(); err != nil {
-		return head{}, fmt.Errorf("head of %s: %w", uid, err)
+		return head{}, fmt.Errorf("read head of %s: %w", uid, err)
 	}
 	s.heads[uid] = h
 	return h, nil
@@ -337,7 +431,7 @@ func (s *Store) Bounds(ctx context.Context, uid string) (first, last uint64, err
 	if err != nil {
 		return 0, 0, fmt.Errorf("pebblestore: bounds: %w", err)
 	}
-	if h.held() == 0 {
+	if h.held == 0 {
 		return 0, h.last, nil
 	}
 	return h.first, h.last, nil
@@ -374,18 +468,26 @@ func (s *Store) SetCursor(ctx context.Context, uid, device string, seq uint64) e
 		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
 	}
 	defer s.life.RUnlock()
-	key := cursorKey(uid, device)
-	s.curMu.Lock()
-	defer s.curMu.Unlock()
-	cur, ok, err := s.getUint("cursor", key)
-	if err != nil {
+	if err := s.raise("cursor", cursorKey(uid, device), seq); err != nil {
 		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+	}
+	return nil
+}
+
+// raise moves the position stored under key forward to seq: it writes
+// when the key is missing or holds less. The write is not synced.
+func (s *Store) raise(what string, key []byte, seq uint64) error {
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
+	cur, ok, err := s.getUint(what, key)
+	if err != nil {
+		return err
 	}
 	if ok && seq <= cur {
 		return nil
 	}
 	if err := s.db.Set(key, encodeUint(seq), pebble.NoSync); err != nil {
-		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
+		return fmt.Errorf("write %s: %w", what, err)
 	}
 	return nil
 }

@@ -144,6 +144,12 @@ func TestClosedErrors(t *testing.T) {
 		"Cursor":       func() error { _, _, err := s.Cursor(ctx, "u", "d"); return err },
 		"SetCursor":    func() error { return s.SetCursor(ctx, "u", "d", 1) },
 		"ExpireBefore": func() error { _, err := s.ExpireBefore(ctx, time.Now()); return err },
+		"Thread":       func() error { _, err := s.Thread(ctx, "u", "t", 0, 1); return err },
+		"Threads":      func() error { _, err := s.Threads(ctx, "u"); return err },
+		"MarkRead":     func() error { return s.MarkRead(ctx, "u", "t", 1) },
+		"ReadMark":     func() error { _, err := s.ReadMark(ctx, "u", "t"); return err },
+		"Unread":       func() error { _, err := s.Unread(ctx, "u"); return err },
+		"Delete":       func() error { _, err := s.Delete(ctx, "u", 1); return err },
 		"Close":        s.Close,
 	}
 	for name, call := range calls {

@@ -17,13 +17,16 @@ import (
 // test already made (the store then returns an error, which it may ignore).
 type Opener = func(t *testing.T, opts inbox.Options) inbox.Store
 
+// subtest is one test of the suite.
+type subtest struct {
+	name string
+	fn   func(t *testing.T, open Opener)
+}
+
 // Run runs the behaviour suite against the stores open returns, one store
 // per subtest.
 func Run(t *testing.T, open Opener) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, open Opener)
-	}{
+	tests := []subtest{
 		{"AppendAssignsIDTimeSeq", testAppendAssigns},
 		{"IDsIncreasePerInbox", testIDsIncrease},
 		{"ConcurrentAppends", testConcurrentAppends},
@@ -37,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExpireBeforePartial", testExpireBeforePartial},
 		{"Closed", testClosed},
 	}
+	tests = append(tests, historyTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}

@@ -1,0 +1,91 @@
+package broker
+
+import (
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limitedListener guards a listener against connection floods and
+// slowloris clients: a remote IP may open at most rate new connections per
+// second (burst 2x), and a connection must send its CONNECT within
+// connectTimeout (mochi sets no deadline before CONNECT; once connected,
+// its keepalive deadline replaces ours).
+type limitedListener struct {
+	net.Listener
+	connectTimeout time.Duration
+	perIP          rate.Limit
+	log            *slog.Logger
+	refused        *atomic.Int64
+
+	mu       sync.Mutex
+	limiters map[string]*ipLimiter // guarded by mu
+	swept    time.Time
+}
+
+type ipLimiter struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimitedListener(ln net.Listener, connectTimeout time.Duration, perIPPerSecond float64, refused *atomic.Int64, log *slog.Logger) *limitedListener {
+	return &limitedListener{
+		Listener:       ln,
+		connectTimeout: connectTimeout,
+		perIP:          rate.Limit(perIPPerSecond),
+		log:            log,
+		refused:        refused,
+		limiters:       make(map[string]*ipLimiter),
+	}
+}
+
+// Accept returns the next connection that is within its IP's rate; others
+// are closed at once.
+func (l *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.perIP > 0 && !l.allow(c.RemoteAddr()) {
+			l.refused.Add(1)
+			l.log.Debug("connection refused: rate per IP exceeded", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		if l.connectTimeout > 0 {
+			_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+		}
+		return c, nil
+	}
+}
+
+func (l *limitedListener) allow(addr net.Addr) bool {
+	ip := addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		ip = tcp.IP.String()
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute { // forget idle IPs so the map stays small
+		for k, v := range l.limiters {
+			if now.Sub(v.seen) > time.Minute {
+				delete(l.limiters, k)
+			}
+		}
+		l.swept = now
+	}
+	il, ok := l.limiters[ip]
+	if !ok {
+		burst := max(1, int(2*l.perIP))
+		il = &ipLimiter{lim: rate.NewLimiter(l.perIP, burst)}
+		l.limiters[ip] = il
+	}
+	il.seen = now
+	return il.lim.AllowN(now, 1)
+}

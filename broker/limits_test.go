@@ -1,0 +1,108 @@
+package broker_test
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/inboxmq/inboxmq/internal/mqtttest"
+)
+
+func TestLimits_MessageRatePerAccount(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst = 5, 10
+	b := mqtttest.Start(t, cfg)
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+	flood := mqtttest.MustV5(t, b.MQTTAddr(), "10666", mqtttest.Token(t, "10666"), mqtttest.V5Options{Subscribe: true})
+	calm := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+
+	accepted, limited := 0, 0
+	for i := 0; i < 30; i++ {
+		code, err := flood.Pub("im/sendmsg", fmt.Sprintf(`{"uid":10021,"msg":"flood %d"}`, i))
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case code == 0:
+			accepted++
+		case code == 0x97:
+			limited++
+		default:
+			t.Fatalf("unexpected reason %#x", code)
+		}
+	}
+	if limited == 0 || accepted < 10 || accepted > 15 {
+		t.Fatalf("accepted %d, limited %d: want about the burst (10) accepted", accepted, limited)
+	}
+	if e := flood.Inbox.NextMethod(t, "Error", wait); e.Str("code") != "rate_limited" {
+		t.Fatalf("error envelope = %s", e.Raw)
+	}
+	// Another account is not slowed down by the flooder.
+	calm.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"calm"}`)
+	for {
+		if e := bob.Inbox.Next(t, wait); e.Str("ct") == "calm" {
+			break
+		}
+	}
+	// Operators are exempt.
+	for i := 0; i < 30; i++ {
+		if out, err := mqtttest.MosquittoPub(b.MQTTAddr(), mqtttest.AdminName, mqtttest.AdminPassword, "im/systemadmin",
+			fmt.Sprintf(`{"uid":10021,"content":"n%d"}`, i)); err != nil {
+			t.Fatal(out, err)
+		}
+	}
+}
+
+// A client that never finishes CONNECT is dropped after connect_timeout;
+// a connection flood from one address is cut to the per-IP rate.
+func TestLimits_SlowlorisAndFlood(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Limits.ConnectTimeout = time.Second
+	cfg.Limits.ConnectionsPerIP = 5
+	b := mqtttest.Start(t, cfg)
+
+	slow, err := net.Dial("tcp", b.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.Write([]byte{0x10, 0x20, 0x00}); err != nil { // a CONNECT that never ends
+		t.Fatal(err)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := slow.Read(make([]byte, 1)); err == nil || time.Since(start) > 4*time.Second {
+		t.Fatalf("slow CONNECT not dropped in time: err %v after %s", err, time.Since(start))
+	}
+
+	// 40 connections at once: about the burst (10) get a CONNACK.
+	connected := 0
+	for i := 0; i < 40; i++ {
+		c, err := mqtttest.ConnectV3(b.MQTTAddr(), fmt.Sprint(20000+i), mqtttest.Token(t, fmt.Sprint(20000+i)), mqtttest.V3Options{Clean: true})
+		if err == nil {
+			connected++
+			defer c.Disconnect(0)
+		}
+	}
+	if connected < 5 || connected > 15 {
+		t.Fatalf("%d of 40 flood connections accepted, want about 10", connected)
+	}
+}
+
+func TestLimits_MaxSubscriptions(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Limits.MaxSubscriptions = 3
+	cfg.ACL.Rules = []string{"read public/#"}
+	b := mqtttest.Start(t, cfg)
+	c := mqtttest.MustV5(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V5Options{Subscribe: true})
+	for i, want := range []byte{1, 1, 0x87, 0x87} {
+		code, err := c.Sub(fmt.Sprintf("public/%d", i), 1)
+		if err != nil || code != want {
+			t.Fatalf("subscription %d: %#x %v, want %#x", i, code, err, want)
+		}
+	}
+	// Renewing an existing subscription is not a new one.
+	if code, _ := c.Sub("public/0", 1); code != 1 {
+		t.Fatalf("renewal refused: %#x", code)
+	}
+}
