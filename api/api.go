@@ -30,12 +30,13 @@ type Service interface {
 
 // Options configure the API.
 type Options struct {
-	Store    inbox.Store    // required
-	Service  Service        // required
-	Tokens   *auth.Tokens   // nil: no bearer tokens
-	Accounts *auth.Accounts // nil: no basic auth
-	MaxBody  int64          // request body limit in bytes
-	Log      *slog.Logger
+	Store   inbox.Store // required
+	Service Service     // required
+	// Credentials returns the current token verifier and static accounts
+	// (either may be nil); it is called per request, so reloads apply.
+	Credentials func() (*auth.Tokens, *auth.Accounts)
+	MaxBody     int64 // request body limit in bytes
+	Log         *slog.Logger
 }
 
 type api struct {
@@ -95,11 +96,12 @@ func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Re
 }
 
 func (a *api) identify(r *http.Request) (delivery.Actor, bool) {
+	tokens, accounts := a.Credentials()
 	if name, password, ok := r.BasicAuth(); ok {
-		if a.Accounts == nil {
+		if accounts == nil {
 			return delivery.Actor{}, false
 		}
-		id, ok := a.Accounts.Authenticate(name, password)
+		id, ok := accounts.Authenticate(name, password)
 		if !ok {
 			a.Log.Warn("api login refused", "account", name, "remote", r.RemoteAddr, "reason", "bad_password")
 			return delivery.Actor{}, false
@@ -108,15 +110,15 @@ func (a *api) identify(r *http.Request) (delivery.Actor, bool) {
 		return delivery.Actor{UID: id.UID, Role: role}, err == nil
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || a.Tokens == nil {
+	if !ok || tokens == nil {
 		return delivery.Actor{}, false
 	}
-	id, err := a.Tokens.VerifyBearer(strings.TrimSpace(token))
+	id, err := tokens.VerifyBearer(strings.TrimSpace(token))
 	if err != nil {
 		a.Log.Warn("api token refused", "remote", r.RemoteAddr, "error", err)
 		return delivery.Actor{}, false
 	}
-	if a.Accounts != nil && a.Accounts.Has(id.UID) {
+	if accounts != nil && accounts.Has(id.UID) {
 		return delivery.Actor{}, false // account names are not token subjects
 	}
 	role, err := acl.ParseRole(id.Role)

@@ -17,6 +17,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/inboxmq/inboxmq/api"
 	"github.com/inboxmq/inboxmq/auth"
@@ -31,17 +32,18 @@ import (
 type Broker struct {
 	cfg      Config
 	log      *slog.Logger
-	tokens   *auth.Tokens
-	accounts *auth.Accounts
 	store    inbox.Store
 	server   *mqtt.Server
 	access   *access.Hook
 	delivery *delivery.Hook
+	metrics  *metrics
 
 	mqttLn, wsLn, httpLn net.Listener
+	limited              []*limitedListener // under mqttLn and wsLn, for Reload
 	httpSrv              *http.Server
 
 	refusedConns atomic.Int64 // connections refused by the per-IP rate
+	serving      atomic.Bool  // every listener is accepting
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -64,28 +66,23 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acl: %w", err)
 	}
-	accounts, err := cfg.accounts()
+	creds, err := cfg.credentials()
 	if err != nil {
-		return nil, fmt.Errorf("accounts: %w", err)
-	}
-	var tokens *auth.Tokens
-	if cfg.Auth.JWTSecret != "" {
-		tokens, err = auth.NewTokens([]byte(cfg.Auth.JWTSecret), auth.WithLeeway(cfg.Auth.TokenLeeway))
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %w", err)
-		}
+		return nil, err
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	b.tokens, b.accounts = tokens, accounts
 	b.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), inbox.Options{
 		MaxPerInbox: cfg.Inbox.MaxMessages,
 		Retention:   cfg.Inbox.Retention,
 		NodeID:      cfg.NodeID,
 		OnDrop: func(uid string, n int, reason string) {
 			log.Warn("inbox messages dropped by retention", "uid", uid, "count", n, "reason", reason)
+			if b.metrics != nil {
+				b.metrics.drop(n, reason)
+			}
 		},
 	})
 	if err != nil {
@@ -98,20 +95,23 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Logger:                 mochiLogger(log, cfg.Log.Level),
 		SysTopicResendInterval: cfg.MQTT.SysTopicInterval,
 	})
+	b.delivery = new(delivery.Hook)
+	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
 	b.access = new(access.Hook)
 	if err := b.server.AddHook(b.access, &access.Options{
 		Server:           b.server,
-		Tokens:           tokens,
-		Accounts:         accounts,
+		Tokens:           creds.Tokens,
+		Accounts:         creds.Accounts,
 		Policy:           policy,
 		AllowAnonymous:   cfg.Auth.Anonymous,
 		MaxSubscriptions: cfg.Limits.MaxSubscriptions,
 		Log:              log,
+		OnAuthFailure:    b.metrics.authFailed,
+		OnACLDenied:      b.metrics.aclDeniedOnce,
 	}); err != nil {
 		b.store.Close()
 		return nil, fmt.Errorf("access hook: %w", err)
 	}
-	b.delivery = new(delivery.Hook)
 	if err := b.server.AddHook(b.delivery, &delivery.Options{
 		Server:       b.server,
 		Store:        b.store,
@@ -123,6 +123,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		MessageRate:  cfg.Limits.MessageRate,
 		MessageBurst: cfg.Limits.MessageBurst,
 		Log:          log,
+		Events:       b.metrics,
 	}); err != nil {
 		b.store.Close()
 		return nil, fmt.Errorf("delivery hook: %w", err)
@@ -203,6 +204,7 @@ func (b *Broker) Start() error {
 	if err := b.server.Serve(); err != nil {
 		return b.startFailed(fmt.Errorf("serve: %w", err))
 	}
+	b.serving.Store(true)
 	b.wg.Add(1)
 	go b.expireLoop()
 	b.log.Info("inboxmq started", "mqtt", addrString(b.mqttLn), "websocket", addrString(b.wsLn),
@@ -215,7 +217,9 @@ func (b *Broker) Start() error {
 // bound by the connect timeout.
 func (b *Broker) listenLimited(address string, t TLSConfig) (net.Listener, error) {
 	return listen(address, t, func(ln net.Listener) net.Listener {
-		return newLimitedListener(ln, b.cfg.Limits.ConnectTimeout, b.cfg.Limits.ConnectionsPerIP, &b.refusedConns, b.log)
+		l := newLimitedListener(ln, b.cfg.Limits.ConnectTimeout, b.cfg.Limits.ConnectionsPerIP, &b.refusedConns, b.log)
+		b.limited = append(b.limited, l)
+		return l
 	})
 }
 
@@ -263,15 +267,47 @@ func (b *Broker) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
+	mux.HandleFunc("GET /readyz", b.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/api/", api.New(api.Options{
-		Store:    b.store,
-		Service:  b.delivery,
-		Tokens:   b.tokens,
-		Accounts: b.accounts,
-		MaxBody:  int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
-		Log:      b.log,
+		Store:   b.store,
+		Service: b.delivery,
+		Credentials: func() (*auth.Tokens, *auth.Accounts) {
+			c := b.access.Credentials()
+			return c.Tokens, c.Accounts
+		},
+		MaxBody: int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
+		Log:     b.log,
 	}))
 	return mux
+}
+
+// readyz answers 200 when the store answers and the listeners are up,
+// 503 otherwise, so a load balancer sends clients elsewhere.
+func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	problem := ""
+	select {
+	case <-b.stop:
+		problem = "shutting down"
+	default:
+		if !b.serving.Load() {
+			problem = "starting"
+			break
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, _, err := b.store.Bounds(ctx, inbox.BroadcastInbox); err != nil {
+			problem = "store unavailable"
+			b.log.Warn("not ready", "error", err)
+		}
+	}
+	if problem != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "{\"status\":%q}\n", problem)
+		return
+	}
+	io.WriteString(w, `{"status":"ready"}`+"\n")
 }
 
 // Close shuts down gracefully: clients get DISCONNECT (server shutting
@@ -301,6 +337,47 @@ func (b *Broker) Close() error {
 		b.log.Info("inboxmq stopped")
 	})
 	return b.closeErr
+}
+
+// Reload applies a new configuration's credentials (token secret, static
+// accounts) and limits without dropping connections. Settings that need a
+// restart (listeners, data_dir, node_id, inbox and mqtt sections, ACL rules)
+// are reported as such and keep their running values.
+func (b *Broker) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	creds, err := cfg.credentials()
+	if err != nil {
+		return err
+	}
+	b.access.SetCredentials(creds)
+	b.access.SetMaxSubscriptions(cfg.Limits.MaxSubscriptions)
+	b.delivery.SetMessageRate(cfg.Limits.MessageRate, cfg.Limits.MessageBurst)
+	for _, l := range b.limited {
+		l.setLimits(cfg.Limits.ConnectTimeout, cfg.Limits.ConnectionsPerIP)
+	}
+	old := b.cfg
+	var restart []string
+	if old.Listeners.MQTT != cfg.Listeners.MQTT || old.Listeners.HTTP != cfg.Listeners.HTTP ||
+		old.Listeners.WebSocket.Address != cfg.Listeners.WebSocket.Address || old.Listeners.WebSocket.Path != cfg.Listeners.WebSocket.Path {
+		restart = append(restart, "listeners")
+	}
+	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID {
+		restart = append(restart, "data_dir/node_id")
+	}
+	if old.Inbox != cfg.Inbox || old.MQTT != cfg.MQTT || old.Log != cfg.Log || old.Auth.Anonymous != cfg.Auth.Anonymous ||
+		strings.Join(old.ACL.Rules, "\n") != strings.Join(cfg.ACL.Rules, "\n") ||
+		strings.Join(old.ACL.AnonymousRules, "\n") != strings.Join(cfg.ACL.AnonymousRules, "\n") {
+		restart = append(restart, "inbox/mqtt/log/acl/anonymous")
+	}
+	b.cfg.Auth, b.cfg.Limits = cfg.Auth, cfg.Limits
+	b.log.Info("configuration reloaded", "accounts", len(cfg.Auth.Accounts), "message_rate", cfg.Limits.MessageRate,
+		"connections_per_ip", cfg.Limits.ConnectionsPerIP, "max_subscriptions", cfg.Limits.MaxSubscriptions)
+	if len(restart) > 0 {
+		b.log.Warn("some changes need a restart and were not applied", "sections", strings.Join(restart, ", "))
+	}
+	return nil
 }
 
 // NewLogger builds the process logger from the log config.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/hooks/access"
 )
 
 // SecretEnv overrides auth.jwt_secret from the config file.
@@ -312,6 +313,22 @@ func (c Config) Validate() error {
 		bad("mqtt.sys_topic_interval must be at least 1 (seconds)")
 	}
 	return errors.Join(errs...)
+}
+
+// credentials builds the token verifier and static accounts.
+func (c Config) credentials() (access.Credentials, error) {
+	accounts, err := c.accounts()
+	if err != nil {
+		return access.Credentials{}, fmt.Errorf("accounts: %w", err)
+	}
+	out := access.Credentials{Accounts: accounts}
+	if c.Auth.JWTSecret != "" {
+		out.Tokens, err = auth.NewTokens([]byte(c.Auth.JWTSecret), auth.WithLeeway(c.Auth.TokenLeeway))
+		if err != nil {
+			return access.Credentials{}, fmt.Errorf("tokens: %w", err)
+		}
+	}
+	return out, nil
 }
 
 func (c Config) accounts() (*auth.Accounts, error) {

@@ -17,14 +17,22 @@ import (
 // its keepalive deadline replaces ours).
 type limitedListener struct {
 	net.Listener
-	connectTimeout time.Duration
-	perIP          rate.Limit
-	log            *slog.Logger
-	refused        *atomic.Int64
+	log     *slog.Logger
+	refused *atomic.Int64
 
-	mu       sync.Mutex
-	limiters map[string]*ipLimiter // guarded by mu
-	swept    time.Time
+	mu             sync.Mutex
+	connectTimeout time.Duration         // guarded by mu
+	perIP          rate.Limit            // guarded by mu
+	limiters       map[string]*ipLimiter // guarded by mu
+	swept          time.Time
+}
+
+// setLimits changes the limits for connections accepted from now on.
+func (l *limitedListener) setLimits(connectTimeout time.Duration, perIPPerSecond float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.connectTimeout, l.perIP = connectTimeout, rate.Limit(perIPPerSecond)
+	clear(l.limiters) // rebuilt with the new rate
 }
 
 type ipLimiter struct {
@@ -33,14 +41,9 @@ type ipLimiter struct {
 }
 
 func newLimitedListener(ln net.Listener, connectTimeout time.Duration, perIPPerSecond float64, refused *atomic.Int64, log *slog.Logger) *limitedListener {
-	return &limitedListener{
-		Listener:       ln,
-		connectTimeout: connectTimeout,
-		perIP:          rate.Limit(perIPPerSecond),
-		log:            log,
-		refused:        refused,
-		limiters:       make(map[string]*ipLimiter),
-	}
+	l := &limitedListener{Listener: ln, log: log, refused: refused, limiters: make(map[string]*ipLimiter)}
+	l.setLimits(connectTimeout, perIPPerSecond)
+	return l
 }
 
 // Accept returns the next connection that is within its IP's rate; others
@@ -51,20 +54,22 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.perIP > 0 && !l.allow(c.RemoteAddr()) {
+		ok, timeout := l.admit(c.RemoteAddr())
+		if !ok {
 			l.refused.Add(1)
 			l.log.Debug("connection refused: rate per IP exceeded", "remote", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
-		if l.connectTimeout > 0 {
-			_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+		if timeout > 0 {
+			_ = c.SetDeadline(time.Now().Add(timeout))
 		}
 		return c, nil
 	}
 }
 
-func (l *limitedListener) allow(addr net.Addr) bool {
+// admit decides on a new connection and returns the connect timeout to set.
+func (l *limitedListener) admit(addr net.Addr) (bool, time.Duration) {
 	ip := addr.String()
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		ip = tcp.IP.String()
@@ -72,6 +77,9 @@ func (l *limitedListener) allow(addr net.Addr) bool {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.perIP <= 0 {
+		return true, l.connectTimeout
+	}
 	if now.Sub(l.swept) > time.Minute { // forget idle IPs so the map stays small
 		for k, v := range l.limiters {
 			if now.Sub(v.seen) > time.Minute {
@@ -87,5 +95,5 @@ func (l *limitedListener) allow(addr net.Addr) bool {
 		l.limiters[ip] = il
 	}
 	il.seen = now
-	return il.lim.AllowN(now, 1)
+	return il.lim.AllowN(now, 1), l.connectTimeout
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +128,50 @@ func TestBinary_GracefulShutdown(t *testing.T) {
 		t.Fatalf("no shutdown log line:\n%s", p.Log())
 	}
 	mqtttest.StartProcess(t, cfg) // the store reopens cleanly
+}
+
+// SIGHUP reloads accounts and the token secret without dropping anyone.
+func TestBinary_SIGHUPReloadsCredentials(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := mqtttest.WriteConfig(t, dataDir)
+	p := mqtttest.StartProcess(t, cfg)
+	bob := mqtttest.MustV3(t, p.MQTTAddr, "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+
+	// New config: another secret, and the admin account removed.
+	newSecret := "a-completely-different-secret-0123456789"
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), mqtttest.Secret, newSecret, 1)
+	text = regexp.MustCompile(`(?m)^    - \{name: admin,.*\n`).ReplaceAllString(text, "")
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Log(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := mqtttest.ConnectV3(p.MQTTAddr, "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true}); err == nil {
+		t.Fatal("token signed with the old secret still accepted")
+	}
+	if _, err := mqtttest.ConnectV3(p.MQTTAddr, mqtttest.AdminName, mqtttest.AdminPassword, mqtttest.V3Options{Clean: true}); err == nil {
+		t.Fatal("removed account still accepted")
+	}
+	out, err := exec.Command(mqtttest.Binary(t), "token", "--config", cfg, "--uid", "10001").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := mqtttest.MustV3(t, p.MQTTAddr, "10001", strings.TrimSpace(string(out)), mqtttest.V3Options{Clean: true})
+	// bob, connected before the reload, is still there.
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"after reload"}`)
+	if e := bob.Inbox.Next(t, 10*time.Second); e.Str("ct") != "after reload" {
+		t.Fatalf("got %s", e.Raw)
+	}
 }

@@ -23,7 +23,8 @@ const usage = `inboxmq: an MQTT broker for private messages and in-app notices.
 
 Usage:
   inboxmq [--config FILE]             run the broker (same as "inboxmq run")
-  inboxmq run [--config FILE]         run the broker until SIGINT/SIGTERM
+  inboxmq run [--config FILE]         run the broker until SIGINT/SIGTERM; SIGHUP reloads
+                                      accounts, the token secret and limits
   inboxmq token --uid UID [flags]     print an access token signed with the config's secret
   inboxmq hash-password               read a password on stdin, print its bcrypt hash
                                       (for auth.accounts[].password_hash)
@@ -130,9 +131,25 @@ func runBroker(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
-	log.Info("shutting down", "signal", context.Cause(ctx))
-	return b.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "signal", context.Cause(ctx))
+			return b.Close()
+		case <-hup:
+			// Reload credentials and limits; a bad file changes nothing.
+			next, err := broker.LoadConfig(*config)
+			if err == nil {
+				err = b.Reload(next)
+			}
+			if err != nil {
+				log.Error("configuration not reloaded", "config", *config, "error", err)
+			}
+		}
+	}
 }
 
 func mintToken(args []string, stdout, stderr io.Writer) error {

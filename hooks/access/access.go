@@ -42,8 +42,8 @@ func (id *Identity) Subject() acl.Subject {
 // Options configure the hook.
 type Options struct {
 	Server         *mqtt.Server   // needed to finish session takeovers safely
-	Tokens         *auth.Tokens   // nil: no token logins
-	Accounts       *auth.Accounts // nil: no static accounts
+	Tokens         *auth.Tokens   // nil: no token logins (see SetCredentials)
+	Accounts       *auth.Accounts // nil: no static accounts (see SetCredentials)
 	Policy         *acl.Policy    // required
 	AllowAnonymous bool           // let clients without credentials in (anonymous ACL rules only)
 	Log            *slog.Logger
@@ -60,8 +60,27 @@ type Hook struct {
 	mqtt.HookBase
 	opts       Options
 	identities sync.Map // *mqtt.Client -> *Identity
-	anonymous  atomic.Int64
+
+	// Reloadable without dropping connections (SIGHUP).
+	creds   atomic.Pointer[Credentials]
+	maxSubs atomic.Int64
 }
+
+// Credentials are what logins are checked against. Either may be nil.
+type Credentials struct {
+	Tokens   *auth.Tokens
+	Accounts *auth.Accounts
+}
+
+// SetCredentials replaces the token secret and static accounts for new
+// logins; connected clients stay connected.
+func (h *Hook) SetCredentials(c Credentials) { h.creds.Store(&c) }
+
+// Credentials returns the current credentials.
+func (h *Hook) Credentials() Credentials { return *h.creds.Load() }
+
+// SetMaxSubscriptions changes the per-client subscription limit (0: none).
+func (h *Hook) SetMaxSubscriptions(n int) { h.maxSubs.Store(int64(n)) }
 
 // ID names the hook.
 func (h *Hook) ID() string { return "inboxmq-access" }
@@ -91,6 +110,8 @@ func (h *Hook) Init(config any) error {
 		opts.Log = slog.Default()
 	}
 	h.opts = *opts
+	h.SetCredentials(Credentials{Tokens: opts.Tokens, Accounts: opts.Accounts})
+	h.SetMaxSubscriptions(opts.MaxSubscriptions)
 	return nil
 }
 
@@ -150,6 +171,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, string) {
 	username := string(pk.Connect.Username)
 	password := string(pk.Connect.Password)
+	creds := h.Credentials()
 	base := Identity{ClientID: cl.ID}
 	switch {
 	case username == "" && len(password) == 0:
@@ -160,8 +182,8 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 		return &base, ""
 	case !acl.ValidUID(username):
 		return nil, "invalid_username"
-	case h.opts.Accounts != nil && h.opts.Accounts.Has(username):
-		ident, ok := h.opts.Accounts.Authenticate(username, password)
+	case creds.Accounts != nil && creds.Accounts.Has(username):
+		ident, ok := creds.Accounts.Authenticate(username, password)
 		if !ok {
 			return nil, "bad_password"
 		}
@@ -171,10 +193,10 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 		}
 		base.UID, base.Role = ident.UID, role
 		return &base, ""
-	case h.opts.Tokens == nil:
+	case creds.Tokens == nil:
 		return nil, "tokens_disabled"
 	}
-	ident, err := h.opts.Tokens.Verify(username, password)
+	ident, err := creds.Tokens.Verify(username, password)
 	if err != nil {
 		return nil, tokenReason(err)
 	}
@@ -266,20 +288,20 @@ const tooManyFilter = "$inboxmq-refused/too-many-subscriptions"
 // messages are acknowledged per message, never by the QoS 2 handshake) and
 // refuses filters beyond the subscription limit.
 func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	held := cl.State.Subscriptions.Len()
+	held, limit := cl.State.Subscriptions.Len(), int(h.maxSubs.Load())
 	for i := range pk.Filters {
 		f := &pk.Filters[i]
 		if acl.Reserved(f.Filter) && f.Qos > 1 {
 			f.Qos = 1
 		}
-		if h.opts.MaxSubscriptions <= 0 {
+		if limit <= 0 {
 			continue
 		}
 		if _, renew := cl.State.Subscriptions.Get(f.Filter); renew {
 			continue
 		}
-		if held >= h.opts.MaxSubscriptions {
-			h.opts.Log.Info("subscription refused: limit reached", "client", cl.ID, "filter", f.Filter, "limit", h.opts.MaxSubscriptions)
+		if held >= limit {
+			h.opts.Log.Info("subscription refused: limit reached", "client", cl.ID, "filter", f.Filter, "limit", limit)
 			f.Filter = tooManyFilter
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -56,8 +57,8 @@ type Options struct {
 // Events receives what happens, for metrics. Every method must be cheap
 // and must not block: they run on client and delivery goroutines.
 type Events interface {
-	// Appended: n entries of kind stored in took.
-	Appended(kind inbox.Kind, n int, took time.Duration)
+	// Appended: one Append stored msgs in took.
+	Appended(msgs []inbox.Message, took time.Duration)
 	// Delivered: one inbox message written to a connection, age after it was stored.
 	Delivered(kind inbox.Kind, age time.Duration)
 	// Backlog: a connection started delivery with n messages waiting for it.
@@ -79,8 +80,13 @@ type Hook struct {
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
-	pumps sync.WaitGroup // running pump goroutines
-	rates *rateLimits    // nil when unlimited
+	pumps sync.WaitGroup             // running pump goroutines
+	rates atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
+}
+
+// SetMessageRate changes the per-account publish rate (0: unlimited).
+func (h *Hook) SetMessageRate(perSecond float64, burst int) {
+	h.rates.Store(newRateLimits(perSecond, burst))
 }
 
 // Wait blocks until every delivery goroutine has ended. Call it after the
@@ -125,7 +131,7 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
-	h.rates = newRateLimits(opts.MessageRate, opts.MessageBurst)
+	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
 	return nil
 }
 
@@ -331,7 +337,7 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 	if err != nil {
 		return nil, err
 	}
-	h.opts.Events.Appended(msgs[0].Kind, len(out), time.Since(start))
+	h.opts.Events.Appended(out, time.Since(start))
 	for i, m := range out {
 		if i == 0 || m.UID != out[i-1].UID {
 			h.notify(m.UID)
@@ -342,7 +348,7 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 
 type noEvents struct{}
 
-func (noEvents) Appended(inbox.Kind, int, time.Duration) {}
+func (noEvents) Appended([]inbox.Message, time.Duration) {}
 func (noEvents) Delivered(inbox.Kind, time.Duration)     {}
 func (noEvents) Backlog(uint64)                          {}
 func (noEvents) Rejected(string)                         {}

@@ -46,7 +46,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return h.refuse(r, bridge.CodeForbidden, "connection is not authenticated")
 	}
 	r.id = id
-	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService && !h.rates.allow(id.UID) {
+	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService && !h.rates.Load().allow(id.UID) {
 		return h.refuse(r, bridge.CodeRateLimited, "too many messages, slow down")
 	}
 	topic := pk.TopicName

@@ -143,10 +143,11 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 	if len(n.UIDs) == 0 {
 		notice.UID = inbox.BroadcastInbox
 		start := time.Now()
-		if _, err := h.opts.Store.Append(ctx, []inbox.Message{notice}); err != nil {
+		out, err := h.opts.Store.Append(ctx, []inbox.Message{notice})
+		if err != nil {
 			return err
 		}
-		h.opts.Events.Appended(inbox.KindNotice, 1, time.Since(start))
+		h.opts.Events.Appended(out, time.Since(start))
 		payload, err := bridge.AppendEnvelope(nil, notice)
 		if err != nil {
 			return err

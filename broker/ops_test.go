@@ -1,0 +1,73 @@
+package broker_test
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/inboxmq/inboxmq/internal/mqtttest"
+)
+
+// metric reads one sample of a Prometheus text exposition.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+-]+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMetricsMoveAndHealth(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	base := "http://" + b.HTTPAddr()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	sendN(t, alice, "10021", 0, 5)
+	bob.Inbox.Collect(t, 5, wait)
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":""}`)
+	if _, err := mqtttest.ConnectV3(b.MQTTAddr(), "10099", "forged", mqtttest.V3Options{Clean: true}); err == nil {
+		t.Fatal("forged login accepted")
+	}
+	for name, min := range map[string]float64{
+		`inboxmq_connections`:                                   2,
+		`inboxmq_online_users`:                                  2,
+		`inboxmq_inbox_appends_total{method="SendMsg"}`:         5,
+		`inboxmq_inbox_appends_total{method="MsgSent"}`:         5,
+		`inboxmq_messages_out_total{method="SendMsg"}`:          5,
+		`inboxmq_delivery_latency_seconds_count`:                5,
+		`inboxmq_store_append_seconds_count`:                    5,
+		`inboxmq_requests_rejected_total{code="empty_message"}`: 1,
+		`inboxmq_auth_failures_total{reason="token_malformed"}`: 1,
+		`inboxmq_messages_in_total`:                             6,
+	} {
+		if v := metric(t, base, name); v < min {
+			t.Errorf("%s = %v, want >= %v", name, v, min)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
