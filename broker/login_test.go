@@ -47,7 +47,8 @@ func TestMultiDevice_EachGetsACopy(t *testing.T) {
 	checkSendMsg(t, phone.Inbox.Next(t, wait), "10001", "both")
 	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "both")
 
-	// The phone goes offline; its own copy waits for it.
+	// The phone goes offline (after its PUBACK arrived); its own copy waits for it.
+	waitMetric(t, "http://"+b.HTTPAddr(), "inboxmq_inbox_acks_total", 2)
 	phone.Disconnect(250)
 	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"while the phone sleeps"}`)
 	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "while the phone sleeps")

@@ -20,6 +20,7 @@ type metrics struct {
 	appendSeconds prometheus.Histogram   // store latency
 	delivered     *prometheus.CounterVec // kind
 	latency       prometheus.Histogram   // stored -> written to the connection
+	ackedTotal    prometheus.Counter
 	backlog       prometheus.Histogram   // messages waiting at (re)connect
 	rejected      *prometheus.CounterVec // code
 	dropped       *prometheus.CounterVec // reason
@@ -47,6 +48,9 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 		Name: "inboxmq_delivery_latency_seconds", Help: "Time from storing an inbox message to writing it to a connection.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 20),
 	})
+	m.ackedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inboxmq_inbox_acks_total", Help: "Inbox messages acknowledged (PUBACK) by connections.",
+	})
 	m.backlog = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "inboxmq_offline_queue_depth", Help: "Messages waiting for a connection when it starts inbox delivery.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
@@ -66,7 +70,7 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 	m.kicked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "inboxmq_logouts_total", Help: "Connections logged out by a newer login or an admin.",
 	})
-	for _, c := range []prometheus.Collector{m.appended, m.appendSeconds, m.delivered, m.latency, m.backlog,
+	for _, c := range []prometheus.Collector{m.appended, m.appendSeconds, m.delivered, m.latency, m.ackedTotal, m.backlog,
 		m.rejected, m.dropped, m.authFailures, m.aclDenied, m.kicked} {
 		f(c)
 	}
@@ -119,6 +123,7 @@ func (m *metrics) Delivered(kind inbox.Kind, age time.Duration) {
 }
 
 func (m *metrics) Backlog(n uint64)       { m.backlog.Observe(float64(n)) }
+func (m *metrics) Acked(n int)            { m.ackedTotal.Add(float64(n)) }
 func (m *metrics) Rejected(code string)   { m.rejected.WithLabelValues(code).Inc() }
 func (m *metrics) Kicked()                { m.kicked.Inc() }
 func (m *metrics) authFailed(why string)  { m.authFailures.WithLabelValues(why).Inc() }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 )
@@ -28,6 +29,19 @@ func metric(t *testing.T, base, name string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// waitMetric polls /metrics until name reaches at least min: tests use it
+// to know the broker has processed PUBACKs before they disconnect.
+func waitMetric(t *testing.T, base, name string, min float64) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for metric(t, base, name) < min {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed below %v", name, min)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestMetricsMoveAndHealth(t *testing.T) {

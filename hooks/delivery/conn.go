@@ -297,6 +297,7 @@ func (c *conn) ack(pid uint16) {
 		c.pending = append(c.pending[:0], c.pending[n:]...)
 	}
 	c.mu.Unlock()
+	c.h.opts.Events.Acked(1)
 	if n > 0 {
 		c.wake()
 	}

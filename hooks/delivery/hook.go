@@ -61,6 +61,8 @@ type Events interface {
 	Appended(msgs []inbox.Message, took time.Duration)
 	// Delivered: one inbox message written to a connection, age after it was stored.
 	Delivered(kind inbox.Kind, age time.Duration)
+	// Acked: a connection acknowledged n more inbox messages.
+	Acked(n int)
 	// Backlog: a connection started delivery with n messages waiting for it.
 	Backlog(n uint64)
 	// Rejected: a request refused with this Error code.
@@ -351,5 +353,6 @@ type noEvents struct{}
 func (noEvents) Appended([]inbox.Message, time.Duration) {}
 func (noEvents) Delivered(inbox.Kind, time.Duration)     {}
 func (noEvents) Backlog(uint64)                          {}
+func (noEvents) Acked(int)                               {}
 func (noEvents) Rejected(string)                         {}
 func (noEvents) Kicked()                                 {}
