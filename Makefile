@@ -9,7 +9,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_TARGETS := \
 	./bridge:FuzzParse ./bridge:FuzzAppendEnvelope ./bridge:FuzzMsgIDLiteral \
 	./acl:FuzzCovers ./acl:FuzzCanRead ./acl:FuzzParseRule \
-	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./broker:FuzzParseConfig
+	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./inbox/redis:FuzzDecode ./broker:FuzzParseConfig
 
 .PHONY: help run build test bench fuzz lint check deps clean
 
@@ -35,10 +35,13 @@ run: build ## run a dev broker on the embedded store (inboxmq.dev.yaml, DEV secr
 	@echo
 	$(BIN) --config inboxmq.dev.yaml
 
-deps: ## install what the tests need when missing (mosquitto-clients)
+deps: ## install what the tests need when missing (mosquitto-clients, redis-server)
 	@command -v mosquitto_pub >/dev/null 2>&1 || { \
 		echo "installing mosquitto-clients"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto-clients >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || { \
+		echo "installing redis-server (the Redis store's tests start their own; the system service is not used)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 test: deps ## run every test with the race detector (also runs the fuzz seeds)
 	$(GO) test -race -count=1 -timeout 20m ./...

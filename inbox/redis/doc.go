@@ -1,0 +1,150 @@
+// Package redisstore is the scale-out inbox.Store: several inboxmq nodes
+// share one Redis, a single instance, a Sentinel-managed primary or a Redis
+// Cluster. The caller builds the go-redis client (redis.NewClient,
+// redis.NewFailoverClient or redis.NewClusterClient) and passes it in
+// Options; the Store never closes it.
+//
+// A Store is safe for concurrent use, and any number of Stores, in one
+// process or on many nodes, may share a Redis and a Prefix as long as each
+// has its own Options.Inbox.NodeID. Every method takes the Store's
+// lifetime lock shared; Close takes it exclusively, waits for the methods
+// in progress and makes later calls fail with an error wrapping
+// inbox.ErrClosed. OnDrop is called inside the method that dropped, so it
+// must not call Close.
+//
+// # Durability
+//
+// Append returns only after Redis has acknowledged every write. The store
+// is then exactly as durable as the Redis persistence configured: with
+// appendonly yes and appendfsync always an acknowledged Append survives a
+// crash of Redis; with appendfsync everysec up to a second of writes can be
+// lost; without persistence a restart loses everything. Replication is
+// asynchronous, so a failover to a replica can lose writes the old primary
+// acknowledged (the store does not use WAIT). Cursors and read marks are
+// written like messages, so they are as durable.
+//
+// # Key layout
+//
+// P is Options.Prefix (it must not contain braces). Every key of one inbox
+// carries the uid as its hash tag, so an inbox lives in one Cluster slot
+// and one Lua script updates it atomically. In the tag, '{', '}' and '%' of
+// a uid are percent-escaped: a '}' would end the tag early.
+//
+//	P im:{uid}:h          HASH  s: highest Seq ever assigned (never goes back)
+//	                            i: last message id; a: last append (token, first Seq, dropped)
+//	P im:{uid}:m          ZSET  the log: score Seq, member the encoded message
+//	P im:{uid}:tm         ZSET  time index: member Seq, score append time (Unix ms)
+//	P im:{uid}:th         ZSET  threads: member thread name, score its newest held Seq
+//	P im:{uid}:t:<thread> ZSET  a thread's messages: member and score Seq
+//	P im:{uid}:u:<thread> ZSET  its incoming messages: score Seq, member "Seq:" or,
+//	                            for notices, "Seq:MsgType"
+//	P im:{uid}:c          HASH  device -> cursor Seq
+//	P im:{uid}:r          HASH  thread -> read mark Seq (any thread name)
+//	P im:{uid}:lk         STRING append lock: the holder's token, expiring after 3s
+//	P {$global}:oldest    ZSET  sweep index: member uid, score about its oldest message time
+//	P {$global}:layout    STRING layout version, 1
+//
+// The two global keys share their own hash tag, so on a Cluster they live
+// in one slot, on one master: ExpireBefore starts from that single
+// well-known key.
+//
+// A log member is a version byte (1), the Seq (uvarint), the kind (1
+// byte), the peer (uvarint length and bytes), the id (uvarint), the time
+// (varint, Unix ms), nickname, avatar, content, extra, cid (strings like
+// the peer), msgtype (varint), event and ref. The client encodes all but
+// the version and Seq, which the append script puts in front once it has
+// assigned the Seq. Kind and peer come first so that the scripts can tell
+// a message's thread without decoding the rest; UID is in the key.
+//
+// Read is one ZRANGE BYSCORE of the log from the Seq asked for. A thread
+// is read newest first from its t: index, each message fetched from the
+// log by Seq inside one script. Unread counts are ZCOUNTs of the u:
+// indexes above each thread's read mark, and notices by MsgType come from
+// the members of u:$notices above the mark, so counting decodes no message.
+//
+// # Append
+//
+// An Append writes one or two inboxes (recipient and sender's copy), which
+// on a Cluster are in different slots, so no single script can write both.
+// All its entries must share one id, and ids must increase in every inbox
+// in Seq order, across nodes. Append therefore takes a short lock on every
+// inbox it writes:
+//
+//  1. One pipelined round trip runs a lock script per inbox: it sets the
+//     inbox's lock to a token unique to this Append (SET PX 3s) and returns
+//     the inbox's last id. If another appender holds a lock, Append
+//     releases those it took and tries again after a short jittered
+//     backoff, until its context is done. A crashed holder's lock expires.
+//  2. Holding every lock, the node picks the id: from its inbox.IDGen,
+//     moved past the highest last id read if another node went further.
+//     Every id carries the node id, so nodes never issue the same one.
+//  3. One pipelined round trip runs an append script per inbox and a ZADD
+//     LT of the uids to the sweep index. The script checks the lock is still
+//     the Append's, assigns the Seqs (HINCRBY of the head), stores and
+//     indexes the messages, trims overflow beyond MaxPerInbox, records the
+//     id and releases the lock.
+//
+// Each inbox's part is atomic. The whole is not: readers may see one
+// inbox's entry a moment before the other's, and if Redis fails between
+// the two scripts (a master down, a reply lost, a holder stalled past the
+// lock's TTL) one inbox can keep its entry while Append returns an error
+// that names the inboxes written. A retried append script (go-redis retries
+// after a lost reply) finds its result recorded under "a" and returns it
+// instead of appending twice.
+//
+// The locks serialise appends to one inbox, across all nodes, to about one
+// per two round trips: a few thousand per second on a LAN, far above what
+// one user receives.
+//
+// # Round trips
+//
+// In the common case, with the scripts cached in Redis:
+//
+//	Open                         1
+//	Append                       2 (one more per retry when a lock is busy, plus the backoff)
+//	Read, Bounds, Cursor         1
+//	SetCursor, MarkRead          1 (a script: compare and set, forward only)
+//	ReadMark                     1
+//	Thread, Threads, Unread      1 (a script; Threads and Unread do work per thread)
+//	Delete                       1 (a script: message, indexes and thread list at once)
+//	ExpireBefore                 3 per 256 inboxes due (up to 5 when some emptied), and 1 to find none left
+//
+// Redis forgets its script cache on a restart or failover; the first call
+// of each script after that costs one more round trip (EVALSHA, then EVAL).
+// On a Cluster a pipeline touching several masters is one round trip to
+// each, in parallel.
+//
+// # Expiry
+//
+// ExpireBefore reads the sweep index from its lowest score, up to 256 uids
+// at a time, and runs one expire script per inbox (pipelined). The script
+// drops the inbox's messages appended before the cut, at most 1000 per
+// call, with their index entries, and returns the oldest time left. The
+// sweep then rescores the entry, or removes it when the inbox is empty and
+// not locked for an append, and probes such inboxes once more, putting back
+// the entry of any that an append reached meanwhile. Because an Append
+// takes its lock before it writes its index entry, a racing append either
+// shows in the probe or writes its entry after the removal: an inbox that
+// holds messages never loses its entry. If an Append fails after its
+// script but before its index write, the entry comes back with the inbox's
+// next Append. Message times are each node's clock, so with clocks apart a
+// message may outlive its retention by the difference. Several nodes may
+// sweep at once; each message is dropped and reported once.
+//
+// # Lua
+//
+// Every script runs on one inbox. Besides the keys it declares it touches
+// other keys of the same inbox that it finds at run time (a dropped
+// message's thread, the threads listed in th); they carry the same hash
+// tag, and Redis Cluster allows a script any key of the slot its declared
+// keys are in. Ids, cursors and read marks stay decimal strings in Lua,
+// whose numbers are doubles; Seqs are Lua numbers, exact below 2^53.
+//
+// # Client settings
+//
+// Context deadlines bound every method between round trips, and the wait
+// for a busy lock; they cut a network wait short only when the client has
+// ContextTimeoutEnabled set, as it should. Reads must go to masters (no
+// ReadOnly or RouteByLatency on a cluster client), or a node may not see
+// an Append it just made.
+package redisstore
