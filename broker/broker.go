@@ -19,13 +19,17 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/inboxmq/inboxmq/api"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/cluster"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/hooks/delivery"
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
+	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
 )
 
 // Broker is one inboxmq node.
@@ -33,6 +37,8 @@ type Broker struct {
 	cfg      Config
 	log      *slog.Logger
 	store    inbox.Store
+	redis    redis.UniversalClient // nil with the embedded store
+	node     *cluster.Node         // nil with the embedded store
 	server   *mqtt.Server
 	access   *access.Hook
 	delivery *delivery.Hook
@@ -71,10 +77,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	b.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), inbox.Options{
+	if err := b.openStore(inbox.Options{
 		MaxPerInbox: cfg.Inbox.MaxMessages,
 		Retention:   cfg.Inbox.Retention,
 		NodeID:      cfg.NodeID,
@@ -84,9 +87,8 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 				b.metrics.drop(n, reason)
 			}
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open inbox store: %w", err)
+	}); err != nil {
+		return nil, err
 	}
 
 	b.server = mqtt.New(&mqtt.Options{
@@ -109,7 +111,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		OnAuthFailure:    b.metrics.authFailed,
 		OnACLDenied:      b.metrics.aclDeniedOnce,
 	}); err != nil {
-		b.store.Close()
+		b.closeStore()
 		return nil, fmt.Errorf("access hook: %w", err)
 	}
 	if err := b.server.AddHook(b.delivery, &delivery.Options{
@@ -125,10 +127,74 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Log:          log,
 		Events:       b.metrics,
 	}); err != nil {
-		b.store.Close()
+		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
 	}
+	if b.redis != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout+cfg.Redis.Timeout)
+		defer cancel()
+		b.node, err = cluster.Join(ctx, cluster.Options{
+			Client: b.redis, Prefix: cfg.Redis.Prefix, NodeID: cfg.NodeID, Local: b.delivery, Log: log,
+		})
+		if err != nil {
+			b.closeStore()
+			return nil, err
+		}
+		b.delivery.SetRouter(b.node)
+	}
 	return b, nil
+}
+
+// openStore opens the configured inbox store (and, for redis, the client
+// the store and the cluster signals share).
+func (b *Broker) openStore(opts inbox.Options) error {
+	cfg := b.cfg
+	if cfg.Store == "redis" {
+		r := cfg.Redis
+		b.redis = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 r.Addresses,
+			IsClusterMode:         r.Cluster,
+			MasterName:            r.MasterName,
+			Username:              r.Username,
+			Password:              r.Password,
+			DB:                    r.DB,
+			DialTimeout:           r.DialTimeout,
+			ReadTimeout:           r.Timeout,
+			WriteTimeout:          r.Timeout,
+			ContextTimeoutEnabled: true,
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), r.DialTimeout+r.Timeout)
+		defer cancel()
+		store, err := redisstore.Open(ctx, redisstore.Options{Client: b.redis, Prefix: r.Prefix, Inbox: opts})
+		if err != nil {
+			b.redis.Close()
+			return fmt.Errorf("open redis store %v: %w", r.Addresses, err)
+		}
+		b.store = store
+		return nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	store, err := pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), opts)
+	if err != nil {
+		return fmt.Errorf("open inbox store: %w", err)
+	}
+	b.store = store
+	return nil
+}
+
+func (b *Broker) closeStore() error {
+	var err error
+	if b.store != nil {
+		if e := b.store.Close(); e != nil && !errors.Is(e, inbox.ErrClosed) {
+			err = fmt.Errorf("close store: %w", e)
+		}
+	}
+	if b.redis != nil {
+		b.redis.Close()
+	}
+	return err
 }
 
 // mochiLogger keeps mochi's own logging to errors unless we debug: it logs
@@ -208,7 +274,7 @@ func (b *Broker) Start() error {
 	b.wg.Add(1)
 	go b.expireLoop()
 	b.log.Info("inboxmq started", "mqtt", addrString(b.mqttLn), "websocket", addrString(b.wsLn),
-		"http", addrString(b.httpLn), "data_dir", b.cfg.DataDir, "single_login", b.cfg.Inbox.SingleLogin)
+		"http", addrString(b.httpLn), "store", b.cfg.Store, "node_id", b.cfg.NodeID, "single_login", b.cfg.Inbox.SingleLogin)
 	return nil
 }
 
@@ -269,6 +335,9 @@ func (b *Broker) httpHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	if b.cfg.Web.Enabled {
+		mux.Handle("/", b.webHandler())
+	}
 	mux.Handle("/api/", api.New(api.Options{
 		Store:   b.store,
 		Service: b.delivery,
@@ -329,10 +398,11 @@ func (b *Broker) Close() error {
 			b.delivery.Wait()
 		}
 		b.wg.Wait()
-		if b.store != nil {
-			if err := b.store.Close(); err != nil && !errors.Is(err, inbox.ErrClosed) {
-				b.closeErr = fmt.Errorf("close store: %w", err)
-			}
+		if b.node != nil {
+			_ = b.node.Close()
+		}
+		if err := b.closeStore(); err != nil {
+			b.closeErr = err
 		}
 		b.log.Info("inboxmq stopped")
 	})

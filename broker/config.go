@@ -26,6 +26,8 @@ const SecretEnv = "INBOXMQ_JWT_SECRET"
 type Config struct {
 	NodeID    int             `yaml:"node_id"`
 	DataDir   string          `yaml:"data_dir"`
+	Store     string          `yaml:"store"` // embedded or redis
+	Redis     RedisConfig     `yaml:"redis"`
 	Log       LogConfig       `yaml:"log"`
 	Listeners ListenersConfig `yaml:"listeners"`
 	Auth      AuthConfig      `yaml:"auth"`
@@ -33,6 +35,7 @@ type Config struct {
 	Inbox     InboxConfig     `yaml:"inbox"`
 	Limits    LimitsConfig    `yaml:"limits"`
 	MQTT      MQTTConfig      `yaml:"mqtt"`
+	Web       WebConfig       `yaml:"web"`
 }
 
 // LimitsConfig protects the broker and its users from floods.
@@ -50,6 +53,25 @@ type LimitsConfig struct {
 	// MaxSubscriptions is the most subscriptions one client may hold.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
 }
+
+// RedisConfig reaches the Redis that nodes share when store is redis.
+type RedisConfig struct {
+	// Addresses: one for a single instance (or with MasterName, the
+	// Sentinels); several, or Cluster true, for a Redis Cluster.
+	Addresses  []string `yaml:"addresses"`
+	Cluster    bool     `yaml:"cluster"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password; INBOXMQ_REDIS_PASSWORD overrides it.
+	Password    string        `yaml:"password"`
+	DB          int           `yaml:"db"`
+	Prefix      string        `yaml:"prefix"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	Timeout     time.Duration `yaml:"timeout"`
+}
+
+// RedisPasswordEnv overrides redis.password.
+const RedisPasswordEnv = "INBOXMQ_REDIS_PASSWORD"
 
 // LogConfig sets the log output.
 type LogConfig struct {
@@ -144,7 +166,13 @@ type MQTTConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "data",
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Store:   "embedded",
+		Redis: RedisConfig{
+			Prefix:      "inboxmq:",
+			DialTimeout: 2 * time.Second,
+			Timeout:     2 * time.Second,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 		Listeners: ListenersConfig{
 			MQTT:      ListenerConfig{Address: ":1883"},
 			WebSocket: WebSocketConfig{Address: ":8083", Path: "/mqtt"},
@@ -213,6 +241,9 @@ func ParseConfig(data []byte) (Config, error) {
 	if s := os.Getenv(SecretEnv); s != "" {
 		cfg.Auth.JWTSecret = s
 	}
+	if s := os.Getenv(RedisPasswordEnv); s != "" {
+		cfg.Redis.Password = s
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -226,8 +257,23 @@ func (c Config) Validate() error {
 	if c.NodeID < 0 || c.NodeID > 1023 {
 		bad("node_id must be 0..1023, got %d", c.NodeID)
 	}
-	if c.DataDir == "" {
-		bad("data_dir is required")
+	switch c.Store {
+	case "embedded":
+		if c.DataDir == "" {
+			bad("data_dir is required with store: embedded")
+		}
+	case "redis":
+		if len(c.Redis.Addresses) == 0 {
+			bad("redis.addresses is required with store: redis")
+		}
+		if strings.ContainsAny(c.Redis.Prefix, "{}") {
+			bad("redis.prefix must not contain { or }")
+		}
+		if c.Redis.DialTimeout <= 0 || c.Redis.Timeout <= 0 {
+			bad("redis.dial_timeout and redis.timeout must be positive")
+		}
+	default:
+		bad("store must be embedded or redis, got %q", c.Store)
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level: %w", err)

@@ -30,6 +30,7 @@ type conn struct {
 	// persist is false for a non-persistent session in multi-device mode:
 	// it starts at the end of the inbox and leaves no cursor behind.
 	persist bool
+	loginAt time.Time // when the connection was established
 
 	mu         sync.Mutex
 	nickname   string // profile stamped on messages this connection sends
@@ -60,6 +61,7 @@ func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
 		topic:    InboxPrefix + id.UID,
 		device:   cl.ID,
 		persist:  !sessionExpires(cl),
+		loginAt:  time.Now(),
 		nickname: id.Nickname,
 		avatar:   id.Avatar,
 	}
@@ -100,11 +102,23 @@ func (c *conn) subscribe(qos byte) {
 	}
 	c.mu.Lock()
 	c.subscribed, c.qos = true, qos
-	started := c.started
 	c.mu.Unlock()
+	c.start()
+}
+
+// start loads the cursor if needed and wakes the pump; while the store is
+// unreachable it retries every second until the connection ends.
+func (c *conn) start() {
+	c.mu.Lock()
+	started, closed := c.started, c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
 	if !started {
 		if err := c.loadCursor(); err != nil {
-			c.h.opts.Log.Error("inbox delivery not started: store error", "uid", c.id.UID, "client", c.id.ClientID, "error", err)
+			c.h.opts.Log.Error("inbox delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID, "error", err)
+			time.AfterFunc(time.Second, c.start)
 			return
 		}
 	}
@@ -193,9 +207,10 @@ func (c *conn) pump() {
 
 		msgs, err := c.h.opts.Store.Read(ctx, c.id.UID, from, room)
 		if err != nil {
-			c.h.opts.Log.Error("inbox read failed; delivery resumes on the next message or reconnect",
+			c.h.opts.Log.Error("inbox read failed; retrying in a second",
 				"uid", c.id.UID, "client", c.id.ClientID, "error", err)
 			c.stopPump()
+			time.AfterFunc(time.Second, c.wake) // the store may be back (Redis restart)
 			return
 		}
 		if len(msgs) == 0 {

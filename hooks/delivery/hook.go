@@ -82,8 +82,10 @@ type Hook struct {
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
-	pumps sync.WaitGroup             // running pump goroutines
-	rates atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
+	pumps  sync.WaitGroup             // running pump goroutines
+	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
+	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
+	wakes  *wakeBatcher               // set with the router, before serving
 }
 
 // SetMessageRate changes the per-account publish rate (0: unlimited).
@@ -169,6 +171,15 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	kick := h.register(c)
 	for _, old := range kick {
 		h.kick(old, "logged in elsewhere")
+	}
+	if r := h.routerOrNil(); r != nil && h.opts.SingleLogin && id.Role == acl.RoleUser {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := r.LoggedIn(ctx, id.UID, c.loginAt); err != nil {
+				h.opts.Log.Warn("login not announced to other nodes", "uid", id.UID, "error", err)
+			}
+		}()
 	}
 	h.opts.Log.Info("connected", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
 		"role", string(id.Role), "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
@@ -322,8 +333,20 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// Kick logs out every connection of uid (admin API).
+// Kick logs out every connection of uid, on every node (admin API). It
+// returns how many were on this node.
 func (h *Hook) Kick(uid, reason string) int {
+	if r := h.routerOrNil(); r != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := r.Kick(ctx, uid, reason); err != nil {
+			h.opts.Log.Warn("kick not sent to other nodes", "uid", uid, "error", err)
+		}
+	}
+	return h.kickLocal(uid, reason)
+}
+
+func (h *Hook) kickLocal(uid, reason string) int {
 	list := h.online(uid)
 	for _, c := range list {
 		h.unregister(c.cl)
@@ -343,6 +366,9 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 	for i, m := range out {
 		if i == 0 || m.UID != out[i-1].UID {
 			h.notify(m.UID)
+			if h.wakes != nil {
+				h.wakes.add(m.UID)
+			}
 		}
 	}
 	return out, nil

@@ -155,6 +155,13 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 		if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
 			return fmt.Errorf("publish broadcast: %w", err)
 		}
+		if r := h.routerOrNil(); r != nil {
+			if err := r.Broadcast(ctx, payload); err != nil {
+				// Stored in the broadcast log (history), delivered here;
+				// other nodes' subscribers miss it live.
+				return fmt.Errorf("broadcast to other nodes: %w", err)
+			}
+		}
 		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType)
 		return nil
 	}

@@ -1,8 +1,11 @@
 package mqtttest
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,7 +73,26 @@ func Config(tb testing.TB) broker.Config {
 // Start runs an in-process broker until the test ends.
 func Start(tb testing.TB, cfg broker.Config) *broker.Broker {
 	tb.Helper()
-	log, err := broker.NewLogger(cfg.Log, os.Stderr)
+	return start(tb, cfg, os.Stderr)
+}
+
+// StartLogged is Start with the broker's log lines (at cfg.Log.Level)
+// collected, for tests that check what an attack leaves in the log. The
+// log is printed when the test fails.
+func StartLogged(tb testing.TB, cfg broker.Config) (*broker.Broker, *Logs) {
+	tb.Helper()
+	logs := &Logs{}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("broker log:\n%s", logs.String())
+		}
+	})
+	return start(tb, cfg, logs), logs
+}
+
+func start(tb testing.TB, cfg broker.Config, w io.Writer) *broker.Broker {
+	tb.Helper()
+	log, err := broker.NewLogger(cfg.Log, w)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -110,6 +132,53 @@ func TokenWith(tb testing.TB, c auth.Claims) string {
 		tb.Fatalf("mint token: %v", err)
 	}
 	return tok
+}
+
+// Logs collects log output; it is safe for concurrent use.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Wait waits until one logged line contains every one of parts, and
+// returns that line.
+func (l *Logs) Wait(tb testing.TB, timeout time.Duration, parts ...string) string {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range strings.Split(l.String(), "\n") {
+			if containsAll(line, parts) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no log line with %q within %s", parts, timeout)
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // Quiet is a logger for tests that do not want broker logs.

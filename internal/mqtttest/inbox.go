@@ -57,6 +57,17 @@ func (i *Inbox) Next(tb testing.TB, timeout time.Duration) Envelope {
 	}
 }
 
+// Wait is Next for goroutines that must not fail the test: ok is false
+// when nothing arrived within timeout.
+func (i *Inbox) Wait(timeout time.Duration) (e Envelope, ok bool) {
+	select {
+	case e = <-i.ch:
+		return e, true
+	case <-time.After(timeout):
+		return Envelope{}, false
+	}
+}
+
 // NextMethod skips messages until one with the given _method_ arrives.
 func (i *Inbox) NextMethod(tb testing.TB, method string, timeout time.Duration) Envelope {
 	tb.Helper()

@@ -15,37 +15,55 @@ import (
 	"time"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// build is one go build of cmd/inboxmq, done at most once per test process.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// Binary builds cmd/inboxmq once per test process and returns its path.
+var raceBuild, plainBuild build
+
+// Binary builds cmd/inboxmq with the race detector once per test process
+// and returns its path.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
+	return raceBuild.get(tb, "-race")
+}
+
+// PlainBinary builds cmd/inboxmq without the race detector, as it is
+// shipped, once per test process: for measurements (memory, goroutines)
+// that the race detector would distort.
+func PlainBinary(tb testing.TB) string {
+	tb.Helper()
+	return plainBuild.get(tb)
+}
+
+func (b *build) get(tb testing.TB, flags ...string) string {
+	tb.Helper()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "inboxmq-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "inboxmq")
+		b.path = filepath.Join(dir, "inboxmq")
 		root, err := moduleRoot()
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/inboxmq")
+		args := append(append([]string{"build"}, flags...), "-o", b.path, "./cmd/inboxmq")
+		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
+	if b.err != nil {
+		tb.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 func moduleRoot() (string, error) {
@@ -102,12 +120,23 @@ type Process struct {
 	exited                 chan struct{}
 }
 
+// maxProcessLog bounds the log a Process keeps in memory.
+const maxProcessLog = 2 << 20
+
 var startedLine = regexp.MustCompile(`msg="inboxmq started" mqtt=(\S*) websocket=(\S*) http=(\S*)`)
 
-// StartProcess runs the binary with a config and waits until it listens.
+// StartProcess runs the binary (built with the race detector) with a
+// config and waits until it listens.
 func StartProcess(tb testing.TB, configPath string) *Process {
 	tb.Helper()
-	p := &Process{Cmd: exec.Command(Binary(tb), "--config", configPath), exited: make(chan struct{})}
+	return StartBinary(tb, Binary(tb), configPath)
+}
+
+// StartBinary is StartProcess with a given build of the binary (Binary or
+// PlainBinary).
+func StartBinary(tb testing.TB, bin, configPath string) *Process {
+	tb.Helper()
+	p := &Process{Cmd: exec.Command(bin, "--config", configPath), exited: make(chan struct{})}
 	stderr, err := p.Cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -123,6 +152,11 @@ func StartProcess(tb testing.TB, configPath string) *Process {
 			line := sc.Text()
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
+			if p.log.Len() > maxProcessLog { // long runs (the soak): keep the recent half
+				tail := p.log.String()[p.log.Len()-maxProcessLog/2:]
+				p.log.Reset()
+				p.log.WriteString("[earlier log lines dropped]\n" + tail)
+			}
 			p.mu.Unlock()
 			if m := startedLine.FindStringSubmatch(line); m != nil {
 				ready <- m
@@ -155,6 +189,9 @@ func (p *Process) Log() string {
 	defer p.mu.Unlock()
 	return p.log.String()
 }
+
+// PID is the process id, for reading /proc/PID.
+func (p *Process) PID() int { return p.Cmd.Process.Pid }
 
 // Kill sends SIGKILL and waits for the process to end.
 func (p *Process) Kill(tb testing.TB) {

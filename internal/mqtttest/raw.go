@@ -1,9 +1,10 @@
 package mqtttest
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -14,6 +15,15 @@ import (
 // and returns the connection once the CONNACK accepted it. Closing the
 // connection afterwards ends it without DISCONNECT, as a crashed client would.
 func RawConnect(addr string, c packets.ConnectParams) (net.Conn, error) {
+	return rawConnect(addr, 4, c)
+}
+
+// RawConnectV5 is RawConnect with an MQTT 5 CONNECT (no properties).
+func RawConnectV5(addr string, c packets.ConnectParams) (net.Conn, error) {
+	return rawConnect(addr, 5, c)
+}
+
+func rawConnect(addr string, version byte, c packets.ConnectParams) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -23,7 +33,7 @@ func RawConnect(addr string, c packets.ConnectParams) (net.Conn, error) {
 	if c.Keepalive == 0 {
 		c.Keepalive = 30
 	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4, Connect: c}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version, Connect: c}
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {
 		conn.Close()
@@ -34,15 +44,43 @@ func RawConnect(addr string, c packets.ConnectParams) (net.Conn, error) {
 		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	ack := make([]byte, 4)
-	if _, err := bufio.NewReader(conn).Read(ack); err != nil {
+	typ, body, err := ReadRawPacket(conn)
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if ack[0]>>4 != packets.Connack || ack[3] != 0 {
+	if typ != packets.Connack || len(body) < 2 || body[1] != 0 {
 		conn.Close()
-		return nil, fmt.Errorf("connection refused: CONNACK % x", ack)
+		return nil, fmt.Errorf("connection refused: CONNACK type %d % x", typ, body)
 	}
 	return conn, nil
+}
+
+// ReadRawPacket reads one MQTT packet from r unbuffered, so nothing after
+// it is consumed: its type (the high nibble of the first byte) and the
+// bytes after the fixed header.
+func ReadRawPacket(r io.Reader) (typ byte, body []byte, err error) {
+	var b [1]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, nil, err
+	}
+	typ = b[0] >> 4
+	n, mult := 0, 1
+	for i := 0; ; i++ {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return typ, nil, err
+		}
+		n += int(b[0]&0x7f) * mult
+		if b[0]&0x80 == 0 {
+			break
+		}
+		if i == 3 {
+			return typ, nil, errors.New("malformed remaining length")
+		}
+		mult *= 128
+	}
+	body = make([]byte, n)
+	_, err = io.ReadFull(r, body)
+	return typ, body, err
 }

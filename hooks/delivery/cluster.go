@@ -1,0 +1,122 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Router carries signals to the other nodes sharing the store (package
+// cluster implements it over Redis). A single node has none.
+type Router interface {
+	Wake(ctx context.Context, uids []string) error
+	Broadcast(ctx context.Context, payload []byte) error
+	LoggedIn(ctx context.Context, uid string, at time.Time) error
+	Kick(ctx context.Context, uid, reason string) error
+}
+
+// SetRouter connects the hook to the other nodes. Call it before the
+// server serves clients.
+func (h *Hook) SetRouter(r Router) {
+	h.router.Store(&routerBox{r: r})
+	h.wakes = newWakeBatcher(r, h.opts.Log.Warn)
+}
+
+type routerBox struct{ r Router }
+
+func (h *Hook) routerOrNil() Router {
+	if b := h.router.Load(); b != nil {
+		return b.r
+	}
+	return nil
+}
+
+// The Local side, called by the router for other nodes' signals.
+
+// WakeLocal makes this node's connections of uid read their inbox.
+func (h *Hook) WakeLocal(uid string) { h.notify(uid) }
+
+// WakeAll makes every local connection read its inbox.
+func (h *Hook) WakeAll() {
+	h.conns.Range(func(_, v any) bool {
+		v.(*conn).wake()
+		return true
+	})
+}
+
+// PublishLocal delivers a broadcast notice to this node's subscribers.
+func (h *Hook) PublishLocal(payload []byte) {
+	if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
+		h.opts.Log.Error("broadcast from another node not delivered", "error", err)
+	}
+}
+
+// LogoutOlder logs out this node's connections of uid that logged in
+// before at: a newer login elsewhere wins (single login across nodes).
+func (h *Hook) LogoutOlder(uid string, at time.Time, reason string) {
+	for _, c := range h.online(uid) {
+		if c.loginAt.Before(at) {
+			h.unregister(c.cl)
+			h.kick(c, reason)
+		}
+	}
+}
+
+// KickLocal logs out every connection of uid on this node.
+func (h *Hook) KickLocal(uid, reason string) { h.kickLocal(uid, reason) }
+
+// wakeBatcher sends wake signals off the publisher's path, coalescing the
+// uids of many appends into one signal: under load, wakes cost well under
+// one Redis round trip per message, and a sender's PUBACK never waits for
+// them (the message is already stored; the wake only makes it live).
+type wakeBatcher struct {
+	r    Router
+	warn func(string, ...any)
+
+	mu      sync.Mutex
+	pending map[string]struct{} // guarded by mu
+	kick    chan struct{}
+}
+
+func newWakeBatcher(r Router, warn func(string, ...any)) *wakeBatcher {
+	w := &wakeBatcher{r: r, warn: warn, pending: make(map[string]struct{}), kick: make(chan struct{}, 1)}
+	go w.run()
+	return w
+}
+
+func (w *wakeBatcher) add(uids ...string) {
+	w.mu.Lock()
+	for _, u := range uids {
+		w.pending[u] = struct{}{}
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *wakeBatcher) run() {
+	for range w.kick {
+		w.mu.Lock()
+		uids := make([]string, 0, len(w.pending))
+		for u := range w.pending {
+			uids = append(uids, u)
+		}
+		clear(w.pending)
+		w.mu.Unlock()
+		for len(uids) > 0 {
+			n := min(len(uids), 500)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := w.r.Wake(ctx, uids[:n])
+			cancel()
+			if err != nil {
+				// The messages are stored; the peers' nodes pick them up
+				// when they next wake those inboxes (reconnect, next
+				// message, or re-subscription after a Redis outage).
+				w.warn("wake signal not sent", "uids", n, "error", err)
+			}
+			uids = uids[n:]
+		}
+	}
+}
