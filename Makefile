@@ -9,7 +9,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_TARGETS := \
 	./bridge:FuzzParse ./bridge:FuzzAppendEnvelope ./bridge:FuzzMsgIDLiteral \
 	./acl:FuzzCovers ./acl:FuzzCanRead ./acl:FuzzParseRule \
-	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./inbox/redis:FuzzDecode ./broker:FuzzParseConfig
+	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./inbox/redis:FuzzDecode ./broker:FuzzParseConfig ./events:FuzzParseNotice
 
 .PHONY: help run build test bench fuzz lint check deps clean
 

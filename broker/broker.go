@@ -25,6 +25,7 @@ import (
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/cluster"
+	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/hooks/delivery"
 	"github.com/inboxmq/inboxmq/inbox"
@@ -39,6 +40,8 @@ type Broker struct {
 	store    inbox.Store
 	redis    redis.UniversalClient // nil with the embedded store
 	node     *cluster.Node         // nil with the embedded store
+	events   *events.Dispatcher    // nil when no sink is configured
+	notices  *events.Listener      // nil without Redis or a notification channel
 	server   *mqtt.Server
 	access   *access.Hook
 	delivery *delivery.Hook
@@ -99,6 +102,14 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	})
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
+	if err := b.startEvents(); err != nil {
+		b.closeStore()
+		return nil, err
+	}
+	var emitter delivery.Emitter // a nil *Dispatcher must stay a nil interface
+	if b.events != nil {
+		emitter = b.events
+	}
 	b.access = new(access.Hook)
 	if err := b.server.AddHook(b.access, &access.Options{
 		Server:           b.server,
@@ -126,6 +137,9 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		MessageBurst: cfg.Limits.MessageBurst,
 		Log:          log,
 		Events:       b.metrics,
+		Emitter:      emitter,
+		EmitMessages: cfg.Events.Messages,
+		Push:         delivery.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
@@ -142,6 +156,18 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		}
 		b.delivery.SetRouter(b.node)
 	}
+	if b.redis != nil && cfg.Events.NotificationChannel != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout+cfg.Redis.Timeout)
+		defer cancel()
+		b.notices, err = events.ListenNotifications(ctx, events.NotificationOptions{
+			Client: b.redis, Channel: cfg.Events.NotificationChannel, Handle: b.handleNotice,
+			Log: log, OnMalformed: b.metrics.noticeMalformed,
+		})
+		if err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("notification channel: %w", err)
+		}
+	}
 	return b, nil
 }
 
@@ -149,7 +175,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 // the store and the cluster signals share).
 func (b *Broker) openStore(opts inbox.Options) error {
 	cfg := b.cfg
-	if cfg.Store == "redis" {
+	if len(cfg.Redis.Addresses) > 0 { // the Redis store, cluster signals, event channels
 		r := cfg.Redis
 		b.redis = redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs:                 r.Addresses,
@@ -163,11 +189,15 @@ func (b *Broker) openStore(opts inbox.Options) error {
 			WriteTimeout:          r.Timeout,
 			ContextTimeoutEnabled: true,
 		})
+	}
+	if cfg.Store == "redis" {
+		r := cfg.Redis
 		ctx, cancel := context.WithTimeout(context.Background(), r.DialTimeout+r.Timeout)
 		defer cancel()
 		store, err := redisstore.Open(ctx, redisstore.Options{Client: b.redis, Prefix: r.Prefix, Inbox: opts})
 		if err != nil {
 			b.redis.Close()
+			b.redis = nil
 			return fmt.Errorf("open redis store %v: %w", r.Addresses, err)
 		}
 		b.store = store
@@ -178,6 +208,10 @@ func (b *Broker) openStore(opts inbox.Options) error {
 	}
 	store, err := pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), opts)
 	if err != nil {
+		if b.redis != nil {
+			b.redis.Close()
+			b.redis = nil
+		}
 		return fmt.Errorf("open inbox store: %w", err)
 	}
 	b.store = store
@@ -394,8 +428,18 @@ func (b *Broker) Close() error {
 		if b.server != nil {
 			_ = b.server.Close()
 		}
+		if b.notices != nil {
+			_ = b.notices.Close()
+		}
 		if b.delivery != nil {
 			b.delivery.Wait()
+		}
+		if b.events != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := b.events.Close(ctx); err != nil {
+				b.log.Warn("events not all delivered before shutdown", "error", err)
+			}
+			cancel()
 		}
 		b.wg.Wait()
 		if b.node != nil {

@@ -34,8 +34,50 @@ type Config struct {
 	ACL       ACLConfig       `yaml:"acl"`
 	Inbox     InboxConfig     `yaml:"inbox"`
 	Limits    LimitsConfig    `yaml:"limits"`
+	Push      PushConfig      `yaml:"push"`
+	Events    EventsConfig    `yaml:"events"`
 	MQTT      MQTTConfig      `yaml:"mqtt"`
 	Web       WebConfig       `yaml:"web"`
+}
+
+// PushConfig configures the push fallback: a "push" event for a message
+// that no device of its recipient acknowledged in time.
+type PushConfig struct {
+	After         time.Duration `yaml:"after"` // 0 disables
+	CheckInterval time.Duration `yaml:"check_interval"`
+}
+
+// EventsConfig sends events to the app's back-end and takes its notices.
+type EventsConfig struct {
+	Queue    int            `yaml:"queue"`
+	Webhook  WebhookConfig  `yaml:"webhook"`
+	Channels ChannelsConfig `yaml:"channels"`
+	// Messages emits a "message" event for every direct message (audit,
+	// moderation); off by default.
+	Messages bool `yaml:"messages"`
+	// NotificationChannel is the Redis channel of notices from the
+	// back-end (legacy shape {"toWho":[...],"needStore":...}); "" disables.
+	NotificationChannel string `yaml:"notification_channel"`
+}
+
+// WebhookConfig posts events to an HTTP endpoint, signed with HMAC-SHA256.
+type WebhookConfig struct {
+	URL string `yaml:"url"` // "" disables
+	// Secret signs the body (X-Inboxmq-Signature); INBOXMQ_WEBHOOK_SECRET overrides it.
+	Secret  string        `yaml:"secret"`
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
+}
+
+// WebhookSecretEnv overrides events.webhook.secret.
+const WebhookSecretEnv = "INBOXMQ_WEBHOOK_SECRET"
+
+// ChannelsConfig names the Redis channel of each event type ("" = not published).
+type ChannelsConfig struct {
+	Push    string `yaml:"push"`
+	Login   string `yaml:"login"`
+	Logout  string `yaml:"logout"`
+	Message string `yaml:"message"`
 }
 
 // LimitsConfig protects the broker and its users from floods.
@@ -194,6 +236,17 @@ func DefaultConfig() Config {
 			MessageBurst:     40,
 			MaxSubscriptions: 100,
 		},
+		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
+		Events: EventsConfig{
+			Queue:   10000,
+			Webhook: WebhookConfig{Timeout: 5 * time.Second, Retries: 3},
+			Channels: ChannelsConfig{
+				Push:   "chat_message_channel",
+				Login:  "login_message_channel",
+				Logout: "login_message_channel",
+			},
+			NotificationChannel: "notification",
+		},
 		MQTT: MQTTConfig{
 			MaximumClients:               math.MaxInt64,
 			MaximumMessageExpiryInterval: 24 * 60 * 60,
@@ -243,6 +296,9 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	if s := os.Getenv(RedisPasswordEnv); s != "" {
 		cfg.Redis.Password = s
+	}
+	if s := os.Getenv(WebhookSecretEnv); s != "" {
+		cfg.Events.Webhook.Secret = s
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -321,6 +377,23 @@ func (c Config) Validate() error {
 	}
 	if c.Inbox.ExpireInterval < time.Second {
 		bad("inbox.expire_interval must be at least 1s")
+	}
+	if c.Push.After < 0 || (c.Push.After > 0 && c.Push.CheckInterval < 10*time.Millisecond) {
+		bad("push.after must not be negative, and push.check_interval must be at least 10ms")
+	}
+	if c.Events.Queue < 1 {
+		bad("events.queue must be at least 1")
+	}
+	if w := c.Events.Webhook; w.URL != "" {
+		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
+			bad("events.webhook.url must be http(s), got %q", w.URL)
+		}
+		if len(w.Secret) < 16 {
+			bad("events.webhook.secret (or %s) must be at least 16 bytes: receivers verify the signature", WebhookSecretEnv)
+		}
+		if w.Timeout <= 0 {
+			bad("events.webhook.timeout must be positive")
+		}
 	}
 	l := c.Limits
 	if l.ConnectTimeout < time.Second || l.ConnectTimeout > 5*time.Minute {

@@ -26,7 +26,7 @@ func TestLoadConfig_RepositoryFiles(t *testing.T) {
 		t.Fatal("environment secret not applied")
 	}
 	// The template spells out every default.
-	if want := DefaultConfig(); cfg.Inbox != want.Inbox || cfg.MQTT != want.MQTT || cfg.Limits != want.Limits || cfg.Store != want.Store || cfg.Redis.Prefix != want.Redis.Prefix || cfg.Listeners.MQTT != want.Listeners.MQTT {
+	if want := DefaultConfig(); cfg.Inbox != want.Inbox || cfg.MQTT != want.MQTT || cfg.Limits != want.Limits || cfg.Store != want.Store || cfg.Push != want.Push || cfg.Events != want.Events || cfg.Redis.Prefix != want.Redis.Prefix || cfg.Listeners.MQTT != want.Listeners.MQTT {
 		t.Fatalf("inboxmq.yaml differs from DefaultConfig:\n%+v\n%+v", cfg, want)
 	}
 }

@@ -27,6 +27,10 @@ type metrics struct {
 	authFailures  *prometheus.CounterVec // reason
 	aclDenied     prometheus.Counter
 	kicked        prometheus.Counter
+	pushes        prometheus.Counter
+	eventsDropped *prometheus.CounterVec // sink
+	eventsFailed  *prometheus.CounterVec // sink
+	noticesBad    prometheus.Counter
 	deliveredKind [8]prometheus.Counter // by inbox.Kind, resolved once
 	appendedKind  [8]prometheus.Counter
 }
@@ -70,6 +74,22 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 	m.kicked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "inboxmq_logouts_total", Help: "Connections logged out by a newer login or an admin.",
 	})
+	m.pushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inboxmq_push_events_total", Help: "Push events emitted for messages no device acknowledged in time.",
+	})
+	m.eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inboxmq_events_dropped_total", Help: "Events dropped because a sink's queue was full, by sink.",
+	}, []string{"sink"})
+	m.eventsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inboxmq_events_failed_total", Help: "Events a sink failed to deliver after retries (webhook failures), by sink.",
+	}, []string{"sink"})
+	m.noticesBad = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inboxmq_notifications_malformed_total", Help: "Malformed notices received on the Redis notification channel.",
+	})
+	f(m.pushes)
+	f(m.eventsDropped)
+	f(m.eventsFailed)
+	f(m.noticesBad)
 	for _, c := range []prometheus.Collector{m.appended, m.appendSeconds, m.delivered, m.latency, m.ackedTotal, m.backlog,
 		m.rejected, m.dropped, m.authFailures, m.aclDenied, m.kicked} {
 		f(c)
@@ -122,10 +142,14 @@ func (m *metrics) Delivered(kind inbox.Kind, age time.Duration) {
 	m.latency.Observe(age.Seconds())
 }
 
-func (m *metrics) Backlog(n uint64)       { m.backlog.Observe(float64(n)) }
-func (m *metrics) Acked(n int)            { m.ackedTotal.Add(float64(n)) }
-func (m *metrics) Rejected(code string)   { m.rejected.WithLabelValues(code).Inc() }
-func (m *metrics) Kicked()                { m.kicked.Inc() }
-func (m *metrics) authFailed(why string)  { m.authFailures.WithLabelValues(why).Inc() }
-func (m *metrics) aclDeniedOnce()         { m.aclDenied.Inc() }
-func (m *metrics) drop(n int, why string) { m.dropped.WithLabelValues(why).Add(float64(n)) }
+func (m *metrics) Backlog(n uint64)         { m.backlog.Observe(float64(n)) }
+func (m *metrics) Acked(n int)              { m.ackedTotal.Add(float64(n)) }
+func (m *metrics) Rejected(code string)     { m.rejected.WithLabelValues(code).Inc() }
+func (m *metrics) Kicked()                  { m.kicked.Inc() }
+func (m *metrics) Pushed()                  { m.pushes.Inc() }
+func (m *metrics) eventDropped(sink string) { m.eventsDropped.WithLabelValues(sink).Inc() }
+func (m *metrics) eventFailed(sink string)  { m.eventsFailed.WithLabelValues(sink).Inc() }
+func (m *metrics) noticeMalformed()         { m.noticesBad.Inc() }
+func (m *metrics) authFailed(why string)    { m.authFailures.WithLabelValues(why).Inc() }
+func (m *metrics) aclDeniedOnce()           { m.aclDenied.Inc() }
+func (m *metrics) drop(n int, why string)   { m.dropped.WithLabelValues(why).Add(float64(n)) }

@@ -112,6 +112,28 @@ type Store interface {
 	Close() error
 
 	History
+	Pushes
+}
+
+// Pushes is the push schedule behind the push fallback: (uid, seq) pairs
+// that become due at a time. It is durable, so a due push survives a
+// restart, and shared, so nodes sharing a store split the work.
+type Pushes interface {
+	// SchedulePush adds entries to the schedule (unsynced writes are fine:
+	// a crash may lose a push, never a message).
+	SchedulePush(ctx context.Context, entries []PushEntry) error
+
+	// ClaimDuePushes removes and returns up to limit entries due at or
+	// before now, earliest first. Each entry is claimed by exactly one
+	// caller, also across nodes.
+	ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([]PushEntry, error)
+}
+
+// PushEntry is one scheduled push check.
+type PushEntry struct {
+	UID string
+	Seq uint64
+	Due time.Time // millisecond precision
 }
 
 // History is the part of a Store that serves conversations, notices and

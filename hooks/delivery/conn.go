@@ -326,12 +326,18 @@ func (c *conn) advanceLocked(seq uint64) {
 		return
 	}
 	c.acked = seq
-	if !c.persist {
-		return
+	ctx := context.Background()
+	if c.persist {
+		if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, c.device, seq); err != nil {
+			// Only costs a duplicate on the next connection.
+			c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", c.device, "seq", seq, "error", err)
+		}
 	}
-	if err := c.h.opts.Store.SetCursor(context.Background(), c.id.UID, c.device, seq); err != nil {
-		// Only costs a duplicate on the next connection.
-		c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", c.device, "seq", seq, "error", err)
+	if c.h.pushes != nil && c.device != c.id.UID {
+		// Several devices: the push fallback needs the highest ack of any.
+		if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, AckedThread, seq); err != nil {
+			c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", seq, "error", err)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 )
@@ -52,6 +53,12 @@ type Options struct {
 	Log          *slog.Logger
 	// Events, if set, is told what happens (metrics). It must not block.
 	Events Events
+	// Emitter, if set, receives events for the back-end: push, login,
+	// logout, and (with EmitMessages) every direct message.
+	Emitter      Emitter
+	EmitMessages bool
+	// Push configures the push fallback (needs Emitter).
+	Push PushOptions
 }
 
 // Events receives what happens, for metrics. Every method must be cheap
@@ -69,6 +76,8 @@ type Events interface {
 	Rejected(code string)
 	// Kicked: a connection logged out by a newer login or an admin.
 	Kicked()
+	// Pushed: a push event was emitted for an unacknowledged message.
+	Pushed()
 }
 
 // Hook delivers inboxes and handles client requests.
@@ -86,6 +95,7 @@ type Hook struct {
 	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
+	pushes *pushScheduler             // nil without the push fallback
 }
 
 // SetMessageRate changes the per-account publish rate (0: unlimited).
@@ -93,9 +103,16 @@ func (h *Hook) SetMessageRate(perSecond float64, burst int) {
 	h.rates.Store(newRateLimits(perSecond, burst))
 }
 
-// Wait blocks until every delivery goroutine has ended. Call it after the
-// server has closed, before closing the store.
-func (h *Hook) Wait() { h.pumps.Wait() }
+// Wait blocks until every delivery goroutine has ended and pending push
+// schedule entries are written. Call it after the server has closed,
+// before closing the store.
+func (h *Hook) Wait() {
+	h.pumps.Wait()
+	if h.pushes != nil {
+		close(h.pushes.stop)
+		h.pushes.done.Wait()
+	}
+}
 
 // ID names the hook.
 func (h *Hook) ID() string { return "inboxmq-delivery" }
@@ -136,6 +153,12 @@ func (h *Hook) Init(config any) error {
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
+	if opts.Emitter != nil && opts.Push.After > 0 {
+		if h.opts.Push.Interval <= 0 {
+			h.opts.Push.Interval = time.Second
+		}
+		h.pushes = newPushScheduler(h)
+	}
 	return nil
 }
 
@@ -181,6 +204,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 			}
 		}()
 	}
+	h.emitPresence(events.TypeLogin, c, "")
 	h.opts.Log.Info("connected", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
 		"role", string(id.Role), "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
 	if sub, ok := cl.State.Subscriptions.Get(c.topic); ok {
@@ -322,6 +346,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.swaps.Delete(cl)
 	if c := h.unregister(cl); c != nil {
 		c.close()
+		h.emitPresence(events.TypeLogout, c, errString(err))
 		h.opts.Log.Info("disconnected", "uid", c.id.UID, "client", c.id.ClientID, "remote", cl.Net.Remote, "error", errString(err))
 	}
 }
@@ -363,6 +388,7 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 		return nil, err
 	}
 	h.opts.Events.Appended(out, time.Since(start))
+	h.schedulePushes(out)
 	for i, m := range out {
 		if i == 0 || m.UID != out[i-1].UID {
 			h.notify(m.UID)
@@ -380,5 +406,6 @@ func (noEvents) Appended([]inbox.Message, time.Duration) {}
 func (noEvents) Delivered(inbox.Kind, time.Duration)     {}
 func (noEvents) Backlog(uint64)                          {}
 func (noEvents) Acked(int)                               {}
+func (noEvents) Pushed()                                 {}
 func (noEvents) Rejected(string)                         {}
 func (noEvents) Kicked()                                 {}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
@@ -49,6 +50,11 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 	})
 	if err != nil {
 		return inbox.Message{}, err
+	}
+	if h.opts.EmitMessages && h.opts.Emitter != nil {
+		h.opts.Emitter.Emit(events.Event{Type: events.TypeMessage, Data: map[string]any{
+			"uid": to, "from": from.UID, "msgid": out[0].ID, "ct": msg, "extra": extra,
+		}})
 	}
 	return out[0], nil
 }
@@ -180,6 +186,31 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 	}
 	_, err := h.appendAndNotify(ctx, msgs)
 	return err
+}
+
+// SendLiveNotice delivers a notice only to the connections online on this
+// node now (uids, or everyone via broadcast); nothing is stored, so offline
+// users never see it. Every node runs it for a notice from the back-end's
+// Redis channel without needStore.
+func (h *Hook) SendLiveNotice(n Notice) error {
+	if n.Ref == "" {
+		n.Ref = "0"
+	}
+	payload, err := bridge.AppendEnvelope(nil, inbox.Message{Kind: inbox.KindNotice, Content: n.Content,
+		MsgType: n.MsgType, Event: n.Event, Ref: n.Ref})
+	if err != nil {
+		return err
+	}
+	if len(n.UIDs) == 0 {
+		h.PublishLocal(payload)
+		return nil
+	}
+	for _, uid := range n.UIDs {
+		for _, c := range h.online(uid) {
+			c.writeTransient(payload)
+		}
+	}
+	return nil
 }
 
 // UpdateProfile changes the nickname and avatar stamped on what uid sends

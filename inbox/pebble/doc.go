@@ -39,6 +39,7 @@
 //	"m" uid 0x00 seq               -> message, encoded as below (uid and seq are in the key)
 //	"t" uid 0x00 thread 0x00 seq   -> thread index entry: kind (1 byte), msgtype (varint)
 //	"r" uid 0x00 thread            -> read mark Seq (any thread name, so it is last)
+//	"p" due(8) uid 0x00 seq        -> push schedule entry (empty; due is Unix ms)
 //	"h" uid                        -> head: last, first, held (see below)
 //	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
 //	"i"                            -> last message id issued

@@ -42,6 +42,8 @@ type Store struct {
 
 	// markMu makes the read-compare-write of SetCursor and MarkRead atomic.
 	markMu sync.Mutex
+	// pushMu serialises ClaimDuePushes (see pushes.go).
+	pushMu sync.Mutex
 }
 
 // head is the held state of one inbox: held messages, the lowest of them

@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"ExpireBefore", testExpireBefore},
 		{"ExpireBeforePartial", testExpireBeforePartial},
 		{"Closed", testClosed},
+		{"Pushes", testPushes},
+		{"PushesClaimedOnce", testPushesClaimedOnce},
 	}
 	tests = append(tests, historyTests...)
 	for _, tt := range tests {

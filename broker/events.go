@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/events"
+	"github.com/inboxmq/inboxmq/hooks/delivery"
+)
+
+// startEvents builds the event dispatcher from the configured sinks: the
+// webhook and, when Redis is configured, the legacy Redis channels.
+func (b *Broker) startEvents() error {
+	cfg := b.cfg.Events
+	var sinks []events.Sink
+	if cfg.Webhook.URL != "" {
+		w, err := events.NewWebhookSink(events.WebhookOptions{
+			URL: cfg.Webhook.URL, Secret: cfg.Webhook.Secret, Timeout: cfg.Webhook.Timeout,
+			Retries: cfg.Webhook.Retries, Log: b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("events webhook: %w", err)
+		}
+		sinks = append(sinks, w)
+	}
+	if b.redis != nil {
+		sinks = append(sinks, events.NewRedisSink(events.RedisOptions{Client: b.redis, Channels: map[string]string{
+			events.TypePush:    cfg.Channels.Push,
+			events.TypeLogin:   cfg.Channels.Login,
+			events.TypeLogout:  cfg.Channels.Logout,
+			events.TypeMessage: cfg.Channels.Message,
+		}}))
+	}
+	if len(sinks) == 0 {
+		if b.cfg.Push.After > 0 {
+			b.log.Info("push events are off: configure events.webhook or redis")
+		}
+		return nil
+	}
+	b.events = events.NewDispatcher(events.DispatcherOptions{
+		Sinks: sinks, Queue: cfg.Queue, Log: b.log,
+		OnDrop: b.metrics.eventDropped, OnFailure: b.metrics.eventFailed,
+	})
+	return nil
+}
+
+// systemActor sends the notices that come from the back-end's channel.
+var systemActor = delivery.Actor{UID: "system", Role: acl.RoleService}
+
+// handleNotice takes one notice from the Redis notification channel.
+// Every node receives it. Without needStore each node delivers it to its
+// own online users; with needStore one node (the first to claim it) stores
+// it, and the stored notice reaches the other nodes' users like any message.
+func (b *Broker) handleNotice(ctx context.Context, n events.Notice) error {
+	notice := delivery.Notice{UIDs: n.UIDs, Content: n.Content, MsgType: n.MsgType, Event: n.Event, Ref: n.MsgID}
+	if !n.NeedStore {
+		return b.delivery.SendLiveNotice(notice)
+	}
+	if b.node != nil {
+		first, err := b.claimNotice(ctx, n)
+		if err != nil || !first {
+			return err
+		}
+	}
+	return b.delivery.SendNotice(ctx, systemActor, notice)
+}
+
+// claimNotice makes one node of the cluster store a notice: the first to
+// set its key. The same notice published twice within a minute is stored
+// once.
+func (b *Broker) claimNotice(ctx context.Context, n events.Notice) (bool, error) {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%d|%q|%q", strings.Join(n.UIDs, ","), n.Content, n.MsgType, n.Event, n.MsgID)))
+	key := b.cfg.Redis.Prefix + "{notices}:" + hex.EncodeToString(h[:16])
+	ok, err := b.redis.SetNX(ctx, key, b.cfg.NodeID, time.Minute).Result()
+	if err != nil {
+		return false, fmt.Errorf("claim notice: %w", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,107 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Event types the broker emits. Other non-empty types are carried as well,
+// so a new type needs no change here; sinks choose what they deliver.
+const (
+	TypePush    = "push"    // a message was stored for a uid that has no live connection
+	TypeLogin   = "login"   // a uid connected
+	TypeLogout  = "logout"  // a uid's connection ended
+	TypeMessage = "message" // a direct message was sent
+)
+
+// Keys that Event's JSON form sets itself; Data must not use them.
+const (
+	KeyEvent = "event" // the Type
+	KeyTime  = "time"  // Unix milliseconds
+)
+
+// Errors of Event.Validate, also counted as Stats.Invalid by Emit.
+var (
+	ErrNoType      = errors.New("events: event has no type")
+	ErrReservedKey = errors.New(`events: Data uses a reserved key ("event" or "time")`)
+)
+
+// Event is one JSON object sent to the back-end.
+//
+// Its JSON form (MarshalJSON) is a single object: "event" (Type), "time"
+// (Time in Unix milliseconds, a JSON integer), then every Data field at the
+// top level, in key order:
+//
+//	{"event":"push","time":1735689600123,"from":"10001","msgid":"382697444573446144",...}
+//
+// Data values are encoded by encoding/json without HTML escaping.
+type Event struct {
+	Type string         // TypePush, TypeLogin, ...; must not be ""
+	Time time.Time      // when it happened; Dispatcher.Emit sets it when zero
+	Data map[string]any // payload fields; not "event" or "time"; not changed after Emit
+}
+
+// Validate reports whether e can be encoded: a non-empty Type and no
+// reserved key in Data. It does not check that Data's values encode.
+func (e Event) Validate() error {
+	if e.Type == "" {
+		return ErrNoType
+	}
+	if _, ok := e.Data[KeyEvent]; ok {
+		return ErrReservedKey
+	}
+	if _, ok := e.Data[KeyTime]; ok {
+		return ErrReservedKey
+	}
+	return nil
+}
+
+// MarshalJSON returns e's JSON form (see Event). A zero Time is encoded as
+// the time of the call. It fails when Validate does or a Data value cannot
+// be encoded (a channel, a NaN, ...).
+func (e Event) MarshalJSON() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	t := e.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Previews and nicknames are shown as is; "<" need not become \u003c.
+	enc.SetEscapeHTML(false)
+
+	buf.WriteString(`{"event":`)
+	if err := enc.Encode(e.Type); err != nil {
+		return nil, fmt.Errorf("events: encode type: %w", err)
+	}
+	trimNewline(&buf)
+	buf.WriteString(`,"time":`)
+	buf.WriteString(strconv.FormatInt(t.UnixMilli(), 10))
+	if len(e.Data) == 0 {
+		buf.WriteByte('}')
+		return buf.Bytes(), nil
+	}
+	// Data is encoded as one map, so keys come out sorted, and then spliced
+	// in: its leading '{' becomes the ',' after "time".
+	start := buf.Len()
+	if err := enc.Encode(e.Data); err != nil {
+		return nil, fmt.Errorf("events: encode %s data: %w", e.Type, err)
+	}
+	trimNewline(&buf)
+	b := buf.Bytes()
+	b[start] = ','
+	return b, nil
+}
+
+// trimNewline drops the '\n' json.Encoder writes after each value.
+func trimNewline(buf *bytes.Buffer) {
+	if n := buf.Len(); n > 0 && buf.Bytes()[n-1] == '\n' {
+		buf.Truncate(n - 1)
+	}
+}

@@ -1,0 +1,218 @@
+package delivery
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/events"
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+// The push fallback: an incoming message (direct or notice) that no device
+// of its recipient has acknowledged push.after after it was stored yields
+// one "push" event for the back-end, which talks to APNs/FCM. It is
+// derived from the log, not from timers alone: every incoming entry is put
+// on the store's durable push schedule, so a due push survives a restart,
+// and nodes sharing a store split the schedule between them.
+
+// AckedThread names the read mark that records, in multi-device mode, the
+// highest Seq any device of a user acknowledged. (In single-login mode the
+// user's one cursor says the same.)
+const AckedThread = "$acked"
+
+// PushOptions configure the push fallback.
+type PushOptions struct {
+	After    time.Duration // 0 disables push events
+	Interval time.Duration // how often due pushes are checked
+}
+
+// Emitter receives events for the back-end; *events.Dispatcher implements
+// it. Emit must not block.
+type Emitter interface {
+	Emit(events.Event)
+}
+
+// schedulePushes records the incoming entries of an append on the push
+// schedule, off the sender's path.
+func (h *Hook) schedulePushes(msgs []inbox.Message) {
+	if h.pushes == nil {
+		return
+	}
+	for _, m := range msgs {
+		if m.Incoming() && !strings.HasPrefix(m.UID, "$") {
+			h.pushes.add(inbox.PushEntry{UID: m.UID, Seq: m.Seq, Due: time.UnixMilli(m.Time).Add(h.opts.Push.After)})
+		}
+	}
+}
+
+// pushScheduler batches SchedulePush calls and runs the due checks.
+type pushScheduler struct {
+	h       *Hook
+	mu      sync.Mutex
+	pending []inbox.PushEntry // guarded by mu
+	kick    chan struct{}
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+func newPushScheduler(h *Hook) *pushScheduler {
+	p := &pushScheduler{h: h, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	p.done.Add(2)
+	go p.writeLoop()
+	go p.checkLoop()
+	return p
+}
+
+func (p *pushScheduler) add(e inbox.PushEntry) {
+	p.mu.Lock()
+	p.pending = append(p.pending, e)
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop stores scheduled entries in batches.
+func (p *pushScheduler) writeLoop() {
+	defer p.done.Done()
+	for {
+		select {
+		case <-p.stop:
+			p.flush() // what is pending still gets scheduled
+			return
+		case <-p.kick:
+			p.flush()
+		}
+	}
+}
+
+func (p *pushScheduler) flush() {
+	p.mu.Lock()
+	batch := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.h.opts.Store.SchedulePush(ctx, batch); err != nil {
+		p.h.opts.Log.Error("push schedule not written: these messages will not produce push events",
+			"entries", len(batch), "error", err)
+	}
+}
+
+// checkLoop claims due entries and emits push events for unacknowledged ones.
+func (p *pushScheduler) checkLoop() {
+	defer p.done.Done()
+	t := time.NewTicker(p.h.opts.Push.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.checkDue()
+		}
+	}
+}
+
+func (p *pushScheduler) checkDue() {
+	h := p.h
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		due, err := h.opts.Store.ClaimDuePushes(ctx, time.Now(), 500)
+		if err != nil {
+			cancel()
+			h.opts.Log.Error("push schedule not readable", "error", err)
+			return
+		}
+		for _, e := range due {
+			if err := h.checkPush(ctx, e); err != nil {
+				h.opts.Log.Error("push check failed", "uid", e.UID, "seq", e.Seq, "error", err)
+			}
+		}
+		cancel()
+		if len(due) < 500 {
+			return
+		}
+	}
+}
+
+// checkPush emits the push event for e unless a device acknowledged it or
+// it was deleted meanwhile.
+func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
+	acked, err := h.ackedUpTo(ctx, e.UID)
+	if err != nil {
+		return err
+	}
+	if acked >= e.Seq {
+		return nil
+	}
+	msgs, err := h.opts.Store.Read(ctx, e.UID, e.Seq, 1)
+	if err != nil {
+		return err
+	}
+	if len(msgs) == 0 || msgs[0].Seq != e.Seq {
+		return nil // deleted or expired
+	}
+	m := msgs[0]
+	unread, err := h.opts.Store.Unread(ctx, e.UID)
+	if err != nil {
+		return err
+	}
+	h.opts.Events.Pushed()
+	h.opts.Emitter.Emit(events.Event{Type: events.TypePush, Data: map[string]any{
+		"uid":      e.UID,
+		"msgid":    m.ID,
+		"from":     m.Peer,
+		"nickname": m.Nickname,
+		"preview":  preview(m.Content, 60),
+		"unread":   unread.Total,
+	}})
+	return nil
+}
+
+// ackedUpTo is the highest Seq of uid's inbox some device acknowledged:
+// the user's shared cursor in single-login mode, the AckedThread mark of
+// devices with their own cursors (multi-device mode, static accounts).
+func (h *Hook) ackedUpTo(ctx context.Context, uid string) (uint64, error) {
+	mark, err := h.opts.Store.ReadMark(ctx, uid, AckedThread)
+	if err != nil || !h.opts.SingleLogin {
+		return mark, err
+	}
+	seq, _, err := h.opts.Store.Cursor(ctx, uid, uid)
+	return max(seq, mark), err
+}
+
+// preview is the first n characters of s, on a rune boundary.
+func preview(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := 0
+	for k := range s {
+		if i == n {
+			return s[:k] + "…"
+		}
+		i++
+	}
+	return s
+}
+
+// emitPresence sends login and logout events for user connections.
+func (h *Hook) emitPresence(typ string, c *conn, reason string) {
+	if h.opts.Emitter == nil || c.id.Role == acl.RoleAnonymous {
+		return
+	}
+	data := map[string]any{"uid": c.id.UID, "device": c.id.ClientID, "remote": c.cl.Net.Remote}
+	if reason != "" {
+		data["reason"] = reason
+	}
+	h.opts.Emitter.Emit(events.Event{Type: typ, Data: data})
+}
