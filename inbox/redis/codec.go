@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 )
 
 // codecV1 is the version byte of the message encoding described in doc.go.
@@ -21,17 +22,17 @@ var errCorrupt = errors.New("corrupt message value")
 // thread without decoding the rest.
 func appendBody(dst []byte, id uint64, m *inbox.Message) []byte {
 	dst = append(dst, byte(m.Kind))
-	dst = appendString(dst, m.Peer)
+	dst = varcodec.AppendString(dst, m.Peer)
 	dst = binary.AppendUvarint(dst, id)
 	dst = binary.AppendVarint(dst, m.Time)
-	dst = appendString(dst, m.Nickname)
-	dst = appendString(dst, m.Avatar)
-	dst = appendString(dst, m.Content)
-	dst = appendString(dst, m.Extra)
-	dst = appendString(dst, m.CID)
+	dst = varcodec.AppendString(dst, m.Nickname)
+	dst = varcodec.AppendString(dst, m.Avatar)
+	dst = varcodec.AppendString(dst, m.Content)
+	dst = varcodec.AppendString(dst, m.Extra)
+	dst = varcodec.AppendString(dst, m.CID)
 	dst = binary.AppendVarint(dst, int64(m.MsgType))
-	dst = appendString(dst, m.Event)
-	return appendString(dst, m.Ref)
+	dst = varcodec.AppendString(dst, m.Event)
+	return varcodec.AppendString(dst, m.Ref)
 }
 
 // appendMember appends the whole stored encoding of m: what the append
@@ -43,116 +44,33 @@ func appendMember(dst []byte, seq, id uint64, m *inbox.Message) []byte {
 	return appendBody(dst, id, m)
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // decodeMember fills every field of m but UID from a stored encoding.
 // Corrupt input returns an error wrapping errCorrupt, never panics. Every
 // string field is a slice of s: go-redis hands members over as strings, so
 // decoding allocates nothing but the id's digits.
 func decodeMember(s string, m *inbox.Message) error {
-	d := decoder{s: s}
-	if v := d.byte(); v != codecV1 {
-		if d.err != nil {
-			return d.err
+	d := varcodec.Decoder{S: s, Corrupt: errCorrupt}
+	if v := d.Byte(); v != codecV1 {
+		if d.Err != nil {
+			return d.Err
 		}
 		return fmt.Errorf("%w: unknown version %d", errCorrupt, v)
 	}
-	m.Seq = d.uvarint()
-	m.Kind = inbox.Kind(d.byte())
-	m.Peer = d.string()
-	m.ID = strconv.FormatUint(d.uvarint(), 10)
-	m.Time = d.varint()
-	m.Nickname = d.string()
-	m.Avatar = d.string()
-	m.Content = d.string()
-	m.Extra = d.string()
-	m.CID = d.string()
-	m.MsgType = d.int()
-	m.Event = d.string()
-	m.Ref = d.string()
-	if d.err == nil && len(d.s) != 0 {
-		d.fail("%d trailing bytes", len(d.s))
+	m.Seq = d.Uvarint()
+	m.Kind = inbox.Kind(d.Byte())
+	m.Peer = d.String()
+	m.ID = strconv.FormatUint(d.Uvarint(), 10)
+	m.Time = d.Varint()
+	m.Nickname = d.String()
+	m.Avatar = d.String()
+	m.Content = d.String()
+	m.Extra = d.String()
+	m.CID = d.String()
+	m.MsgType = d.Int()
+	m.Event = d.String()
+	m.Ref = d.String()
+	if d.Err == nil && len(d.S) != 0 {
+		d.Fail("%d trailing bytes", len(d.S))
 	}
-	return d.err
-}
-
-// decoder reads from s; after the first error every read returns zero.
-type decoder struct {
-	s   string
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{errCorrupt}, args...)...)
-	}
-	d.s = ""
-}
-
-func (d *decoder) byte() byte {
-	if len(d.s) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.s[0]
-	d.s = d.s[1:]
-	return c
-}
-
-// uvarint mirrors binary.Uvarint on a string, to avoid converting back.
-func (d *decoder) uvarint() uint64 {
-	var x uint64
-	var s uint
-	for i := 0; i < len(d.s); i++ {
-		if i == binary.MaxVarintLen64 {
-			break
-		}
-		c := d.s[i]
-		if c < 0x80 {
-			if i == binary.MaxVarintLen64-1 && c > 1 {
-				break
-			}
-			d.s = d.s[i+1:]
-			return x | uint64(c)<<s
-		}
-		x |= uint64(c&0x7f) << s
-		s += 7
-	}
-	d.fail("bad varint")
-	return 0
-}
-
-func (d *decoder) varint() int64 {
-	ux := d.uvarint()
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func (d *decoder) int() int {
-	v := d.varint()
-	if int64(int(v)) != v {
-		d.fail("int %d out of range", v)
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.s)) {
-		d.fail("string of %d bytes, %d left", n, len(d.s))
-		return ""
-	}
-	s := d.s[:n]
-	d.s = d.s[n:]
-	return s
+	return d.Err
 }

@@ -1,0 +1,103 @@
+// Package varcodec reads the compact encodings the inbox stores write:
+// bytes, varints and length-prefixed strings, in the formats of
+// encoding/binary. It is shared by the Pebble and Redis stores, whose
+// message layouts differ but are built from the same parts.
+package varcodec
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Decoder reads from S. After the first error every read returns the zero
+// value and Err holds the error, wrapping Corrupt; so a caller reads every
+// field and checks Err once. Decoding a string allocates nothing: strings
+// are slices of S.
+type Decoder struct {
+	S       string
+	Err     error
+	Corrupt error // the sentinel every error wraps
+}
+
+// Fail records an error (the first one wins) and stops further reads.
+func (d *Decoder) Fail(format string, args ...any) {
+	if d.Err == nil {
+		d.Err = fmt.Errorf("%w: "+format, append([]any{d.Corrupt}, args...)...)
+	}
+	d.S = ""
+}
+
+// Byte reads one byte.
+func (d *Decoder) Byte() byte {
+	if len(d.S) == 0 {
+		d.Fail("truncated")
+		return 0
+	}
+	c := d.S[0]
+	d.S = d.S[1:]
+	return c
+}
+
+// Uvarint mirrors binary.Uvarint on a string, to avoid converting back.
+func (d *Decoder) Uvarint() uint64 {
+	var x uint64
+	var s uint
+	for i := 0; i < len(d.S); i++ {
+		if i == binary.MaxVarintLen64 {
+			break
+		}
+		c := d.S[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break
+			}
+			d.S = d.S[i+1:]
+			return x | uint64(c)<<s
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	d.Fail("bad varint")
+	return 0
+}
+
+// Varint reads a zig-zag varint (binary.AppendVarint).
+func (d *Decoder) Varint() int64 {
+	ux := d.Uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+// Int reads a Varint that must fit an int.
+func (d *Decoder) Int() int {
+	v := d.Varint()
+	if int64(int(v)) != v {
+		d.Fail("int %d out of range", v)
+		return 0
+	}
+	return int(v)
+}
+
+// String reads a Uvarint length and that many bytes.
+func (d *Decoder) String() string {
+	n := d.Uvarint()
+	if d.Err != nil {
+		return ""
+	}
+	if n > uint64(len(d.S)) {
+		d.Fail("string of %d bytes, %d left", n, len(d.S))
+		return ""
+	}
+	s := d.S[:n]
+	d.S = d.S[n:]
+	return s
+}
+
+// AppendString appends s with its Uvarint length, as String reads it.
+func AppendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
