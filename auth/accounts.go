@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/inboxmq/inboxmq/acl"
 	"runtime"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func NewAccounts(list []Account) (*Accounts, error) {
 
 // checkAccount validates one config row and returns its bcrypt cost.
 func checkAccount(acc Account) (int, error) {
-	if !validUID(acc.Name) {
+	if !acl.ValidUID(acc.Name) {
 		return 0, errors.New("name must be 1-64 characters of A-Z a-z 0-9 _ . -")
 	}
 	switch acc.Role {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/inboxmq/inboxmq/acl"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,7 +107,7 @@ func checkGenuine(t *testing.T, username, token string, id Identity) {
 	if !hmac.Equal(sig, m.Sum(nil)) {
 		t.Fatal("accepted a token whose HMAC-SHA256 does not match the secret")
 	}
-	if id.UID != username || !validUID(username) {
+	if id.UID != username || !acl.ValidUID(username) {
 		t.Fatalf("identity uid %q for username %q", id.UID, username)
 	}
 	if id.Role != RoleUser && id.Role != RoleAdmin {

@@ -15,9 +15,6 @@ const (
 	RoleService = "service"
 )
 
-// maxUIDLen is the longest uid or account name; it mirrors acl.ValidUID.
-const maxUIDLen = 64
-
 // Identity is who authenticated.
 type Identity struct {
 	UID      string    // uid (users) or account name (static accounts)
@@ -25,23 +22,4 @@ type Identity struct {
 	Avatar   string    // avatar reference from the token; empty for static accounts
 	Role     string    // RoleUser, RoleAdmin or RoleService
 	Expires  time.Time // token expiry; zero for static accounts
-}
-
-// validUID reports whether s is 1..64 characters of [A-Za-z0-9_.-]. It is the
-// same rule as acl.ValidUID, repeated here so that auth imports nothing from
-// the broker; uids end up in topic names, hence the narrow alphabet.
-func validUID(s string) bool {
-	if len(s) == 0 || len(s) > maxUIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '_', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/inboxmq/inboxmq/acl"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -159,7 +160,7 @@ type mintClaims struct {
 // A failure wraps one of the ErrToken* sentinels; its text never contains the
 // token or the secret.
 func (t *Tokens) Verify(username, token string) (Identity, error) {
-	if !validUID(username) {
+	if !acl.ValidUID(username) {
 		return Identity{}, fmt.Errorf("%w: username is not a valid uid", ErrTokenSubject)
 	}
 	return t.verify(username, token)
@@ -188,7 +189,7 @@ func (t *Tokens) verify(username, token string) (Identity, error) {
 	if c.Subject == "" {
 		return Identity{}, fmt.Errorf("%w: sub claim missing", ErrTokenSubject)
 	}
-	if username == "" && !validUID(c.Subject) {
+	if username == "" && !acl.ValidUID(c.Subject) {
 		return Identity{}, fmt.Errorf("%w: sub claim is not a valid uid", ErrTokenSubject)
 	}
 	if username != "" && c.Subject != username {
@@ -334,7 +335,7 @@ type Claims struct {
 // until the TTL runs out. It sets sub, iat and exp; nickname, avatar and role
 // only when not empty.
 func (t *Tokens) Mint(c Claims) (string, error) {
-	if !validUID(c.UID) {
+	if !acl.ValidUID(c.UID) {
 		return "", errors.New("auth: mint: uid is not valid")
 	}
 	// exp has whole-second precision, so a shorter TTL could mint a token

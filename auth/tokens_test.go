@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/inboxmq/inboxmq/acl"
 	"hash"
 	"strings"
 	"sync"
@@ -607,8 +608,8 @@ func TestValidUID(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := validUID(tc.in); got != tc.want {
-				t.Fatalf("validUID(%q) = %v, want %v", tc.in, got, tc.want)
+			if got := acl.ValidUID(tc.in); got != tc.want {
+				t.Fatalf("acl.ValidUID(%q) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}

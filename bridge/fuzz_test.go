@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/inboxmq/inboxmq/acl"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -84,7 +85,7 @@ func checkRequest(t *testing.T, req Request, lim Limits) {
 			t.Fatalf("%s is not valid UTF-8: %q", name, s)
 		}
 	}
-	if req.UID != "" && !validUID(req.UID) {
+	if req.UID != "" && !acl.ValidUID(req.UID) {
 		t.Fatalf("invalid uid %q", req.UID)
 	}
 	if len(req.Msg) > lim.maxContent() || len(req.Extra) > lim.maxContent() {

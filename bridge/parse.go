@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/inboxmq/inboxmq/acl"
 	"math"
 	"strconv"
 	"strings"
@@ -379,7 +380,7 @@ func (o object) uid(key string, required bool) (string, *Error) {
 	default:
 		return "", errorf(CodeBadField, "%s must be a number or string", key)
 	}
-	if !validUID(s) {
+	if !acl.ValidUID(s) {
 		return "", errorf(CodeBadUID, "%s %q is not 1 to 64 of [A-Za-z0-9_.-]", key, clip(s))
 	}
 	return s, nil
@@ -461,21 +462,6 @@ func decodeString(raw json.RawMessage, key string) (string, *Error) {
 		return "", errorf(CodeBadField, "%s must be a string", key)
 	}
 	return s, nil
-}
-
-// validUID reports whether s is 1 to 64 characters of [A-Za-z0-9_.-]. It
-// is the rule of acl.ValidUID, copied so that bridge stays a leaf package.
-func validUID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isDigit(c) && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && c != '_' && c != '.' && c != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"github.com/inboxmq/inboxmq/acl"
 	"strings"
 	"testing"
 	"time"
@@ -414,8 +415,8 @@ func TestValidUID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := validUID(tt.uid); got != tt.want {
-				t.Fatalf("validUID(%q) = %v, want %v", tt.uid, got, tt.want)
+			if got := acl.ValidUID(tt.uid); got != tt.want {
+				t.Fatalf("acl.ValidUID(%q) = %v, want %v", tt.uid, got, tt.want)
 			}
 		})
 	}
