@@ -45,6 +45,24 @@ deps: ## install what the tests need when missing (mosquitto-clients, redis-serv
 
 test: deps ## run every test with the race detector (also runs the fuzz seeds)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) test-web
+
+# The web client's browser tests: playwright-core (pinned in
+# web/e2e/package-lock.json) drives Debian's chromium; Playwright's own
+# browser download is never used. Screenshots land in artifacts/web/.
+CHROMIUM ?= /usr/bin/chromium
+WEB_E2E  := web/e2e
+
+.PHONY: test-web
+test-web: deps build $(WEB_E2E)/node_modules/.package-lock.json ## run the web client's tests in headless Chromium (installs chromium and the npm packages when missing)
+	@test -x $(CHROMIUM) || { \
+		echo "installing chromium"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	cd $(WEB_E2E) && INBOXMQ_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1
+
+# npm ci when node_modules is missing or older than the lock file.
+$(WEB_E2E)/node_modules/.package-lock.json: $(WEB_E2E)/package.json $(WEB_E2E)/package-lock.json
+	cd $(WEB_E2E) && npm ci --no-audit --no-fund
 
 bench: ## run the Go micro-benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
