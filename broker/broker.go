@@ -121,6 +121,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Log:              log,
 		OnAuthFailure:    b.metrics.authFailed,
 		OnACLDenied:      b.metrics.aclDeniedOnce,
+		BeforeTakeover:   b.delivery.BeforeTakeover,
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("access hook: %w", err)

@@ -88,3 +88,21 @@ func checkSendMsg(t *testing.T, e mqtttest.Envelope, from, text string) {
 		t.Fatalf("want SendMsg from %s %q, got %s", from, text, e.Raw)
 	}
 }
+
+// A resent request (same cid, e.g. a QoS 1 publish whose PUBACK was lost)
+// is acknowledged again but stored once.
+func TestResendWithSameCIDStoredOnce(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	for i := 0; i < 3; i++ {
+		alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"once","cid":"c-42"}`)
+	}
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"twice","cid":"c-43"}`)
+	if e := bob.Inbox.Next(t, wait); e.Str("ct") != "once" {
+		t.Fatalf("got %s", e.Raw)
+	}
+	if e := bob.Inbox.Next(t, wait); e.Str("ct") != "twice" {
+		t.Fatalf("the resend was stored again: %s", e.Raw)
+	}
+}

@@ -76,3 +76,21 @@ func TestSameClientIDReconnects(t *testing.T) {
 		}
 	}
 }
+
+// A new login that reuses the old connection's client id (the {uid}
+// convention) also tells the old one Logout before the takeover, for
+// persistent and non-persistent sessions alike.
+func TestSingleLogin_SameClientIDGetsLogout(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	tok := mqtttest.Token(t, "10021")
+	for _, clean := range []bool{false, true} {
+		old := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021", Clean: clean, Subscribe: true})
+		mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021", Clean: clean, Subscribe: true})
+		if e := old.Inbox.NextMethod(t, "Logout", wait); e.Str("action") != "5" {
+			t.Fatalf("clean=%v: logout = %s", clean, e.Raw)
+		}
+	}
+	v5 := mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021", SessionExpiry: 60, Subscribe: true})
+	mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021", SessionExpiry: 60, Subscribe: true})
+	v5.Inbox.NextMethod(t, "Logout", wait)
+}

@@ -53,6 +53,10 @@ type Options struct {
 	OnACLDenied func()
 	// MaxSubscriptions is the most subscriptions one client may hold (0: no limit).
 	MaxSubscriptions int
+	// BeforeTakeover, if set, is called with an old connection that a new
+	// login with the same account and client id is about to end, while the
+	// old one can still be written to (the delivery hook says Logout).
+	BeforeTakeover func(old *mqtt.Client)
 }
 
 // Hook authenticates and authorizes clients.
@@ -237,8 +241,14 @@ func tokenReason(err error) string {
 func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	s := h.opts.Server
 	old, ok := s.Clients.Get(cl.ID)
-	if !ok || old == cl || !sessionExpires(old) {
+	if !ok || old == cl {
 		return
+	}
+	if h.opts.BeforeTakeover != nil {
+		h.opts.BeforeTakeover(old)
+	}
+	if !sessionExpires(old) {
+		return // mochi takes a persistent session over safely
 	}
 	_ = s.DisconnectClient(old, packets.ErrSessionTakenOver)
 	deadline := time.Now().Add(takeoverWait)

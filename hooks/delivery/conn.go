@@ -393,6 +393,12 @@ func (c *conn) close() {
 	}
 }
 
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
 // writeTransient sends an envelope that is not part of the log (Error,
 // Logout) at QoS 0, if the connection listens to its inbox.
 func (c *conn) writeTransient(payload []byte) {

@@ -96,6 +96,7 @@ type Hook struct {
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
 	pushes *pushScheduler             // nil without the push fallback
+	recent *recentSends               // cids of recent sends, against resends
 }
 
 // SetMessageRate changes the per-account publish rate (0: unlimited).
@@ -152,6 +153,7 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
+	h.recent = newRecentSends()
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
 	if opts.Emitter != nil && opts.Push.After > 0 {
 		if h.opts.Push.Interval <= 0 {
@@ -176,10 +178,25 @@ func (h *Hook) conn(cl *mqtt.Client) *conn {
 // the new connection gets them from the log, in order, exactly once.
 func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if old, ok := h.opts.Server.Clients.Get(cl.ID); ok && old != cl {
-		if c := h.conn(old); c != nil {
-			c.close()
-		}
+		h.BeforeTakeover(old)
 	}
+}
+
+// BeforeTakeover ends an old connection that a new login with the same
+// account and client id replaces: in single-login mode the old device is
+// told Logout first (as when the new login uses another client id), and
+// its deliveries stop so the new connection resumes from the log. The
+// access hook calls it before mochi's takeover disconnects the old one.
+func (h *Hook) BeforeTakeover(old *mqtt.Client) {
+	c := h.conn(old)
+	if c == nil || c.isClosed() {
+		return // already ended (both hooks call this for one takeover)
+	}
+	if h.opts.SingleLogin && c.id.Role == acl.RoleUser {
+		c.writeTransient(bridge.Logout("logged in elsewhere"))
+		h.opts.Events.Kicked()
+	}
+	c.close()
 }
 
 // OnSessionEstablished registers the connection, logs out older connections

@@ -44,12 +44,20 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 	case h.opts.Limits.MaxContent > 0 && len(msg) > h.opts.Limits.MaxContent:
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
+	if cid != "" {
+		if m, ok := h.recent.get(from.UID, cid); ok && m.UID == to {
+			return m, nil // a resend: already stored
+		}
+	}
 	out, err := h.appendAndNotify(ctx, []inbox.Message{
 		{UID: to, Kind: inbox.KindDirect, Peer: from.UID, Nickname: from.Nickname, Avatar: from.Avatar, Content: msg, Extra: extra},
 		{UID: from.UID, Kind: inbox.KindSent, Peer: to, Content: msg, Extra: extra, CID: cid},
 	})
 	if err != nil {
 		return inbox.Message{}, err
+	}
+	if cid != "" {
+		h.recent.put(from.UID, cid, out[0])
 	}
 	if h.opts.EmitMessages && h.opts.Emitter != nil {
 		h.opts.Emitter.Emit(events.Event{Type: events.TypeMessage, Data: map[string]any{
