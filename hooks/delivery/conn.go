@@ -37,14 +37,15 @@ type conn struct {
 	avatar     string
 	subscribed bool
 	qos        byte
-	started    bool      // cursor loaded
-	next       uint64    // next Seq to send
-	acked      uint64    // every Seq <= acked is acknowledged
-	written    uint64    // the acked position last written to the store
-	flushing   bool      // a write of acked is scheduled
-	pending    []unacked // sent, not yet acknowledged, in Seq order
-	pumping    bool      // a pump goroutine is running
-	dirty      bool      // the inbox may have grown since the pump last read it
+	started    bool            // cursor loaded
+	next       uint64          // next Seq to send
+	acked      uint64          // every Seq <= acked is acknowledged
+	written    uint64          // the acked position last written to the store
+	flushing   bool            // a write of acked is scheduled
+	pending    []unacked       // sent, not yet acknowledged, in Seq order
+	tail       []inbox.Message // just-appended messages from next on, see offer
+	pumping    bool            // a pump goroutine is running
+	dirty      bool            // the inbox may have grown since the pump last read it
 	closed     bool
 }
 
@@ -171,6 +172,46 @@ func (c *conn) canSendLocked() bool {
 	return !c.closed && c.subscribed && c.started && (c.qos == 0 || len(c.pending) < c.h.opts.Window)
 }
 
+// tailMax bounds the messages a connection keeps in memory for its pump.
+const tailMax = 256
+
+// offer hands a just-appended message to the connection, so a pump that is
+// caught up sends it without reading the log back (the live path: no store
+// read per delivery). Only a gap-free run starting at or after next is
+// kept; anything else is left to the log.
+func (c *conn) offer(m inbox.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started || c.closed || m.Seq < c.next {
+		return
+	}
+	if n := len(c.tail); (n > 0 && c.tail[n-1].Seq+1 != m.Seq) || n >= tailMax {
+		c.tail = c.tail[:0] // a gap: the pump reads the log instead
+	}
+	if len(c.tail) == 0 && m.Seq != c.next {
+		return
+	}
+	c.tail = append(c.tail, m)
+}
+
+// takeTailLocked returns up to room cached messages starting exactly at
+// from, or nil when the cache does not start there. c.mu must be held.
+func (c *conn) takeTailLocked(from uint64, room int) []inbox.Message {
+	for len(c.tail) > 0 && c.tail[0].Seq < from {
+		c.tail = c.tail[1:]
+	}
+	if len(c.tail) == 0 || c.tail[0].Seq != from || room <= 0 {
+		return nil
+	}
+	n := min(room, len(c.tail))
+	out := append([]inbox.Message(nil), c.tail[:n]...)
+	c.tail = c.tail[n:]
+	if len(c.tail) == 0 {
+		c.tail = nil // let the backing array go
+	}
+	return out
+}
+
 // wake makes sure a pump runs if there may be something to send.
 func (c *conn) wake() {
 	c.mu.Lock()
@@ -205,9 +246,13 @@ func (c *conn) pump() {
 		if c.qos == 1 {
 			room -= len(c.pending)
 		}
+		msgs := c.takeTailLocked(from, room)
 		c.mu.Unlock()
 
-		msgs, err := c.h.opts.Store.Read(ctx, c.id.UID, from, room)
+		var err error
+		if len(msgs) == 0 {
+			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, room)
+		}
 		if err != nil {
 			c.h.opts.Log.Error("inbox read failed; retrying in a second",
 				"uid", c.id.UID, "client", c.id.ClientID, "error", err)

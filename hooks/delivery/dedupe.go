@@ -9,7 +9,8 @@ import (
 
 // recentSends remembers the last few client ids (cid) each account sent,
 // so a resent im/sendmsg (a QoS 1 publish whose PUBACK was lost, or an
-// app's own retry) is acknowledged again instead of stored twice. It is
+// app's own retry: same cid, recipient and content) is acknowledged again
+// instead of stored twice. It is
 // per node: a resend that reaches another node is stored again (QoS 1
 // semantics, at least once).
 type recentSends struct {

@@ -407,7 +407,10 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 	h.opts.Events.Appended(out, time.Since(start))
 	h.schedulePushes(out)
 	for i, m := range out {
-		if i == 0 || m.UID != out[i-1].UID {
+		for _, c := range h.online(m.UID) {
+			c.offer(m)
+		}
+		if i == len(out)-1 || m.UID != out[i+1].UID {
 			h.notify(m.UID)
 			if h.wakes != nil {
 				h.wakes.add(m.UID)

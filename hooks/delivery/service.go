@@ -45,7 +45,7 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
 	if cid != "" {
-		if m, ok := h.recent.get(from.UID, cid); ok && m.UID == to {
+		if m, ok := h.recent.get(from.UID, cid); ok && m.UID == to && m.Content == msg && m.Extra == extra {
 			return m, nil // a resend: already stored
 		}
 	}
