@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -25,6 +26,23 @@ type limitedListener struct {
 	perIP          rate.Limit            // guarded by mu
 	limiters       map[string]*ipLimiter // guarded by mu
 	swept          time.Time
+	warned         time.Time // last refusal warning; guarded by mu
+	unwarned       int       // refusals since; guarded by mu
+}
+
+// warnRefused logs refused connections at most every 10 s, with a count,
+// so a flood is visible to operators without flooding the log.
+func (l *limitedListener) warnRefused(remote string) {
+	l.mu.Lock()
+	l.unwarned++
+	if time.Since(l.warned) < 10*time.Second {
+		l.mu.Unlock()
+		return
+	}
+	n := l.unwarned
+	l.warned, l.unwarned = time.Now(), 0
+	l.mu.Unlock()
+	l.log.Warn("connections refused: rate per IP exceeded", "refused", n, "last_remote", remote)
 }
 
 // setLimits changes the limits for connections accepted from now on.
@@ -47,17 +65,27 @@ func newLimitedListener(ln net.Listener, connectTimeout time.Duration, perIPPerS
 }
 
 // Accept returns the next connection that is within its IP's rate; others
-// are closed at once.
+// are closed at once. Only a closed listener ends it: mochi stops serving a
+// listener for good on any Accept error, so a passing one (out of file
+// descriptors during a flood) is logged and retried with a backoff instead.
 func (l *limitedListener) Accept() (net.Conn, error) {
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return nil, err
 		}
+		if err != nil {
+			l.log.Warn("accept failed; retrying", "error", err, "backoff", backoff)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
 		ok, timeout := l.admit(c.RemoteAddr())
 		if !ok {
 			l.refused.Add(1)
-			l.log.Debug("connection refused: rate per IP exceeded", "remote", c.RemoteAddr().String())
+			l.warnRefused(c.RemoteAddr().String())
 			c.Close()
 			continue
 		}

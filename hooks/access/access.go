@@ -98,6 +98,7 @@ func (h *Hook) Provides(b byte) bool {
 		mqtt.OnSessionEstablish,
 		mqtt.OnSubscribe,
 		mqtt.OnDisconnect,
+		mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -283,7 +284,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if h.opts.OnACLDenied != nil {
 		h.opts.OnACLDenied()
 	}
-	if ok && !strings.HasPrefix(topic, "$SYS") {
+	if ok && !strings.HasPrefix(topic, "$SYS") && topic != tooManyFilter {
 		h.opts.Log.Info("read denied", "uid", id.UID, "client", id.ClientID, "filter", topic)
 	}
 	return false
@@ -298,7 +299,7 @@ const tooManyFilter = "$inboxmq-refused/too-many-subscriptions"
 // messages are acknowledged per message, never by the QoS 2 handshake) and
 // refuses filters beyond the subscription limit.
 func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	held, limit := cl.State.Subscriptions.Len(), int(h.maxSubs.Load())
+	held, limit, refused := cl.State.Subscriptions.Len(), int(h.maxSubs.Load()), 0
 	for i := range pk.Filters {
 		f := &pk.Filters[i]
 		if acl.Reserved(f.Filter) && f.Qos > 1 {
@@ -311,13 +312,24 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			continue
 		}
 		if held >= limit {
-			h.opts.Log.Info("subscription refused: limit reached", "client", cl.ID, "filter", f.Filter, "limit", limit)
 			f.Filter = tooManyFilter
+			refused++
 			continue
 		}
 		held++
 	}
+	if refused > 0 { // one line per SUBSCRIBE, however many filters
+		h.opts.Log.Info("subscriptions refused: limit reached", "client", cl.ID, "refused", refused, "limit", limit)
+	}
 	return pk
+}
+
+// OnClientExpired removes an expired session's subscriptions from the
+// topic index: mochi v2.7.9 forgets the session but leaves them there, so
+// every browser page load with a fresh client id would leak its filters
+// (and a later session reusing the id would get messages for them).
+func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	h.opts.Server.UnsubscribeClient(cl)
 }
 
 // OnDisconnect forgets the client's identity.
