@@ -1,0 +1,267 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// idleKeepAlive is the keep-alive of idle connections; the harness pings
+// at half of it while holding them.
+const idleKeepAlive = 60 * time.Second
+
+// conns: -conns connections open a persistent session (3.1.1, clean=false,
+// client id = uid), subscribe to their inbox and stay idle for -hold. The
+// clients are minimal raw MQTT connections (no paho) so the harness itself
+// fits under the same descriptor limit. The broker's VmRSS is read before
+// opening them, after, and after the hold; finally each connection must
+// answer a PINGREQ.
+func (b *bench) conns(t *Target) (*Result, error) {
+	o := b.o
+	label := "conns " + t.Kind
+	ids := uids(idleBase, o.Conns)
+	time.Sleep(time.Second) // let the fresh broker settle before the baseline
+	rss0, err := t.RSS()
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]net.Conn, o.Conns)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	var opened, failed atomic.Int64
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
+	stop := b.progress(label, func() string {
+		return fmt.Sprintf("opened %d of %d (%d failed)", opened.Load(), o.Conns, failed.Load())
+	})
+	start := time.Now()
+	// Failures are counted, not fatal: how many connections the broker
+	// takes is what this scenario measures.
+	if err := parallel(o.Conns, o.Parallel, func(i int) error {
+		pass, err := t.Password(ids[i])
+		if err != nil {
+			return err // minting a token cannot fail for a valid uid
+		}
+		if conns[i], err = rawSession(t.Addr, ids[i], userName(t, ids[i]), pass); err != nil {
+			failed.Add(1)
+			errMu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			errMu.Unlock()
+			return nil
+		}
+		opened.Add(1)
+		return nil
+	}); err != nil {
+		stop()
+		return nil, err
+	}
+	connectTime := time.Since(start)
+	stop()
+	time.Sleep(time.Second)
+	rss1, err := t.RSS()
+	if err != nil {
+		return nil, err
+	}
+
+	pings, pingFailures := 0, 0
+	stop = b.progress(label+" hold", func() string { return fmt.Sprintf("holding %d connections", opened.Load()) })
+	for held := time.Duration(0); held < o.Hold; {
+		step := min(idleKeepAlive/2, o.Hold-held)
+		time.Sleep(step)
+		held += step
+		if held < o.Hold {
+			pingFailures += pingAll(conns)
+			pings++
+		}
+	}
+	stop()
+	rss2, err := t.RSS()
+	if err != nil {
+		return nil, err
+	}
+	alive := checkAlive(conns, pings)
+
+	n := float64(opened.Load())
+	peak := max(rss1, rss2)
+	r := &Result{Scenario: "conns", Broker: t.Kind, Params: map[string]any{
+		"conns": o.Conns, "hold": o.Hold.String(), "parallel": o.Parallel}}
+	r.add("opened_target", "connections asked for", "", "", float64(o.Conns))
+	r.add("opened", "connections opened", "", "", n)
+	r.add("held", "connections alive after the hold", "", "", float64(alive))
+	r.add("connect_rate", "connect rate (CONNECT+SUBSCRIBE)", "conn/s", "higher", n/connectTime.Seconds())
+	r.add("rss_before_mib", "broker RSS before", "MiB", "lower", float64(rss0)/(1<<20))
+	r.add("rss_after_mib", "broker RSS after opening", "MiB", "lower", float64(rss1)/(1<<20))
+	r.add("rss_held_mib", "broker RSS after the hold", "MiB", "lower", float64(rss2)/(1<<20))
+	if n > 0 {
+		r.add("rss_per_conn_kb", "broker RSS per connection (peak - before)", "KB", "lower", float64(peak-rss0)/n/1000)
+	}
+	if pingFailures > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d PINGREQs could not be written", pingFailures))
+	}
+	if firstErr != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d connections failed; first: %v", failed.Load(), firstErr))
+	}
+	return r, nil
+}
+
+// rawSession connects with MQTT 3.1.1 CONNECT (clean=false) and
+// subscribes to inbox/{clientID} at QoS 1.
+func rawSession(addr, clientID, user, pass string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, opTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if err := c.SetDeadline(time.Now().Add(opTimeout)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("deadline: %w", err)
+	}
+	if _, err := c.Write(connectPacket(clientID, user, pass)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("CONNECT: %w", err)
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("CONNACK refused: % x", ack)
+	}
+	if _, err := c.Write(subscribePacket(1, "inbox/"+clientID)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("SUBSCRIBE: %w", err)
+	}
+	var suback [5]byte
+	if _, err := io.ReadFull(c, suback[:]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("SUBACK: %w", err)
+	}
+	if suback[0] != 0x90 || suback[4] >= 0x80 {
+		c.Close()
+		return nil, fmt.Errorf("SUBACK refused: % x", suback)
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("deadline: %w", err)
+	}
+	return c, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func appendRemaining(b []byte, n int) []byte {
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func connectPacket(clientID, user, pass string) []byte {
+	flags := byte(0) // clean session off: a persistent session
+	body := appendString(nil, "MQTT")
+	if user != "" {
+		flags |= 0x80
+	}
+	if pass != "" {
+		flags |= 0x40
+	}
+	body = append(body, 4, flags)
+	body = binary.BigEndian.AppendUint16(body, uint16(idleKeepAlive/time.Second))
+	body = appendString(body, clientID)
+	if user != "" {
+		body = appendString(body, user)
+	}
+	if pass != "" {
+		body = appendString(body, pass)
+	}
+	return append(appendRemaining([]byte{0x10}, len(body)), body...)
+}
+
+func subscribePacket(id uint16, filter string) []byte {
+	body := binary.BigEndian.AppendUint16(nil, id)
+	body = appendString(body, filter)
+	body = append(body, 1) // QoS 1
+	return append(appendRemaining([]byte{0x82}, len(body)), body...)
+}
+
+var pingreq = []byte{0xc0, 0}
+
+// pingAll sends PINGREQ on every connection and returns how many could
+// not be sent; the PINGRESPs wait in the socket buffers until checkAlive
+// reads them.
+func pingAll(conns []net.Conn) (failed int) {
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		if err := c.SetWriteDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			failed++
+			continue
+		}
+		if _, err := c.Write(pingreq); err != nil {
+			failed++
+		}
+	}
+	return failed
+}
+
+// checkAlive sends one more PINGREQ on every connection and counts those
+// that answer all pings (earlier+1) within 30 s.
+func checkAlive(conns []net.Conn, earlier int) int {
+	var alive atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+				return
+			}
+			if _, err := c.Write(pingreq); err != nil {
+				return
+			}
+			want := 2 * (earlier + 1)
+			buf := make([]byte, want)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			for i := 0; i < want; i += 2 {
+				if buf[i] != 0xd0 || buf[i+1] != 0 {
+					return
+				}
+			}
+			alive.Add(1)
+		}()
+	}
+	wg.Wait()
+	return int(alive.Load())
+}

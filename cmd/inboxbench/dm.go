@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// dm: -senders of the -users send direct messages to random other users,
+// in closed loop (next publish after the PUBACK) for -duration, or paced
+// at -rate msg/s in total. Every user, senders included, receives on its
+// own persistent session.
+func (b *bench) dm(t *Target, paced bool) (*Result, error) {
+	o := b.o
+	name := "dm-max"
+	if paced {
+		name = "dm-paced"
+	}
+	label := name + " " + t.Kind
+	tr := NewTracker(o.Senders, o.Users, o.MsgSize)
+	ids := uids(userBase, o.Users)
+	clients, err := b.connectUsers(t, label, ids, inboxTopic, tr.Handler, &tr.lost)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(clients)
+
+	cpu0, err := t.CPU()
+	if err != nil {
+		return nil, err
+	}
+	self0 := harnessCPU()
+	var acked, issued atomic.Int64
+	limit := int64(o.Messages)
+	if paced {
+		limit = 0
+	}
+	stop := b.progress(label, func() string {
+		return fmt.Sprintf("acked %d, received %d", acked.Load(), tr.Received())
+	})
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	var interval time.Duration
+	if paced {
+		interval = time.Duration(float64(time.Second) * float64(o.Senders) / float64(o.Rate))
+	}
+	var wg sync.WaitGroup
+	for j := 0; j < o.Senders; j++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			self := j * o.Users / o.Senders
+			rnd := rand.New(rand.NewPCG(uint64(o.Seed), uint64(j)))
+			next := start.Add(interval * time.Duration(j) / time.Duration(o.Senders)) // staggered
+			for seq := uint32(0); ; seq++ {
+				if paced {
+					if next.After(deadline) {
+						return
+					}
+					time.Sleep(time.Until(next)) // behind schedule: no sleep, catch up
+					next = next.Add(interval)
+				} else if limit > 0 {
+					if issued.Add(1) > limit {
+						return
+					}
+				} else if time.Now().After(deadline) {
+					return
+				}
+				to := rnd.IntN(o.Users - 1)
+				if to >= self {
+					to++
+				}
+				text := tr.Text(j, seq)
+				if err := clients[self].Publish(t.DMTopic(ids[to]), request(ids[to], text, "c"+strconv.Itoa(int(seq)))); err != nil {
+					tr.pubErrs.Add(1)
+					return // a sender whose connection failed stops; the error is reported
+				}
+				tr.Acked(j, seq, to)
+				acked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	tr.WaitDelivered(acked.Load(), o.Quiet, 2*time.Minute, nil)
+	stop()
+	cpu, self := cpuSince(t, cpu0), harnessCPU()-self0
+	s := tr.Stats()
+
+	r := &Result{Scenario: name, Broker: t.Kind, Params: map[string]any{
+		"users": o.Users, "senders": o.Senders, "duration": o.Duration.String(), "msg_size": o.MsgSize}}
+	if limit > 0 {
+		r.Params["messages"] = limit
+		delete(r.Params, "duration")
+	}
+	if paced {
+		r.Params["rate"] = o.Rate
+		r.add("rate", "achieved rate", "msg/s", "", float64(s.Acked)/elapsed.Seconds())
+	} else {
+		r.add("throughput", "throughput (acked)", "msg/s", "higher", float64(s.Acked)/elapsed.Seconds())
+	}
+	r.addLatency(s)
+	r.addDelivery(s)
+	r.add("cpu_s", "broker CPU", "s", "lower", cpu.Seconds())
+	if s.Acked > 0 {
+		r.add("cpu_us_per_msg", "broker CPU per message", "µs", "lower", float64(cpu.Microseconds())/float64(s.Acked))
+	}
+	r.add("harness_cpu_s", "harness (clients) CPU", "s", "", self.Seconds())
+	return r, nil
+}
