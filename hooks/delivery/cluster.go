@@ -34,12 +34,16 @@ func (h *Hook) routerOrNil() Router {
 // The Local side, called by the router for other nodes' signals.
 
 // WakeLocal makes this node's connections of uid read their inbox.
-func (h *Hook) WakeLocal(uid string) { h.notify(uid) }
+func (h *Hook) WakeLocal(uid string) {
+	for _, c := range h.online(uid) {
+		c.wakeRead()
+	}
+}
 
 // WakeAll makes every local connection read its inbox.
 func (h *Hook) WakeAll() {
 	h.conns.Range(func(_, v any) bool {
-		v.(*conn).wake()
+		v.(*conn).wakeRead()
 		return true
 	})
 }

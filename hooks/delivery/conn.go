@@ -45,7 +45,8 @@ type conn struct {
 	pending    []unacked       // sent, not yet acknowledged, in Seq order
 	tail       []inbox.Message // just-appended messages from next on, see offer
 	pumping    bool            // a pump goroutine is running
-	dirty      bool            // the inbox may have grown since the pump last read it
+	head       uint64          // highest Seq known to be in the inbox
+	mustRead   bool            // the inbox may have grown in ways head does not show
 	closed     bool
 }
 
@@ -125,7 +126,7 @@ func (c *conn) start() {
 			return
 		}
 	}
-	c.wake()
+	c.wakeRead()
 }
 
 func (c *conn) loadCursor() error {
@@ -154,6 +155,7 @@ func (c *conn) loadCursor() error {
 	defer c.mu.Unlock()
 	if !c.started {
 		c.started, c.acked, c.next = true, cursor, cursor+1
+		c.head = max(c.head, last)
 		if last > cursor {
 			c.h.opts.Events.Backlog(last - cursor)
 		}
@@ -182,6 +184,7 @@ const tailMax = 256
 func (c *conn) offer(m inbox.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.head = max(c.head, m.Seq)
 	if !c.started || c.closed || m.Seq < c.next {
 		return
 	}
@@ -212,10 +215,18 @@ func (c *conn) takeTailLocked(from uint64, room int) []inbox.Message {
 	return out
 }
 
+// wakeRead is wake for news from outside this node's append path (another
+// node, a retry): the pump reads the store even if it believes it is caught up.
+func (c *conn) wakeRead() {
+	c.mu.Lock()
+	c.mustRead = true
+	c.mu.Unlock()
+	c.wake()
+}
+
 // wake makes sure a pump runs if there may be something to send.
 func (c *conn) wake() {
 	c.mu.Lock()
-	c.dirty = true
 	start := !c.pumping && c.canSendLocked()
 	if start {
 		c.pumping = true
@@ -231,7 +242,10 @@ func (c *conn) wake() {
 }
 
 // pump sends the log after the cursor until the window is full or the log
-// is drained. One pump per connection at a time (c.pumping).
+// is drained. One pump per connection at a time (c.pumping). It reads the
+// store only when it must: just-appended messages come from the tail, and
+// when next is past the highest Seq known to exist there is nothing to
+// read (a wake from outside this node sets mustRead instead).
 func (c *conn) pump() {
 	ctx := context.Background()
 	for {
@@ -241,34 +255,40 @@ func (c *conn) pump() {
 			c.mu.Unlock()
 			return
 		}
-		c.dirty = false
 		from, room := c.next, c.h.opts.Window
 		if c.qos == 1 {
 			room -= len(c.pending)
 		}
 		msgs := c.takeTailLocked(from, room)
-		c.mu.Unlock()
-
-		var err error
-		if len(msgs) == 0 {
-			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, room)
-		}
-		if err != nil {
-			c.h.opts.Log.Error("inbox read failed; retrying in a second",
-				"uid", c.id.UID, "client", c.id.ClientID, "error", err)
-			c.stopPump()
-			time.AfterFunc(time.Second, c.wake) // the store may be back (Redis restart)
+		read := len(msgs) == 0 && (c.mustRead || from <= c.head)
+		if len(msgs) == 0 && !read {
+			// Deciding under the lock that also clears pumping: an offer
+			// and wake after this start a new pump.
+			c.pumping = false
+			c.mu.Unlock()
 			return
 		}
-		if len(msgs) == 0 {
-			c.mu.Lock()
-			if !c.dirty {
-				c.pumping = false
-				c.mu.Unlock()
+		c.mustRead = false
+		headAtRead := c.head
+		c.mu.Unlock()
+
+		if read {
+			var err error
+			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, room)
+			if err != nil {
+				c.h.opts.Log.Error("inbox read failed; retrying in a second",
+					"uid", c.id.UID, "client", c.id.ClientID, "error", err)
+				c.stopPump()
+				time.AfterFunc(time.Second, c.wakeRead) // the store may be back (Redis restart)
 				return
 			}
+			c.mu.Lock()
+			if len(msgs) > 0 {
+				c.head = max(c.head, msgs[len(msgs)-1].Seq)
+			} else if c.head == headAtRead {
+				c.head = from - 1 // what was known is gone (deleted, expired)
+			}
 			c.mu.Unlock()
-			continue
 		}
 		for _, m := range msgs {
 			payload, err := bridge.AppendEnvelope(make([]byte, 0, 256), m)
