@@ -278,7 +278,9 @@ func (b *Broker) Start() error {
 		if b.mqttLn, err = b.listenLimited(l.MQTT.Address, l.MQTT.TLS); err != nil {
 			return b.startFailed(fmt.Errorf("mqtt listener %s: %w", l.MQTT.Address, err))
 		}
-		if err := b.server.AddListener(listeners.NewNet("mqtt", b.mqttLn)); err != nil {
+		// The size guard reads the MQTT stream, so it sits above TLS.
+		guarded := guardListener{Listener: b.mqttLn, max: b.cfg.MQTT.MaximumPacketSize}
+		if err := b.server.AddListener(listeners.NewNet("mqtt", guarded)); err != nil {
 			return b.startFailed(err)
 		}
 	}
@@ -286,7 +288,7 @@ func (b *Broker) Start() error {
 		if b.wsLn, err = b.listenLimited(l.WebSocket.Address, l.WebSocket.TLS); err != nil {
 			return b.startFailed(fmt.Errorf("websocket listener %s: %w", l.WebSocket.Address, err))
 		}
-		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, b.log)
+		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, b.cfg.MQTT.MaximumPacketSize, b.log)
 		if err := b.server.AddListener(ws); err != nil {
 			return b.startFailed(err)
 		}

@@ -26,6 +26,7 @@ type wsListener struct {
 	path           string
 	origins        map[string]bool // empty: any origin
 	connectTimeout time.Duration
+	maxPacket      uint32
 	srv            *http.Server
 	log            *slog.Logger
 	upgrader       websocket.Upgrader
@@ -36,8 +37,8 @@ type wsListener struct {
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id string, ln net.Listener, path string, allowed []string, connectTimeout time.Duration, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, connectTimeout: connectTimeout, log: log}
+func newWSListener(id string, ln net.Listener, path string, allowed []string, connectTimeout time.Duration, maxPacket uint32, log *slog.Logger) *wsListener {
+	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, connectTimeout: connectTimeout, maxPacket: maxPacket, log: log}
 	for _, o := range allowed {
 		l.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
@@ -94,7 +95,9 @@ func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The HTTP server's deadlines are gone after the upgrade: CONNECT must
 	// still come in time (mochi sets the keepalive deadline after it).
 	_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.connectTimeout))
-	if err := l.establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+	// The limited listener's size guard sees WebSocket frames, not MQTT:
+	// guard the MQTT stream inside them instead.
+	if err := l.establish(l.id, newSizeGuard(&wsConn{Conn: c.UnderlyingConn(), c: c}, l.maxPacket)); err != nil {
 		l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
 	}
 }
