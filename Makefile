@@ -68,18 +68,24 @@ $(WEB_E2E)/node_modules/.package-lock.json: $(WEB_E2E)/package.json $(WEB_E2E)/p
 # bench also runs cmd/inboxbench against inboxmq and a Mosquitto 2.0.11 that
 # the harness starts itself on a free loopback port; the system service that
 # Debian's package may start is neither used nor needed.
-bench: ## run the Go micro-benchmarks, then inboxbench: inboxmq vs Mosquitto (installed when missing), about 8 min
+bench: ## run the Go micro-benchmarks, then inboxbench: inboxmq vs Mosquitto (installed when missing), about 9 min
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 		echo "installing mosquitto"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (the scale scenario starts its own; the system service is not used)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 	$(GO) run ./cmd/inboxbench -broker both -scenario all
 
 .PHONY: bench-quick
-bench-quick: ## inboxbench -quick against both brokers (under a minute)
+bench-quick: ## inboxbench -quick against both brokers (about a minute)
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 		echo "installing mosquitto"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (the scale scenario starts its own; the system service is not used)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 	$(GO) run ./cmd/inboxbench -broker both -scenario all -quick
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

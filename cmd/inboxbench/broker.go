@@ -38,6 +38,34 @@ type Target struct {
 	tokens    *auth.Tokens // inboxmq: signs user passwords
 	adminPass string
 	proc      *process // nil for an in-process broker
+
+	// peers are the other nodes of a multi-node inboxmq (same secret,
+	// same Redis); CPU, Stop and Log cover them too. nodeOf maps a user
+	// index to its node: 0 is this Target, k the peer k-1.
+	peers  []*Target
+	nodeOf func(i int) int
+	// redis, when set, is the Redis store the nodes share: dm reads its
+	// command counts and CPU around the measured window.
+	redis *redisProbe
+}
+
+// Nodes is how many broker processes the Target spans (1 unless it has peers).
+func (t *Target) Nodes() int { return 1 + len(t.peers) }
+
+// Node is the node user i connects to: 0 without peers.
+func (t *Target) Node(i int) int {
+	if t.nodeOf == nil || len(t.peers) == 0 {
+		return 0
+	}
+	return t.nodeOf(i)
+}
+
+// AddrFor is the MQTT address user i connects to.
+func (t *Target) AddrFor(i int) string {
+	if n := t.Node(i); n > 0 {
+		return t.peers[n-1].Addr
+	}
+	return t.Addr
 }
 
 // Password is what uid logs in with: a token for inboxmq, none for Mosquitto.
@@ -108,10 +136,14 @@ func (t *Target) Restart() error {
 }
 
 // Stop ends the broker gracefully (SIGTERM, then SIGKILL after 10 s) and
-// removes its directory.
+// removes its directory; then its peers, in the same way.
 func (t *Target) Stop() error {
+	var errs []error
+	for _, p := range t.peers {
+		errs = append(errs, p.Stop())
+	}
 	if t.proc == nil {
-		return nil
+		return errors.Join(errs...)
 	}
 	err := t.proc.stop(10 * time.Second)
 	if t.proc.dir != "" {
@@ -119,15 +151,21 @@ func (t *Target) Stop() error {
 			err = fmt.Errorf("remove %s: %w", t.proc.dir, rerr)
 		}
 	}
-	return err
+	return errors.Join(append([]error{err}, errs...)...)
 }
 
-// Log returns the tail of what the broker printed.
+// Log returns the tail of what the broker (and each peer) printed.
 func (t *Target) Log() string {
 	if t.proc == nil {
 		return ""
 	}
-	return t.proc.tail()
+	s := t.proc.tail()
+	for k, p := range t.peers {
+		if l := p.Log(); l != "" {
+			s += fmt.Sprintf("\n[node %d]\n%s", k+2, l)
+		}
+	}
+	return s
 }
 
 // RSS is the broker's resident set in bytes (VmRSS in /proc/PID/status).
@@ -154,15 +192,28 @@ func (t *Target) RSS() (int64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
-// CPU is the user+system CPU time the broker has used so far.
+// CPU is the user+system CPU time the broker has used so far, summed over
+// its peers.
 func (t *Target) CPU() (time.Duration, error) {
 	pid := t.PID()
 	if pid == 0 {
 		pid = os.Getpid()
 	}
+	sum, err := procCPU(pid)
+	for _, p := range t.peers {
+		c, perr := p.CPU()
+		sum += c
+		err = errors.Join(err, perr)
+	}
+	return sum, err
+}
+
+// procCPU is the user+system CPU time process pid has used so far
+// (/proc/PID/stat).
+func procCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read broker CPU time: %w", err)
+		return 0, fmt.Errorf("read CPU time: %w", err)
 	}
 	// Fields after the command name, which is in parentheses and may hold spaces.
 	s := string(b)
@@ -181,6 +232,19 @@ func (t *Target) CPU() (time.Duration, error) {
 
 // StartTarget starts a fresh broker of kind in a new temporary directory.
 func StartTarget(kind string, o Options) (*Target, error) {
+	var secret []byte
+	if kind == Inboxmq {
+		var err error
+		if secret, err = newSecret(); err != nil {
+			return nil, err
+		}
+	}
+	return startTarget(kind, o, secret, "")
+}
+
+// startTarget is StartTarget with inboxmq's secret and extra YAML for its
+// config (ignored for Mosquitto).
+func startTarget(kind string, o Options, secret []byte, extra string) (*Target, error) {
 	dir, err := os.MkdirTemp("", "inboxbench-"+kind+"-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -195,7 +259,7 @@ func StartTarget(kind string, o Options) (*Target, error) {
 	var argv []string
 	switch kind {
 	case Inboxmq:
-		argv, err = t.inboxmqConfig(dir, addr, o.InboxmqBin)
+		argv, err = t.inboxmqConfig(dir, addr, o.InboxmqBin, secret, extra)
 	case Mosquitto:
 		argv, err = mosquittoConfig(dir, port, o.MosquittoBin)
 	default:
@@ -215,15 +279,22 @@ func StartTarget(kind string, o Options) (*Target, error) {
 	return t, nil
 }
 
-// inboxmqConfig writes the broker's YAML config (only the MQTT listener,
-// log level warn, a random secret, an admin account and the per-IP
-// connection and per-user message rate limits off; every other key keeps
-// inboxmq's default) and returns the command line.
-func (t *Target) inboxmqConfig(dir, addr, bin string) ([]string, error) {
+// newSecret is 32 random bytes, the seed of a broker's JWT secret and
+// admin password.
+func newSecret() ([]byte, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
+	return secret, nil
+}
+
+// inboxmqConfig writes the broker's YAML config (only the MQTT listener,
+// log level warn, the secret, an admin account and the per-IP connection
+// and per-user message rate limits off; every other key keeps inboxmq's
+// default, and extra YAML is appended) and returns the command line.
+// Nodes of one cluster get the same secret.
+func (t *Target) inboxmqConfig(dir, addr, bin string, secret []byte, extra string) ([]string, error) {
 	tokens, err := auth.NewTokens([]byte(hex.EncodeToString(secret)))
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -249,7 +320,7 @@ auth:
 limits:
   connections_per_ip: 0
   message_rate: 0
-`, filepath.Join(dir, "data"), addr, hex.EncodeToString(secret), adminName, hash)
+`, filepath.Join(dir, "data"), addr, hex.EncodeToString(secret), adminName, hash) + extra
 	path := filepath.Join(dir, "inboxmq.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)

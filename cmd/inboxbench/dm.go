@@ -12,7 +12,8 @@ import (
 // dm: -senders of the -users send direct messages to random other users,
 // in closed loop (next publish after the PUBACK) for -duration, or paced
 // at -rate msg/s in total. Every user, senders included, receives on its
-// own persistent session.
+// own persistent session. On a Target with several nodes, every message
+// goes to a random user on another node than its sender's.
 func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	o := b.o
 	name := "dm-max"
@@ -28,9 +29,29 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	}
 	defer closeAll(clients)
 
+	// others[n]: the users not on node n, the recipients of its senders
+	// when the Target has several nodes.
+	var others [][]int
+	if t.Nodes() > 1 {
+		others = make([][]int, t.Nodes())
+		for i := range o.Users {
+			for n := range others {
+				if t.Node(i) != n {
+					others[n] = append(others[n], i)
+				}
+			}
+		}
+	}
+
 	cpu0, err := t.CPU()
 	if err != nil {
 		return nil, err
+	}
+	var redis0 redisSample
+	if t.redis != nil {
+		if redis0, err = t.redis.sample(); err != nil {
+			return nil, err
+		}
 	}
 	self0 := harnessCPU()
 	var acked, issued atomic.Int64
@@ -69,8 +90,11 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 				} else if time.Now().After(deadline) {
 					return
 				}
-				to := rnd.IntN(o.Users - 1)
-				if to >= self {
+				var to int
+				if others != nil {
+					mine := others[t.Node(self)]
+					to = mine[rnd.IntN(len(mine))]
+				} else if to = rnd.IntN(o.Users - 1); to >= self {
 					to++
 				}
 				text := tr.Text(j, seq)
@@ -88,6 +112,11 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	tr.WaitDelivered(acked.Load(), o.Quiet, 2*time.Minute, nil)
 	stop()
 	cpu, self := cpuSince(t, cpu0), harnessCPU()-self0
+	var redis1 redisSample
+	var redisErr error
+	if t.redis != nil {
+		redis1, redisErr = t.redis.sample()
+	}
 	s := tr.Stats()
 
 	r := &Result{Scenario: name, Broker: t.Kind, Params: map[string]any{
@@ -109,5 +138,14 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 		r.add("cpu_us_per_msg", "broker CPU per message", "µs", "lower", float64(cpu.Microseconds())/float64(s.Acked))
 	}
 	r.add("harness_cpu_s", "harness (clients) CPU", "s", "", self.Seconds())
+	if t.Nodes() > 1 {
+		r.Params["nodes"] = t.Nodes()
+	}
+	if t.redis != nil {
+		if redisErr != nil {
+			return r, redisErr
+		}
+		addRedis(r, redis0, redis1, s.Received)
+	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	o := QuickOptions()
 	o.Brokers = []string{Inboxmq}
+	o.Scenarios = []string{"dm", "offline", "fanout", "conns"} // scale: TestQuickScale
 	var out bytes.Buffer
 	results, err := Run(o, &out, testLog{t})
 	t.Log(out.String())
@@ -56,6 +58,83 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
+// TestQuickScale runs the scale scenario in -quick mode (100 users, 3 s
+// per run, about 20 s in all) against the real inboxmq binary and a
+// redis-server: every run must be correct, and the Redis runs must report
+// the commands per message.
+func TestQuickScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary and redis-server for about 20 s")
+	}
+	o := QuickOptions()
+	o.Brokers = []string{Inboxmq}
+	o.Scenarios = []string{"scale"}
+	var out bytes.Buffer
+	results, err := Run(o, &out, testLog{t})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].Scenario != "scale" {
+		t.Fatalf("results %v, want one scale result", results)
+	}
+	r := results[0]
+	var names []string
+	for _, sub := range r.Runs {
+		names = append(names, sub.Scenario)
+	}
+	if strings.Join(names, ",") != "embedded-1,redis-1,redis-2" {
+		t.Fatalf("runs %v, want embedded-1, redis-1, redis-2", names)
+	}
+	for _, sub := range r.Runs {
+		if acked, _ := sub.Get("acked"); acked == 0 {
+			t.Errorf("%s: nothing acknowledged", sub.Scenario)
+		}
+		for _, key := range []string{"lost", "out_of_order", "duplicates", "other", "publish_errors"} {
+			if v, _ := sub.Get(key); v != 0 {
+				t.Errorf("%s: %s = %v, want 0 (notes: %v)", sub.Scenario, key, v, sub.Notes)
+			}
+		}
+		perMsg, ok := sub.Get("redis_cmds_per_msg")
+		if sub.Scenario == "embedded-1" {
+			if ok {
+				t.Errorf("embedded-1 reports Redis commands")
+			}
+			continue
+		}
+		if !ok || perMsg <= 0 {
+			t.Errorf("%s: Redis commands per message %v (reported %v), want > 0", sub.Scenario, perMsg, ok)
+		}
+		if cpu, ok := sub.Get("redis_cpu_s"); !ok || cpu < 0 {
+			t.Errorf("%s: Redis CPU %v (reported %v)", sub.Scenario, cpu, ok)
+		}
+	}
+	if nodes := r.Run("redis-2").Params["nodes"]; nodes != 2 {
+		t.Errorf("redis-2 ran on %v nodes, want 2", nodes)
+	}
+	if !strings.Contains(out.String(), `{"scenario":"scale","broker":"inboxmq"`) {
+		t.Error("no JSON line for scale")
+	}
+}
+
+func TestSplitNodes(t *testing.T) {
+	const users, senders = 1000, 100
+	node := splitNodes(users, senders, 2)
+	var perNode, sendersPer, v5Per [2]int
+	for i := range users {
+		perNode[node(i)]++
+		if isV5(i, 0.5) {
+			v5Per[node(i)]++
+		}
+	}
+	for j := range senders {
+		sendersPer[node(j*users/senders)]++
+	}
+	if perNode != [2]int{500, 500} || sendersPer != [2]int{50, 50} || v5Per != [2]int{250, 250} {
+		t.Fatalf("users %v, senders %v, MQTT 5 users %v per node: want an even split", perNode, sendersPer, v5Per)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -64,8 +143,15 @@ func TestParseFlags(t *testing.T) {
 		check   func(Options) bool
 	}{
 		{"defaults", nil, false, func(o Options) bool {
-			return o.Users == 1000 && o.Conns == 19900 && len(o.Brokers) == 2 && len(o.Scenarios) == 4
+			return o.Users == 1000 && o.Conns == 19900 && len(o.Brokers) == 2 && len(o.Scenarios) == 5 && o.Scenarios[4] == "scale"
 		}},
+		{"all without inboxmq has no scale", []string{"-broker", "mosquitto"}, false, func(o Options) bool {
+			return len(o.Scenarios) == 4 && !slices.Contains(o.Scenarios, "scale")
+		}},
+		{"scale alone", []string{"-broker", "inboxmq", "-scenario", "scale"}, false, func(o Options) bool {
+			return len(o.Scenarios) == 1 && o.Scenarios[0] == "scale"
+		}},
+		{"scale needs inboxmq", []string{"-broker", "mosquitto", "-scenario", "scale"}, true, nil},
 		{"quick", []string{"-quick"}, false, func(o Options) bool { return o.Users == 100 && o.Duration == 3*time.Second }},
 		{"quick with explicit users", []string{"-quick", "-users", "50"}, false, func(o Options) bool { return o.Users == 50 && o.Conns == 2000 }},
 		{"one broker, two scenarios", []string{"-broker", "mosquitto", "-scenario", "dm,conns"}, false, func(o Options) bool {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,6 +39,13 @@ Scenarios:
   fanout   -users subscribers of "broadcast", -notices admin notices
   conns    -conns idle connections held for -hold: connect rate and broker
            RSS per connection
+  scale    inboxmq only: the dm closed-loop run (-users, -senders,
+           -duration) on 1 node with the embedded store, 1 node on Redis
+           and 2 nodes on Redis (every message to a user on the other
+           node), side by side, with Redis commands and Redis CPU per
+           message. The harness starts its own redis-server (appendonly
+           yes, appendfsync always; needs redis-server on PATH). Part of
+           "all" when -broker includes inboxmq
 
 Flags:
 `
@@ -67,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // from DefaultOptions or QuickOptions.
 type Options struct {
 	Brokers      []string      // "inboxmq", "mosquitto"
-	Scenarios    []string      // "dm", "offline", "fanout", "conns"
+	Scenarios    []string      // "dm", "offline", "fanout", "conns", "scale"
 	Duration     time.Duration // dm run length, per mode
 	Users        int           // users in dm, offline and fanout
 	Senders      int           // dm senders (and offline senders)
@@ -92,7 +100,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Brokers:      []string{"inboxmq", "mosquitto"},
-		Scenarios:    []string{"dm", "offline", "fanout", "conns"},
+		Scenarios:    []string{"dm", "offline", "fanout", "conns", "scale"},
 		Duration:     20 * time.Second,
 		Users:        1000,
 		Senders:      100,
@@ -135,7 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	d := DefaultOptions()
 	brokerFlag := fs.String("broker", "both", "brokers to measure: inboxmq, mosquitto or both")
-	scenarioFlag := fs.String("scenario", "all", "scenarios, comma-separated: dm, offline, fanout, conns or all")
+	scenarioFlag := fs.String("scenario", "all", "scenarios, comma-separated: dm, offline, fanout, conns, scale or all\n(all includes scale when -broker includes inboxmq)")
 	quick := fs.Bool("quick", false, "small workloads (100 users, 10 senders, 3 s, 2,000 conns, 3 s hold);\nflags given explicitly still win")
 	duration := fs.Duration("duration", d.Duration, "dm: length of each run (max rate, then paced)")
 	users := fs.Int("users", d.Users, "dm, offline, fanout: number of users (each one connection)")
@@ -204,10 +212,18 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		switch s = strings.TrimSpace(s); s {
 		case "all":
 			o.Scenarios = append(o.Scenarios, "dm", "offline", "fanout", "conns")
+			if slices.Contains(o.Brokers, Inboxmq) {
+				o.Scenarios = append(o.Scenarios, "scale")
+			}
+		case "scale":
+			if !slices.Contains(o.Brokers, Inboxmq) {
+				return Options{}, errors.New("-scenario scale measures inboxmq only: use -broker inboxmq or both")
+			}
+			o.Scenarios = append(o.Scenarios, s)
 		case "dm", "offline", "fanout", "conns":
 			o.Scenarios = append(o.Scenarios, s)
 		default:
-			return Options{}, fmt.Errorf("-scenario %q: want dm, offline, fanout, conns or all", s)
+			return Options{}, fmt.Errorf("-scenario %q: want dm, offline, fanout, conns, scale or all", s)
 		}
 	}
 	return o, o.validate()

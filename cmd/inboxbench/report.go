@@ -30,6 +30,10 @@ type Result struct {
 	Params   map[string]any
 	Figures  []Figure
 	Notes    []string
+	// Runs are the configurations of a side-by-side scenario (scale), each
+	// a Result whose Scenario names the configuration; Figures then hold
+	// the summary.
+	Runs []*Result
 }
 
 // Get returns the value of the figure named key and whether it exists.
@@ -113,6 +117,9 @@ func (r *Result) Print(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Runs) > 0 {
+		r.printRuns(&b, tw)
+	}
 	for _, f := range r.Figures {
 		fmt.Fprintf(tw, "  %s\t%s\t\n", f.Label, format(f.Value, f.Unit))
 	}
@@ -121,6 +128,11 @@ func (r *Result) Print(w io.Writer) error {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	for _, sub := range r.Runs {
+		for _, n := range sub.Notes {
+			fmt.Fprintf(&b, "  note (%s): %s\n", sub.Scenario, n)
+		}
 	}
 	line, err := r.JSON()
 	if err != nil {
@@ -134,19 +146,75 @@ func (r *Result) Print(w io.Writer) error {
 	return nil
 }
 
-// JSON is the result as one JSON object.
-func (r *Result) JSON() ([]byte, error) {
+// printRuns writes the figures of every run side by side: one row per
+// figure (in the order they first appear), one column per run.
+func (r *Result) printRuns(b *strings.Builder, tw *tabwriter.Writer) {
+	var rows []Figure
+	seen := map[string]bool{}
+	for _, sub := range r.Runs {
+		for _, f := range sub.Figures {
+			if !seen[f.Key] {
+				seen[f.Key] = true
+				rows = append(rows, f)
+			}
+		}
+	}
+	fmt.Fprint(tw, "  \t")
+	for _, sub := range r.Runs {
+		fmt.Fprintf(tw, "%s\t", sub.Scenario)
+	}
+	fmt.Fprintln(tw)
+	for _, f := range rows {
+		fmt.Fprintf(tw, "  %s\t", f.Label)
+		for _, sub := range r.Runs {
+			if v, ok := sub.Get(f.Key); ok {
+				fmt.Fprintf(tw, "%s\t", format(v, f.Unit))
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprint(tw, "  other CPU (other processes)\t")
+	for _, sub := range r.Runs {
+		if v, ok := sub.Params["other_cpu_pct"]; ok {
+			fmt.Fprintf(tw, "%v %%\t", v)
+		} else {
+			fmt.Fprint(tw, "-\t")
+		}
+	}
+	fmt.Fprintln(tw)
+	// A blank line between the runs' table and the summary, in the same
+	// column layout.
+	fmt.Fprintln(tw, "\t")
+}
+
+// jsonResult is the JSON form of a Result.
+type jsonResult struct {
+	Scenario string             `json:"scenario"`
+	Broker   string             `json:"broker"`
+	Params   map[string]any     `json:"params"`
+	Metrics  map[string]float64 `json:"metrics"`
+	Notes    []string           `json:"notes,omitempty"`
+	Runs     []jsonResult       `json:"runs,omitempty"`
+}
+
+func (r *Result) jsonForm() jsonResult {
 	metrics := make(map[string]float64, len(r.Figures))
 	for _, f := range r.Figures {
 		metrics[f.Key] = f.Value
 	}
-	b, err := json.Marshal(struct {
-		Scenario string             `json:"scenario"`
-		Broker   string             `json:"broker"`
-		Params   map[string]any     `json:"params"`
-		Metrics  map[string]float64 `json:"metrics"`
-		Notes    []string           `json:"notes,omitempty"`
-	}{r.Scenario, r.Broker, r.Params, metrics, r.Notes})
+	j := jsonResult{r.Scenario, r.Broker, r.Params, metrics, r.Notes, nil}
+	for _, sub := range r.Runs {
+		j.Runs = append(j.Runs, sub.jsonForm())
+	}
+	return j
+}
+
+// JSON is the result as one JSON object; a scale result holds its runs
+// under "runs", each with "scenario" naming the configuration.
+func (r *Result) JSON() ([]byte, error) {
+	b, err := json.Marshal(r.jsonForm())
 	if err != nil {
 		return nil, fmt.Errorf("encode result: %w", err)
 	}

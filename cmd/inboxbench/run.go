@@ -60,16 +60,26 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 	for _, s := range o.Scenarios {
 		for _, variant := range variants(s, o) {
 			for _, kind := range o.Brokers {
-				r, err := b.runOne(variant, kind)
+				var r *Result
+				var err error
+				if variant == "scale" {
+					if kind != Inboxmq {
+						continue // inboxmq's store configurations, nothing to compare
+					}
+					r, err = b.scale()
+				} else {
+					r, err = b.runOne(variant, kind)
+				}
+				if r != nil {
+					results = append(results, r)
+					if err := r.Print(stdout); err != nil {
+						return results, err
+					}
+				}
 				if err != nil {
 					err = fmt.Errorf("%s on %s: %w", variant, kind, err)
 					fmt.Fprintf(stderr, "inboxbench: %v\n", err)
 					errs = append(errs, err)
-					continue
-				}
-				results = append(results, r)
-				if err := r.Print(stdout); err != nil {
-					return results, err
 				}
 			}
 		}
@@ -273,7 +283,7 @@ func (b *bench) connectUsers(t *Target, label string, ids []string, topic func(s
 		if err != nil {
 			return err
 		}
-		c, err := Connect(Dial{Addr: t.Addr, ClientID: ids[i], User: userName(t, ids[i]), Password: pass,
+		c, err := Connect(Dial{Addr: t.AddrFor(i), ClientID: ids[i], User: userName(t, ids[i]), Password: pass,
 			V5: isV5(i, b.o.V5), Persistent: true, OnMessage: handler(i), Lost: lost})
 		if err != nil {
 			return err
