@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,11 +95,16 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit)) // process-wide, like GOMEMLIMIT
+	}
 	b.server = mqtt.New(&mqtt.Options{
-		Capabilities:           cfg.capabilities(),
-		InlineClient:           true, // broadcasts are published by the broker itself
-		Logger:                 mochiLogger(log, cfg.Log.Level),
-		SysTopicResendInterval: cfg.MQTT.SysTopicInterval,
+		Capabilities:             cfg.capabilities(),
+		ClientNetReadBufferSize:  cfg.MQTT.ClientNetReadBufferSize,
+		ClientNetWriteBufferSize: cfg.MQTT.ClientNetWriteBufferSize,
+		InlineClient:             true, // broadcasts are published by the broker itself
+		Logger:                   mochiLogger(log, cfg.Log.Level),
+		SysTopicResendInterval:   cfg.MQTT.SysTopicInterval,
 	})
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
@@ -480,8 +486,8 @@ func (b *Broker) Reload(cfg Config) error {
 		old.Listeners.WebSocket.Address != cfg.Listeners.WebSocket.Address || old.Listeners.WebSocket.Path != cfg.Listeners.WebSocket.Path {
 		restart = append(restart, "listeners")
 	}
-	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID {
-		restart = append(restart, "data_dir/node_id")
+	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID || old.MemoryLimit != cfg.MemoryLimit {
+		restart = append(restart, "data_dir/node_id/memory_limit")
 	}
 	if old.Inbox != cfg.Inbox || old.MQTT != cfg.MQTT || old.Log != cfg.Log || old.Auth.Anonymous != cfg.Auth.Anonymous ||
 		strings.Join(old.ACL.Rules, "\n") != strings.Join(cfg.ACL.Rules, "\n") ||

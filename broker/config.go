@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,45 @@ type Config struct {
 	Events    EventsConfig    `yaml:"events"`
 	MQTT      MQTTConfig      `yaml:"mqtt"`
 	Web       WebConfig       `yaml:"web"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT
+	// semantics: bytes, or a number with B, KiB, MiB, GiB or TiB); near it
+	// the GC runs more often and freed memory is returned to the OS sooner.
+	// 0 leaves the runtime alone (the GOMEMLIMIT environment variable still
+	// applies). Set at start; a reload does not change it.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+}
+
+// ByteSize is a size in bytes, written in YAML as a plain number of bytes
+// or as a number with a unit: B, KiB, MiB, GiB or TiB (as GOMEMLIMIT).
+type ByteSize int64
+
+// UnmarshalYAML reads a plain number or a number with a unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+func parseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with B, KiB, MiB, GiB or TiB", s)
+	}
+	return ByteSize(v * mult), nil
 }
 
 // PushConfig configures the push fallback: a "push" event for a message
@@ -202,6 +242,14 @@ type MQTTConfig struct {
 	WildcardSubAvailable         bool   `yaml:"wildcard_sub_available"`
 	SubIDAvailable               bool   `yaml:"sub_id_available"`
 	SysTopicInterval             int64  `yaml:"sys_topic_interval"`
+	// ClientNetReadBufferSize is the bufio.Reader mochi allocates for every
+	// connection (mochi's default is 2048); packets larger than the buffer
+	// are read straight into the packet.
+	ClientNetReadBufferSize int `yaml:"client_net_read_buffer_size"`
+	// ClientNetWriteBufferSize is how many bytes of queued outbound packets
+	// mochi gathers into one write; it is allocated only while packets are
+	// queued, so it costs an idle connection nothing.
+	ClientNetWriteBufferSize int `yaml:"client_net_write_buffer_size"`
 }
 
 // DefaultConfig returns the defaults: the one place they are written.
@@ -250,9 +298,14 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{
 			MaximumClients:               math.MaxInt64,
 			MaximumMessageExpiryInterval: 24 * 60 * 60,
-			// mochi's default 8192 costs ~68 KB per idle client; inbox
-			// messages never use this queue (they are paced from the log).
-			MaximumClientWritesPending:   256,
+			// The channel costs 8 bytes per slot on every connection
+			// (mochi's default 8192: 64 KB). Only non-inbox messages
+			// (broadcasts, opened topics) use it: inbox messages are
+			// written directly, paced from the log. When it is full
+			// mochi drops the message for that client, so it must hold
+			// a burst of broadcasts while the client's write loop catches
+			// up; see docs/performance.md for why not lower than 64.
+			MaximumClientWritesPending:   64,
 			MaximumSessionExpiryInterval: 7 * 24 * 60 * 60,
 			MaximumPacketSize:            256 << 10,
 			ReceiveMaximum:               1024,
@@ -265,6 +318,10 @@ func DefaultConfig() Config {
 			WildcardSubAvailable:         true,
 			SubIDAvailable:               true,
 			SysTopicInterval:             10,
+			// 2048 is mochi's default; 512 holds any ordinary request
+			// and saves 1.5 KB per connection.
+			ClientNetReadBufferSize:  512,
+			ClientNetWriteBufferSize: 2048,
 		},
 	}
 }
@@ -430,6 +487,15 @@ func (c Config) Validate() error {
 	}
 	if m.SysTopicInterval < 1 {
 		bad("mqtt.sys_topic_interval must be at least 1 (seconds)")
+	}
+	if m.ClientNetReadBufferSize < 16 || m.ClientNetReadBufferSize > 1<<20 {
+		bad("mqtt.client_net_read_buffer_size must be 16..1048576, got %d", m.ClientNetReadBufferSize)
+	}
+	if m.ClientNetWriteBufferSize < 16 || m.ClientNetWriteBufferSize > 1<<20 {
+		bad("mqtt.client_net_write_buffer_size must be 16..1048576, got %d", m.ClientNetWriteBufferSize)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory_limit must not be negative (0 disables)")
 	}
 	return errors.Join(errs...)
 }

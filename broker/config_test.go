@@ -119,3 +119,47 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfig_MemoryKeys(t *testing.T) {
+	t.Setenv(SecretEnv, "")
+	const base = "auth:\n  anonymous: true\n"
+	d := DefaultConfig()
+	if d.MQTT.ClientNetReadBufferSize != 512 || d.MQTT.ClientNetWriteBufferSize != 2048 || d.MQTT.MaximumClientWritesPending != 64 || d.MemoryLimit != 0 {
+		t.Fatalf("defaults = %+v, memory_limit %d", d.MQTT, d.MemoryLimit)
+	}
+	cfg, err := ParseConfig([]byte(base + "memory_limit: 1GiB\nmqtt:\n  client_net_read_buffer_size: 4096\n  client_net_write_buffer_size: 1024\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MemoryLimit != 1<<30 || cfg.MQTT.ClientNetReadBufferSize != 4096 || cfg.MQTT.ClientNetWriteBufferSize != 1024 {
+		t.Fatalf("parsed %+v, memory_limit %d", cfg.MQTT, cfg.MemoryLimit)
+	}
+	// A partial mqtt block keeps the other defaults.
+	if cfg.MQTT.MaximumClientWritesPending != d.MQTT.MaximumClientWritesPending {
+		t.Fatalf("maximum_client_writes_pending = %d", cfg.MQTT.MaximumClientWritesPending)
+	}
+	for in, want := range map[string]ByteSize{"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "64 KiB": 64 << 10, "2GiB": 2 << 30, "100B": 100} {
+		cfg, err := ParseConfig([]byte(base + "memory_limit: " + in + "\n"))
+		if err != nil || cfg.MemoryLimit != want {
+			t.Errorf("memory_limit: %s = %d, %v; want %d", in, cfg.MemoryLimit, err, want)
+		}
+	}
+	for _, in := range []string{
+		"memory_limit: -1\n", "memory_limit: 1GB\n", "memory_limit: lots\n", "memory_limit: 99999999999TiB\n",
+		"mqtt:\n  client_net_read_buffer_size: 0\n", "mqtt:\n  client_net_write_buffer_size: 8\n",
+		"mqtt:\n  client_net_read_buffer_size: 2000000\n",
+	} {
+		if _, err := ParseConfig([]byte(base + in)); err == nil {
+			t.Errorf("accepted %q", in)
+		}
+	}
+	// The production template spells out the memory limit's default too.
+	t.Setenv(SecretEnv, "an-environment-secret-of-32-bytes!!")
+	tmpl, err := LoadConfig("../inboxmq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.MemoryLimit != d.MemoryLimit {
+		t.Fatalf("inboxmq.yaml memory_limit = %d, default %d", tmpl.MemoryLimit, d.MemoryLimit)
+	}
+}
