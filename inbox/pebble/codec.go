@@ -24,14 +24,7 @@ func appendMessage(dst []byte, id uint64, m *inbox.Message) []byte {
 	dst = binary.AppendVarint(dst, m.Time)
 	dst = append(dst, byte(m.Kind))
 	dst = varcodec.AppendString(dst, m.Peer)
-	dst = varcodec.AppendString(dst, m.Nickname)
-	dst = varcodec.AppendString(dst, m.Avatar)
-	dst = varcodec.AppendString(dst, m.Content)
-	dst = varcodec.AppendString(dst, m.Extra)
-	dst = varcodec.AppendString(dst, m.CID)
-	dst = binary.AppendVarint(dst, int64(m.MsgType))
-	dst = varcodec.AppendString(dst, m.Event)
-	return varcodec.AppendString(dst, m.Ref)
+	return varcodec.AppendContent(dst, m)
 }
 
 // decodeMessage fills every field of m but UID and Seq from an encoding.
@@ -51,14 +44,7 @@ func decodeMessage(b []byte, m *inbox.Message) error {
 	m.Time = d.Varint()
 	m.Kind = inbox.Kind(d.Byte())
 	m.Peer = d.String()
-	m.Nickname = d.String()
-	m.Avatar = d.String()
-	m.Content = d.String()
-	m.Extra = d.String()
-	m.CID = d.String()
-	m.MsgType = d.Int()
-	m.Event = d.String()
-	m.Ref = d.String()
+	d.DecodeContent(m)
 	if d.Err == nil && len(d.S) != 0 {
 		d.Fail("%d trailing bytes", len(d.S))
 	}

@@ -25,14 +25,7 @@ func appendBody(dst []byte, id uint64, m *inbox.Message) []byte {
 	dst = varcodec.AppendString(dst, m.Peer)
 	dst = binary.AppendUvarint(dst, id)
 	dst = binary.AppendVarint(dst, m.Time)
-	dst = varcodec.AppendString(dst, m.Nickname)
-	dst = varcodec.AppendString(dst, m.Avatar)
-	dst = varcodec.AppendString(dst, m.Content)
-	dst = varcodec.AppendString(dst, m.Extra)
-	dst = varcodec.AppendString(dst, m.CID)
-	dst = binary.AppendVarint(dst, int64(m.MsgType))
-	dst = varcodec.AppendString(dst, m.Event)
-	return varcodec.AppendString(dst, m.Ref)
+	return varcodec.AppendContent(dst, m)
 }
 
 // appendMember appends the whole stored encoding of m: what the append
@@ -61,14 +54,7 @@ func decodeMember(s string, m *inbox.Message) error {
 	m.Peer = d.String()
 	m.ID = strconv.FormatUint(d.Uvarint(), 10)
 	m.Time = d.Varint()
-	m.Nickname = d.String()
-	m.Avatar = d.String()
-	m.Content = d.String()
-	m.Extra = d.String()
-	m.CID = d.String()
-	m.MsgType = d.Int()
-	m.Event = d.String()
-	m.Ref = d.String()
+	d.DecodeContent(m)
 	if d.Err == nil && len(d.S) != 0 {
 		d.Fail("%d trailing bytes", len(d.S))
 	}

@@ -7,6 +7,8 @@ package varcodec
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/inboxmq/inboxmq/inbox"
 )
 
 // Decoder reads from S. After the first error every read returns the zero
@@ -100,4 +102,30 @@ func (d *Decoder) String() string {
 func AppendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
+}
+
+// AppendContent appends the fields both stores encode the same way after
+// their own header: Nickname, Avatar, Content, Extra, CID, MsgType, Event,
+// Ref. DecodeContent reads them back.
+func AppendContent(dst []byte, m *inbox.Message) []byte {
+	dst = AppendString(dst, m.Nickname)
+	dst = AppendString(dst, m.Avatar)
+	dst = AppendString(dst, m.Content)
+	dst = AppendString(dst, m.Extra)
+	dst = AppendString(dst, m.CID)
+	dst = binary.AppendVarint(dst, int64(m.MsgType))
+	dst = AppendString(dst, m.Event)
+	return AppendString(dst, m.Ref)
+}
+
+// DecodeContent reads what AppendContent wrote into m.
+func (d *Decoder) DecodeContent(m *inbox.Message) {
+	m.Nickname = d.String()
+	m.Avatar = d.String()
+	m.Content = d.String()
+	m.Extra = d.String()
+	m.CID = d.String()
+	m.MsgType = d.Int()
+	m.Event = d.String()
+	m.Ref = d.String()
 }
