@@ -22,6 +22,7 @@ build: ## build bin/inboxmq
 
 run: build ## run a dev broker on the embedded store (inboxmq.dev.yaml, DEV secrets)
 	@echo "inboxmq dev broker: mqtt://127.0.0.1:1883  ws://127.0.0.1:8083/mqtt  http://127.0.0.1:8080/healthz"
+	@echo "web client (dev login on): http://127.0.0.1:8080/"
 	@echo "DEV ONLY: inboxmq.dev.yaml holds a public secret and public passwords."
 	@echo
 	@echo "Try it in another terminal (mosquitto-clients: apt-get install mosquitto-clients):"
