@@ -122,3 +122,17 @@ func TestOffline_NoRedeliveryOfAcked(t *testing.T) {
 	checkOrder(t, bob2.Inbox.Collect(t, 5, wait), 10, 5)
 	bob2.Inbox.None(t, 300*time.Millisecond)
 }
+
+// Over inbox.max_messages the oldest messages are dropped, logged and
+// counted, never silently; the newest still arrive in order.
+func TestRetention_OverflowDropsOldestAndCounts(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Inbox.MaxMessages = 3
+	b := mqtttest.Start(t, cfg)
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	sendN(t, alice, "10021", 0, 5)
+	waitMetric(t, "http://"+b.HTTPAddr(), `inboxmq_messages_dropped_total{reason="overflow"}`, 2)
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+	checkOrder(t, bob.Inbox.Collect(t, 3, wait), 2, 3)
+	bob.Inbox.None(t, 200*time.Millisecond)
+}
