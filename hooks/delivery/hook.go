@@ -406,16 +406,24 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 	}
 	h.opts.Events.Appended(out, time.Since(start))
 	h.schedulePushes(out)
-	for i, m := range out {
-		for _, c := range h.online(m.UID) {
-			c.offer(m)
+	// One registry lookup per recipient inbox: hand its connections the new
+	// entries, then wake them (per run of consecutive entries of one inbox).
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].UID == out[i].UID {
+			j++
 		}
-		if i == len(out)-1 || m.UID != out[i+1].UID {
-			h.notify(m.UID)
-			if h.wakes != nil {
-				h.wakes.add(m.UID)
+		conns := h.online(out[i].UID)
+		for _, c := range conns {
+			for _, m := range out[i:j] {
+				c.offer(m)
 			}
+			c.wake()
 		}
+		if h.wakes != nil {
+			h.wakes.add(out[i].UID)
+		}
+		i = j
 	}
 	return out, nil
 }
