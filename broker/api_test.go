@@ -3,7 +3,6 @@ package broker_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -306,5 +305,4 @@ func TestAPI_AdminNoticesOnlineKick(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = http.StatusOK
 }

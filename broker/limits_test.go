@@ -106,3 +106,49 @@ func TestLimits_MaxSubscriptions(t *testing.T) {
 		t.Fatalf("renewal refused: %#x", code)
 	}
 }
+
+// mqtt.maximum_clients caps connections per node: the next one is refused
+// (CONNACK "server unavailable" for 3.1.1), the others keep working.
+func TestLimits_MaximumClientsPerNode(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.MQTT.MaximumClients = 2
+	b := mqtttest.Start(t, cfg)
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	if c, err := mqtttest.ConnectV3(b.MQTTAddr(), "10031", mqtttest.Token(t, "10031"), mqtttest.V3Options{Clean: true}); err == nil {
+		c.Disconnect(0)
+		t.Fatal("a third connection was accepted with maximum_clients 2")
+	}
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"still served"}`)
+	checkSendMsg(t, bob.Inbox.Next(t, wait), "10001", "still served")
+}
+
+// Reload (what SIGHUP runs) applies new limits to connected clients
+// without dropping them.
+func TestReload_AppliesLimits(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	b := mqtttest.Start(t, cfg)
+	flood := mqtttest.MustV5(t, b.MQTTAddr(), "10666", mqtttest.Token(t, "10666"), mqtttest.V5Options{Subscribe: true})
+	send := func() (limited int) {
+		for i := 0; i < 20; i++ {
+			code, err := flood.Pub("im/sendmsg", fmt.Sprintf(`{"uid":10021,"msg":"m%d"}`, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code == 0x97 {
+				limited++
+			}
+		}
+		return limited
+	}
+	if n := send(); n != 0 {
+		t.Fatalf("%d limited before the reload (no limit configured)", n)
+	}
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst = 1, 5
+	if err := b.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := send(); n < 10 {
+		t.Fatalf("only %d of 20 limited after reloading a 1/s limit with burst 5", n)
+	}
+}
