@@ -51,6 +51,8 @@ type Broker struct {
 	mqttLn, wsLn, httpLn net.Listener
 	limited              []*limitedListener // under mqttLn and wsLn, for Reload
 	httpSrv              *http.Server
+	pprofSrv             *http.Server
+	pprofLn              net.Listener
 
 	refusedConns atomic.Int64 // connections refused by the per-IP rate
 	serving      atomic.Bool  // every listener is accepting
@@ -310,6 +312,18 @@ func (b *Broker) Start() error {
 			}
 		}()
 	}
+	if b.cfg.PprofAddress != "" {
+		if b.pprofLn, err = net.Listen("tcp", b.cfg.PprofAddress); err != nil {
+			return b.startFailed(fmt.Errorf("pprof listener %s: %w", b.cfg.PprofAddress, err))
+		}
+		b.pprofSrv = &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func(ln net.Listener) {
+			if err := b.pprofSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("pprof listener failed", "error", err)
+			}
+		}(b.pprofLn)
+		b.log.Warn("pprof profiles served; keep this address private", "pprof", b.pprofLn.Addr().String())
+	}
 	if err := b.server.Serve(); err != nil {
 		return b.startFailed(fmt.Errorf("serve: %w", err))
 	}
@@ -344,11 +358,12 @@ func addrString(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// MQTTAddr, WebSocketAddr and HTTPAddr return the bound addresses ("" when
+// MQTTAddr, WebSocketAddr, HTTPAddr and PprofAddr return the bound addresses ("" when
 // disabled), useful when the config asked for port 0.
 func (b *Broker) MQTTAddr() string      { return addrString(b.mqttLn) }
 func (b *Broker) WebSocketAddr() string { return addrString(b.wsLn) }
 func (b *Broker) HTTPAddr() string      { return addrString(b.httpLn) }
+func (b *Broker) PprofAddr() string     { return addrString(b.pprofLn) }
 
 // expireLoop drops messages older than the retention period.
 func (b *Broker) expireLoop() {
@@ -434,6 +449,9 @@ func (b *Broker) Close() error {
 		} else if b.httpLn != nil {
 			b.httpLn.Close()
 		}
+		if b.pprofSrv != nil {
+			b.pprofSrv.Close()
+		}
 		if b.server != nil {
 			_ = b.server.Close()
 		}
@@ -486,8 +504,8 @@ func (b *Broker) Reload(cfg Config) error {
 		old.Listeners.WebSocket.Address != cfg.Listeners.WebSocket.Address || old.Listeners.WebSocket.Path != cfg.Listeners.WebSocket.Path {
 		restart = append(restart, "listeners")
 	}
-	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID || old.MemoryLimit != cfg.MemoryLimit {
-		restart = append(restart, "data_dir/node_id/memory_limit")
+	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID || old.MemoryLimit != cfg.MemoryLimit || old.PprofAddress != cfg.PprofAddress {
+		restart = append(restart, "data_dir/node_id/memory_limit/pprof_address")
 	}
 	if old.Inbox != cfg.Inbox || old.MQTT != cfg.MQTT || old.Log != cfg.Log || old.Auth.Anonymous != cfg.Auth.Anonymous ||
 		strings.Join(old.ACL.Rules, "\n") != strings.Join(cfg.ACL.Rules, "\n") ||

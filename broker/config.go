@@ -45,6 +45,11 @@ type Config struct {
 	// 0 leaves the runtime alone (the GOMEMLIMIT environment variable still
 	// applies). Set at start; a reload does not change it.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// PprofAddress serves Go's runtime profiles (net/http/pprof) at
+	// /debug/pprof/ on its own listener; empty (the default) serves none.
+	// Profiles reveal internals and cost CPU while taken: bind it to
+	// loopback or a private network only. Set at start.
+	PprofAddress string `yaml:"pprof_address"`
 }
 
 // ByteSize is a size in bytes, written in YAML as a plain number of bytes

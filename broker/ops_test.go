@@ -85,3 +85,35 @@ func TestMetricsMoveAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Profiles are off unless pprof_address is set, and then only on that
+// listener: never on the public HTTP listener.
+func TestPprof_OffByDefaultAndOnItsOwnListener(t *testing.T) {
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	off := mqtttest.Start(t, mqtttest.Config(t))
+	if off.PprofAddr() != "" {
+		t.Fatalf("pprof listener open by default at %s", off.PprofAddr())
+	}
+	if code := get("http://" + off.HTTPAddr() + "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ on the HTTP listener: %d, want 404", code)
+	}
+
+	cfg := mqtttest.Config(t)
+	cfg.PprofAddress = "127.0.0.1:0"
+	on := mqtttest.Start(t, cfg)
+	if code := get("http://" + on.PprofAddr() + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK {
+		t.Fatalf("GET goroutine profile: %d, want 200", code)
+	}
+	if code := get("http://" + on.HTTPAddr() + "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ on the HTTP listener with pprof on: %d, want 404", code)
+	}
+}

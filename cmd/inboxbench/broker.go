@@ -259,6 +259,9 @@ func startTarget(kind string, o Options, secret []byte, extra string) (*Target, 
 	var argv []string
 	switch kind {
 	case Inboxmq:
+		if o.Pprof != "" {
+			extra += fmt.Sprintf("pprof_address: %q\n", o.Pprof)
+		}
 		argv, err = t.inboxmqConfig(dir, addr, o.InboxmqBin, secret, extra)
 	case Mosquitto:
 		argv, err = mosquittoConfig(dir, port, o.MosquittoBin)

@@ -91,6 +91,7 @@ type Options struct {
 	InboxmqBin   string        // inboxmq binary; "" builds ./cmd/inboxmq
 	MosquittoBin string        // mosquitto binary, looked up on PATH and in /usr/sbin
 	Seed         int64         // seed of the random recipient choice
+	Pprof        string        // inboxmq's pprof_address; "" serves no profiles
 	// Messages, when positive, ends dm-max after that many publishes
 	// instead of after Duration (Go benchmarks set it to b.N).
 	Messages int
@@ -160,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	inboxmqBin := fs.String("inboxmq-bin", "", "inboxmq binary; empty builds ./cmd/inboxmq of this module")
 	mosquittoBin := fs.String("mosquitto-bin", d.MosquittoBin, "mosquitto binary (2.0.11 from Debian: apt-get install mosquitto)")
 	seed := fs.Int64("seed", d.Seed, "seed of the random recipient choice")
+	pprofAddr := fs.String("pprof", "", "inboxmq: serve Go profiles on this address (pprof_address), e.g. 127.0.0.1:6060,\nto profile the broker during a run with go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -197,7 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	if set["quiet"] {
 		o.Quiet = *quiet
 	}
-	o.InboxmqBin, o.MosquittoBin, o.Seed = *inboxmqBin, *mosquittoBin, *seed
+	o.InboxmqBin, o.MosquittoBin, o.Seed, o.Pprof = *inboxmqBin, *mosquittoBin, *seed, *pprofAddr
 
 	switch *brokerFlag {
 	case "both":

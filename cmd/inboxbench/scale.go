@@ -145,8 +145,10 @@ func (b *bench) scaleRun(withRedis bool, nodes int) (r *Result, err error) {
 			err = fmt.Errorf("%w\nbroker output:\n%s", err, clip(t.Log()))
 		}
 	}()
+	peer := b.o
+	peer.Pprof = "" // profiles come from the first node only: one address
 	for n := 2; n <= nodes; n++ {
-		p, err := startTarget(Inboxmq, b.o, secret, extra(n))
+		p, err := startTarget(Inboxmq, peer, secret, extra(n))
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", n, err)
 		}
