@@ -315,7 +315,7 @@ func (s *Store) ReadMark(ctx context.Context, uid, thread string) (uint64, error
 		return 0, fmt.Errorf("pebblestore: read mark %s/%s: %w", uid, thread, err)
 	}
 	defer s.life.RUnlock()
-	seq, _, err := s.getUint("read mark", markKey(uid, thread))
+	seq, _, err := s.position("read mark", markKey(uid, thread))
 	if err != nil {
 		return 0, fmt.Errorf("pebblestore: %s/%s: %w", uid, thread, err)
 	}
