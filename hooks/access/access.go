@@ -1,7 +1,6 @@
 package access
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,15 +90,19 @@ func (h *Hook) ID() string { return "inboxmq-access" }
 
 // Provides lists the events the hook handles.
 func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead,
+	// A switch, not bytes.Contains: mochi asks every hook this for every
+	// event of every packet, and that showed in fan-out profiles.
+	switch b {
+	case mqtt.OnPacketRead,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSubscribe,
 		mqtt.OnDisconnect,
-		mqtt.OnClientExpired,
-	}, []byte{b})
+		mqtt.OnClientExpired:
+		return true
+	}
+	return false
 }
 
 // Init takes *Options.
