@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,41 @@ func TestResendWithSameCIDStoredOnce(t *testing.T) {
 	}
 	if e := bob.Inbox.Next(t, wait); e.Str("ct") != "twice" {
 		t.Fatalf("the resend was stored again: %s", e.Raw)
+	}
+}
+
+// An inbox message larger than the MQTT 5 client's Maximum Packet Size is
+// discarded for that client, as the spec says (3.1.2-25), and the ones
+// after it still arrive: it must not wedge the inbox.
+func TestChat_OverClientMaximumPacketSizeIsSkipped(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Subscribe: true})
+	bob := mqtttest.MustV5(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"),
+		mqtttest.V5Options{Subscribe: true, SessionExpiry: 3600, MaximumPacketSize: 400})
+
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"small before"}`)
+	alice.MustPub(t, "im/sendmsg", fmt.Sprintf(`{"uid":10021,"msg":"%s"}`, strings.Repeat("x", 1000)))
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"small after"}`)
+
+	checkSendMsg(t, bob.Inbox.NextMethod(t, "SendMsg", wait), "10001", "small before")
+	checkSendMsg(t, bob.Inbox.NextMethod(t, "SendMsg", wait), "10001", "small after")
+	// The cursor moved past the skipped message: a new connection of the
+	// session does not start over at it. ("small after" may come again:
+	// paho can send DISCONNECT before its PUBACK.)
+	bob.Close()
+	bob = mqtttest.MustV5(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"),
+		mqtttest.V5Options{Subscribe: true, SessionExpiry: 3600, MaximumPacketSize: 400})
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"sentinel"}`)
+	e := bob.Inbox.NextMethod(t, "SendMsg", wait)
+	if e.Str("ct") == "small after" {
+		e = bob.Inbox.NextMethod(t, "SendMsg", wait)
+	}
+	checkSendMsg(t, e, "10001", "sentinel")
+	// The big one was stored: the sender's copy reaches a client without
+	// such a limit.
+	for _, want := range []int{len("small before"), 1000, len("small after"), len("sentinel")} {
+		if e := alice.Inbox.NextMethod(t, "MsgSent", wait); len(e.Str("ct")) != want {
+			t.Fatalf("want a MsgSent copy with %d bytes of text, got %s", want, e.Raw)
+		}
 	}
 }

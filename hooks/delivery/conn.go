@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,8 @@ type conn struct {
 	written    uint64          // the acked position last written to the store
 	flushing   bool            // a write of acked is scheduled
 	pending    []unacked       // sent, not yet acknowledged, in Seq order
+	block      []uint16        // this connection's inbox packet ids, see takeIDLocked
+	free       []uint16        // ids of block not in pending
 	tail       []inbox.Message // just-appended messages from next on, see offer
 	pumping    bool            // a pump goroutine is running
 	head       uint64          // highest Seq known to be in the inbox
@@ -51,10 +54,9 @@ type conn struct {
 }
 
 type unacked struct {
-	seq     uint64
-	created int64
-	pid     uint16
-	acked   bool
+	seq   uint64
+	pid   uint16
+	acked bool
 }
 
 func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
@@ -125,6 +127,11 @@ func (c *conn) start() {
 			time.AfterFunc(time.Second, c.start)
 			return
 		}
+		// loadCursor read the inbox's head from the store, and appends
+		// since then raised it (offer): a caught-up connection needs no
+		// read to find out, which matters in a reconnect storm.
+		c.wake()
+		return
 	}
 	c.wakeRead()
 }
@@ -224,10 +231,19 @@ func (c *conn) wakeRead() {
 	c.wake()
 }
 
-// wake makes sure a pump runs if there may be something to send.
+// hasWorkLocked reports whether a pump would find something to send:
+// offered messages, news from outside (mustRead), or Seqs up to head not
+// yet sent. c.mu must be held.
+func (c *conn) hasWorkLocked() bool {
+	return len(c.tail) > 0 || c.mustRead || c.next <= c.head
+}
+
+// wake makes sure a pump runs if there may be something to send. It
+// starts no goroutine that would find nothing: under load every PUBACK
+// calls it.
 func (c *conn) wake() {
 	c.mu.Lock()
-	start := !c.pumping && c.canSendLocked()
+	start := !c.pumping && c.canSendLocked() && c.hasWorkLocked()
 	if start {
 		c.pumping = true
 	}
@@ -290,18 +306,8 @@ func (c *conn) pump() {
 			}
 			c.mu.Unlock()
 		}
-		for _, m := range msgs {
-			payload, err := bridge.AppendEnvelope(make([]byte, 0, 256), m)
-			if err != nil {
-				// A message the bridge cannot render would block the inbox
-				// forever; skip it loudly rather than wedge delivery.
-				c.h.opts.Log.Error("inbox message not renderable, skipped", "uid", c.id.UID, "seq", m.Seq, "error", err)
-				payload = nil
-			}
-			if !c.send(m, payload) {
-				c.stopPump()
-				return
-			}
+		if !c.send(msgs) {
+			return
 		}
 	}
 }
@@ -312,77 +318,154 @@ func (c *conn) stopPump() {
 	c.mu.Unlock()
 }
 
-// send writes one inbox message. A nil payload skips the message.
-func (c *conn) send(m inbox.Message, payload []byte) bool {
-	seq := m.Seq
-	pk := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish},
-		TopicName:   c.topic,
-		Payload:     payload,
-		Created:     time.Now().Unix(),
-	}
-	c.mu.Lock()
-	if !c.canSendLocked() {
-		c.mu.Unlock()
-		return false
-	}
-	c.next = seq + 1
-	if payload == nil || c.qos == 0 {
-		c.advanceLocked(seq)
-		c.mu.Unlock()
-		if payload == nil {
-			return true
+// wireBufs recycles the buffers send encodes a batch into.
+var wireBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// send writes msgs, the next messages of the inbox in Seq order, in one
+// write: under load or at a reconnect a pump has many messages ready, and
+// mochi's WritePacket costs a syscall, a buffer and a hook call for each.
+// It reports whether the pump may go on; when it may not, pumping is
+// already cleared.
+//
+// Each message gets its packet id and its place in pending before any byte
+// is written, so a PUBACK can never arrive for an id not yet pending.
+func (c *conn) send(msgs []inbox.Message) bool {
+	bp := wireBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			wireBufs.Put(bp)
 		}
-	} else {
-		pid, err := c.cl.NextPacketID()
+	}()
+	buf, scratch := (*bp)[:0], make([]byte, 0, 512)
+	v5 := c.cl.Properties.ProtocolVersion == 5
+	maxSize := int(c.cl.Properties.Props.MaximumPacketSize)
+	var sent []inbox.Message // written below
+	done := 0                // sent or skipped
+
+	c.mu.Lock()
+	for _, m := range msgs {
+		if !c.canSendLocked() {
+			break
+		}
+		done++
+		var err error
+		scratch, err = bridge.AppendEnvelope(scratch[:0], m)
+		if err == nil && maxSize > 0 && publishSize(c.topic, c.qos, v5, len(scratch)) > maxSize {
+			// MQTT 5 (3.1.12-24): a packet over the client's maximum is
+			// discarded as if sent; it stays in history.
+			err = fmt.Errorf("%d-byte envelope is over the client's maximum packet size %d", len(scratch), maxSize)
+		}
 		if err != nil {
-			c.next = seq
-			c.mu.Unlock()
-			c.h.opts.Log.Warn("no free packet id", "uid", c.id.UID, "client", c.id.ClientID)
+			// Sending nothing and moving on: a message that cannot be
+			// delivered must not wedge the inbox.
+			c.h.opts.Log.Error("inbox message not deliverable, skipped", "uid", c.id.UID, "client", c.id.ClientID,
+				"seq", m.Seq, "error", err)
+			c.next = m.Seq + 1
+			c.advanceLocked(m.Seq)
+			continue
+		}
+		var pid uint16
+		if c.qos == 1 {
+			var ok bool
+			if pid, ok = c.takeIDLocked(); !ok {
+				done-- // every id is out: the next ack wakes the pump
+				break
+			}
+			c.pending = append(c.pending, unacked{seq: m.Seq, pid: pid})
+			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
+		} else {
+			c.advanceLocked(m.Seq)
+		}
+		c.next = m.Seq + 1
+		buf = appendPublish(buf, c.topic, pid, c.qos, v5, scratch)
+		sent = append(sent, m)
+	}
+	// All of msgs handled: the loop in pump decides, under c.mu, whether
+	// to go on. Stopping here instead clears pumping under the same lock
+	// as the decision, or an ack's wake in between would find a pump
+	// still marked running and start none.
+	goOn := done == len(msgs)
+	if !goOn {
+		c.pumping = false
+	}
+	c.mu.Unlock()
+	*bp = buf
+
+	if len(buf) > 0 {
+		if err := c.write(buf, len(sent)); err != nil {
+			if goOn {
+				c.stopPump() // the connection is closing; the log keeps the messages
+			}
 			return false
 		}
-		pk.FixedHeader.Qos = 1
-		pk.PacketID = uint16(pid)
-		// Registered with mochi only to reserve the packet id (see
-		// packetids.go); close() takes it out again.
-		c.reserve(pk.PacketID, pk.Created)
-		c.pending = append(c.pending, unacked{seq: seq, created: pk.Created, pid: pk.PacketID})
-		c.mu.Unlock()
+		for _, m := range sent {
+			c.h.opts.Events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))
+		}
 	}
-	if err := c.cl.WritePacket(pk); err != nil {
-		return false
-	}
-	c.h.opts.Events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))
-	return true
+	return goOn
 }
 
-// ack handles a PUBACK: the acknowledged prefix of pending moves the cursor.
-func (c *conn) ack(pid uint16) {
+// write puts encoded packets on the wire the way mochi's WritePacket does
+// (under the client's lock, so they never interleave with mochi's own
+// writes) and counts them in mochi's statistics.
+func (c *conn) write(b []byte, publishes int) error {
+	cl := c.cl
+	if cl.Closed() || cl.Net.Conn == nil {
+		return mqtt.ErrConnectionClosed
+	}
+	cl.Lock()
+	n, err := cl.Net.Conn.Write(b)
+	cl.Unlock()
+	info := c.h.opts.Server.Info
+	atomic.AddInt64(&info.BytesSent, int64(n))
+	if err != nil {
+		return err
+	}
+	atomic.AddInt64(&info.PacketsSent, int64(publishes))
+	atomic.AddInt64(&info.MessagesSent, int64(publishes))
+	return nil
+}
+
+// ack handles a PUBACK: the acknowledged prefix of pending moves the
+// cursor. It reports whether pid is an inbox packet id of this connection,
+// which mochi must not see (see takeIDLocked).
+func (c *conn) ack(pid uint16) (inboxID bool) {
 	c.mu.Lock()
+	inboxID = c.ownsIDLocked(pid)
 	found := false
 	for i := range c.pending {
 		if c.pending[i].pid == pid && !c.pending[i].acked {
 			c.pending[i].acked, found = true, true
+			c.free = append(c.free, pid)
+			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
 			break
 		}
 	}
 	if !found || c.closed {
 		c.mu.Unlock()
-		return
+		return inboxID
 	}
 	n := 0
 	for n < len(c.pending) && c.pending[n].acked {
 		n++
 	}
+	// Refill at half a window, not at every ack: a pump then reads and
+	// writes a batch, instead of one message per PUBACK while a backlog
+	// drains.
+	refill := n > 0 && len(c.pending)-n <= c.h.opts.Window/2
 	if n > 0 {
 		c.advanceLocked(c.pending[n-1].seq)
 		c.pending = append(c.pending[:0], c.pending[n:]...)
+		if len(c.pending) == 0 {
+			c.trimBlockLocked(blockIdle)
+		}
 	}
 	c.mu.Unlock()
 	c.h.opts.Events.Acked(1)
-	if n > 0 {
+	if refill {
 		c.wake()
 	}
+	return inboxID
 }
 
 // cursorFlushDelay is how long acknowledged positions may wait in memory
@@ -448,14 +531,16 @@ func (c *conn) close() {
 	}
 	c.closed = true
 	c.flushLocked()
-	pending := c.pending
-	c.pending = nil
-	c.mu.Unlock()
-	for _, p := range pending {
-		if c.cl.State.Inflight.Delete(p.pid) {
-			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
+	unackedN := 0
+	for _, p := range c.pending {
+		if !p.acked {
+			unackedN++
 		}
 	}
+	atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -int64(unackedN))
+	c.pending = nil
+	c.trimBlockLocked(0)
+	c.mu.Unlock()
 }
 
 func (c *conn) isClosed() bool {

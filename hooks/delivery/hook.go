@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,8 +119,10 @@ func (h *Hook) ID() string { return "inboxmq-delivery" }
 
 // Provides lists the events the hook handles.
 func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead,
+	// A switch, not bytes.Contains: mochi asks every hook this for every
+	// event of every packet, and that showed in fan-out profiles.
+	switch b {
+	case mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
 		mqtt.OnPacketProcessed,
 		mqtt.OnPublish,
@@ -129,8 +130,10 @@ func (h *Hook) Provides(b byte) bool {
 		mqtt.OnSessionEstablished,
 		mqtt.OnSubscribed,
 		mqtt.OnUnsubscribed,
-		mqtt.OnDisconnect,
-	}, []byte{b})
+		mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 // Init takes *Options.
@@ -306,13 +309,6 @@ func (h *Hook) Online(uid string) int {
 	return len(h.byUID[uid])
 }
 
-// notify wakes the connections of uid after its inbox grew.
-func (h *Hook) notify(uid string) {
-	for _, c := range h.online(uid) {
-		c.wake()
-	}
-}
-
 // OnSubscribed starts inbox delivery when a client subscribes to its inbox.
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	c := h.conn(cl)
@@ -346,8 +342,8 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
-		if c := h.conn(cl); c != nil {
-			c.ack(pk.PacketID)
+		if c := h.conn(cl); c != nil && c.ack(pk.PacketID) {
+			pk.PacketID = 0 // mochi has nothing under 0: the reservation stays
 		}
 	case packets.Subscribe, packets.Unsubscribe:
 		h.avoidIDClash(cl, &pk)

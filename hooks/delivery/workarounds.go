@@ -1,8 +1,8 @@
 package delivery
 
 import (
+	"slices"
 	"strings"
-	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -83,35 +83,95 @@ func (h *Hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) 
 	}
 }
 
-// reservation is what an inbox packet leaves in mochi's inflight map: only
-// its id (the payload lives in the log, and close() removes the entry before
-// mochi could resend it).
-func reservation(pid uint16, created int64) packets.Packet {
+// Inbox packet ids. Each connection keeps a block of ids at the top of
+// the id space (65535 down), reserved in mochi's inflight map, so mochi
+// never hands them out for its own publishes (broadcasts, retained
+// messages). The pump takes ids from the block and an ack gives them back:
+// mochi's map is touched only when the block grows, not per message. A
+// PUBACK for an inbox id is renumbered to 0 before mochi processes it (see
+// OnPacketRead), so mochi finds nothing to delete and the reservation
+// stays. The block grows to what the connection has in flight at once (at
+// most Window) and shrinks back to blockIdle ids when nothing is in
+// flight: mochi copies every client's inflight map once a second to look
+// for expired entries, so idle reservations are not free.
+
+// blockIdle is how many ids a connection keeps reserved with nothing in flight.
+const blockIdle = 4
+
+// reservedForever is the Created time of a reservation: far in the future,
+// so mochi's clean-up of inflight messages older than
+// maximum_message_expiry_interval never removes one.
+const reservedForever = int64(1) << 62
+
+// reservation is what an inbox packet id leaves in mochi's inflight map:
+// only the id (the payload lives in the log, and close() removes the
+// entry before mochi could resend it).
+func reservation(pid uint16) packets.Packet {
 	return packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
 		PacketID:    pid,
-		Created:     created,
+		Created:     reservedForever,
 	}
 }
 
-func (c *conn) reserve(pid uint16, created int64) {
-	if c.cl.State.Inflight.Set(reservation(pid, created)) {
-		atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
+// takeIDLocked returns a free inbox packet id, growing the block when none
+// is free; ok is false when the block is at Window or the id space below
+// it is used up. c.mu must be held.
+func (c *conn) takeIDLocked() (pid uint16, ok bool) {
+	if n := len(c.free); n > 0 {
+		pid = c.free[n-1]
+		c.free = c.free[:n-1]
+		return pid, true
 	}
+	if len(c.block) >= c.h.opts.Window {
+		return 0, false
+	}
+	next := 0xFFFF
+	if n := len(c.block); n > 0 {
+		next = int(c.block[n-1]) - 1
+	}
+	for ; next > 0; next-- {
+		// Ids mochi already has in flight (a session inherited with
+		// unacked broadcasts) are left to it.
+		if _, used := c.cl.State.Inflight.Get(uint16(next)); !used {
+			break
+		}
+	}
+	if next <= 0 {
+		return 0, false
+	}
+	pid = uint16(next)
+	c.cl.State.Inflight.Set(reservation(pid))
+	c.block = append(c.block, pid) // descending: block[0] is the highest
+	return pid, true
+}
+
+// ownsIDLocked reports whether pid is in the block. c.mu must be held.
+func (c *conn) ownsIDLocked(pid uint16) bool {
+	n := len(c.block)
+	return n > 0 && pid <= c.block[0] && pid >= c.block[n-1] && slices.Contains(c.block, pid)
+}
+
+// trimBlockLocked shrinks the block to keep ids; nothing may be in flight
+// (every id of the block is free). c.mu must be held.
+func (c *conn) trimBlockLocked(keep int) {
+	if len(c.block) <= keep {
+		return
+	}
+	for _, pid := range c.block[keep:] {
+		c.cl.State.Inflight.Delete(pid)
+	}
+	c.block = c.block[:keep]
+	c.free = append(c.free[:0], c.block...)
 }
 
 func (c *conn) rereserve(pid uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || !c.ownsIDLocked(pid) {
 		return
 	}
-	for _, p := range c.pending {
-		if p.pid == pid && !p.acked {
-			if _, ok := c.cl.State.Inflight.Get(pid); !ok {
-				c.reserve(pid, p.created)
-			}
-			return
-		}
+	if _, ok := c.cl.State.Inflight.Get(pid); !ok {
+		c.cl.State.Inflight.Set(reservation(pid))
 	}
 }

@@ -155,7 +155,9 @@ type V5Options struct {
 	ClientID       string // default: the uid
 	SessionExpiry  uint32 // 0: non-persistent
 	ReceiveMaximum uint16 // 0: not sent
-	Subscribe      bool
+	// MaximumPacketSize is the largest packet the client accepts; 0: not sent.
+	MaximumPacketSize uint32
+	Subscribe         bool
 }
 
 // V5 is a paho.golang MQTT 5 client whose received messages land in Inbox.
@@ -200,6 +202,9 @@ func ConnectV5(addr, uid, password string, o V5Options) (*V5, error) {
 	}
 	if o.ReceiveMaximum > 0 {
 		props.ReceiveMaximum = &o.ReceiveMaximum
+	}
+	if o.MaximumPacketSize > 0 {
+		props.MaximumPacketSize = &o.MaximumPacketSize
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

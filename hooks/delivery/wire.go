@@ -1,0 +1,45 @@
+package delivery
+
+import "encoding/binary"
+
+// appendPublish appends an MQTT PUBLISH packet to dst: QoS 0 or 1, never
+// DUP or RETAIN, no properties (MQTT 5 gets an empty property list). It is
+// byte for byte what mochi's Packet.PublishEncode writes for such a packet
+// (wire_test.go checks), without a bytes.Buffer and a hook call per packet,
+// so a pump can put a whole batch in one write.
+func appendPublish(dst []byte, topic string, pid uint16, qos byte, v5 bool, payload []byte) []byte {
+	remaining := 2 + len(topic) + len(payload)
+	if qos > 0 {
+		remaining += 2
+	}
+	if v5 {
+		remaining++ // property length 0
+	}
+	dst = append(dst, 0x30|qos<<1)
+	dst = binary.AppendUvarint(dst, uint64(remaining)) // MQTT's variable byte integer is this varint
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(topic)))
+	dst = append(dst, topic...)
+	if qos > 0 {
+		dst = binary.BigEndian.AppendUint16(dst, pid)
+	}
+	if v5 {
+		dst = append(dst, 0)
+	}
+	return append(dst, payload...)
+}
+
+// publishSize is the length appendPublish writes.
+func publishSize(topic string, qos byte, v5 bool, payload int) int {
+	remaining := 2 + len(topic) + payload
+	if qos > 0 {
+		remaining += 2
+	}
+	if v5 {
+		remaining++
+	}
+	n := 2
+	for r := remaining >> 7; r > 0; r >>= 7 {
+		n++
+	}
+	return n + remaining
+}
