@@ -222,6 +222,26 @@ func (c *conn) takeTailLocked(from uint64, room int) []inbox.Message {
 	return out
 }
 
+// keepAheadLocked makes messages read past the window's room the start of
+// the tail. Offers that arrived during the read and continue them stay;
+// the ones the read already covered go. A Seq missing inside ahead was
+// missing from the log (deleted), so the run is still gap-free for
+// delivery. c.mu must be held.
+func (c *conn) keepAheadLocked(ahead []inbox.Message) {
+	last := ahead[len(ahead)-1].Seq
+	i := 0
+	for i < len(c.tail) && c.tail[i].Seq <= last {
+		i++
+	}
+	later := c.tail[i:]
+	tail := make([]inbox.Message, 0, len(ahead)+len(later))
+	tail = append(tail, ahead...)
+	if len(later) > 0 && later[0].Seq == last+1 && len(tail)+len(later) <= tailMax {
+		tail = append(tail, later...)
+	}
+	c.tail = tail
+}
+
 // wakeRead is wake for news from outside this node's append path (another
 // node, a retry): the pump reads the store even if it believes it is caught up.
 func (c *conn) wakeRead() {
@@ -271,8 +291,8 @@ func (c *conn) pump() {
 			c.mu.Unlock()
 			return
 		}
-		from, room := c.next, c.h.opts.Window
-		if c.qos == 1 {
+		from, room, qos := c.next, c.h.opts.Window, c.qos
+		if qos == 1 {
 			room -= len(c.pending)
 		}
 		msgs := c.takeTailLocked(from, room)
@@ -289,8 +309,15 @@ func (c *conn) pump() {
 		c.mu.Unlock()
 
 		if read {
+			// Read up to a window ahead: what does not fit now waits in
+			// the tail, so draining a backlog takes one read per two
+			// windows instead of one per refill.
+			want := room
+			if qos == 1 {
+				want = min(room+c.h.opts.Window, tailMax)
+			}
 			var err error
-			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, room)
+			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, want)
 			if err != nil {
 				c.h.opts.Log.Error("inbox read failed; retrying in a second",
 					"uid", c.id.UID, "client", c.id.ClientID, "error", err)
@@ -303,6 +330,10 @@ func (c *conn) pump() {
 				c.head = max(c.head, msgs[len(msgs)-1].Seq)
 			} else if c.head == headAtRead {
 				c.head = from - 1 // what was known is gone (deleted, expired)
+			}
+			if len(msgs) > room {
+				c.keepAheadLocked(msgs[room:])
+				msgs = msgs[:room]
 			}
 			c.mu.Unlock()
 		}

@@ -47,7 +47,7 @@ type Store struct {
 	// read, so the read-compare-write of a cursor (one per delivered
 	// batch) reads the database only the first time. Nothing else writes
 	// or deletes these keys while the store is open.
-	positions map[string]uint64
+	positions map[string]position
 	// pushMu serialises ClaimDuePushes (see pushes.go).
 	pushMu sync.Mutex
 }
@@ -81,7 +81,7 @@ func Open(dir string, opts inbox.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), positions: make(map[string]uint64)}
+	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), positions: make(map[string]position)}
 	last, err := s.init()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
@@ -517,7 +517,7 @@ func (s *Store) raise(what string, key []byte, seq uint64) error {
 	if err := s.db.Set(key, encodeUint(seq), pebble.NoSync); err != nil {
 		return fmt.Errorf("write %s: %w", what, err)
 	}
-	s.remember(key, seq)
+	s.remember(key, position{seq, true})
 	return nil
 }
 
@@ -532,22 +532,29 @@ func (s *Store) position(what string, key []byte) (uint64, bool, error) {
 	return s.positionLocked(what, key)
 }
 
+// position is a cached cursor or read mark; ok is false for a key known
+// to be absent (a device seen for the first time reads nothing stored).
+type position struct {
+	v  uint64
+	ok bool
+}
+
 func (s *Store) positionLocked(what string, key []byte) (uint64, bool, error) {
-	if v, ok := s.positions[string(key)]; ok {
-		return v, true, nil
+	if p, ok := s.positions[string(key)]; ok {
+		return p.v, p.ok, nil
 	}
 	v, ok, err := s.getUint(what, key)
-	if err == nil && ok {
-		s.remember(key, v)
+	if err == nil {
+		s.remember(key, position{v, ok})
 	}
 	return v, ok, err
 }
 
-func (s *Store) remember(key []byte, v uint64) {
+func (s *Store) remember(key []byte, p position) {
 	if len(s.positions) >= maxPositions {
 		clear(s.positions)
 	}
-	s.positions[string(key)] = v
+	s.positions[string(key)] = p
 }
 
 // getUint reads an 8-byte value; ok is false when key is absent.
