@@ -109,7 +109,7 @@ func TestResendWithSameCIDStoredOnce(t *testing.T) {
 }
 
 // An inbox message larger than the MQTT 5 client's Maximum Packet Size is
-// discarded for that client, as the spec says (3.1.2-25), and the ones
+// discarded for that client, as the spec says [MQTT-3.1.2-25], and the ones
 // after it still arrive: it must not wedge the inbox.
 func TestChat_OverClientMaximumPacketSizeIsSkipped(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Config(t))

@@ -382,7 +382,7 @@ func (c *conn) send(msgs []inbox.Message) bool {
 		var err error
 		scratch, err = bridge.AppendEnvelope(scratch[:0], m)
 		if err == nil && maxSize > 0 && publishSize(c.topic, c.qos, v5, len(scratch)) > maxSize {
-			// MQTT 5 (3.1.12-24): a packet over the client's maximum is
+			// MQTT 5 [MQTT-3.1.2-25]: a packet over the client's maximum is
 			// discarded as if sent; it stays in history.
 			err = fmt.Errorf("%d-byte envelope is over the client's maximum packet size %d", len(scratch), maxSize)
 		}
