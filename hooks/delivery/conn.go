@@ -349,8 +349,11 @@ func (c *conn) stopPump() {
 	c.mu.Unlock()
 }
 
-// wireBufs recycles the buffers send encodes a batch into.
-var wireBufs = sync.Pool{New: func() any { return new([]byte) }}
+// wireBuf is what send encodes a batch with: the packets, and the
+// envelope being rendered. Recycled, so a delivery allocates neither.
+type wireBuf struct{ packets, envelope []byte }
+
+var wireBufs = sync.Pool{New: func() any { return new(wireBuf) }}
 
 // send writes msgs, the next messages of the inbox in Seq order, in one
 // write: under load or at a reconnect a pump has many messages ready, and
@@ -361,17 +364,20 @@ var wireBufs = sync.Pool{New: func() any { return new([]byte) }}
 // Each message gets its packet id and its place in pending before any byte
 // is written, so a PUBACK can never arrive for an id not yet pending.
 func (c *conn) send(msgs []inbox.Message) bool {
-	bp := wireBufs.Get().(*[]byte)
+	wb := wireBufs.Get().(*wireBuf)
 	defer func() {
-		if cap(*bp) <= 64<<10 {
-			wireBufs.Put(bp)
+		if cap(wb.packets) <= 64<<10 && cap(wb.envelope) <= 64<<10 {
+			wireBufs.Put(wb)
 		}
 	}()
-	buf, scratch := (*bp)[:0], make([]byte, 0, 512)
+	buf, scratch := wb.packets[:0], wb.envelope[:0]
 	v5 := c.cl.Properties.ProtocolVersion == 5
 	maxSize := int(c.cl.Properties.Props.MaximumPacketSize)
-	var sent []inbox.Message // written below
-	done := 0                // sent or skipped
+	// sent collects the messages written, in place over msgs (which the
+	// pump owns): it never gets ahead of the loop reading msgs.
+	sent := msgs[:0]
+	n := len(msgs)
+	done := 0 // sent or skipped
 
 	c.mu.Lock()
 	for _, m := range msgs {
@@ -415,12 +421,12 @@ func (c *conn) send(msgs []inbox.Message) bool {
 	// to go on. Stopping here instead clears pumping under the same lock
 	// as the decision, or an ack's wake in between would find a pump
 	// still marked running and start none.
-	goOn := done == len(msgs)
+	goOn := done == n
 	if !goOn {
 		c.pumping = false
 	}
 	c.mu.Unlock()
-	*bp = buf
+	wb.packets, wb.envelope = buf, scratch
 
 	if len(buf) > 0 {
 		if err := c.write(buf, len(sent)); err != nil {
