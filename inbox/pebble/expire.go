@@ -32,10 +32,10 @@ type expiry struct {
 // stepped back a few messages may be kept until a later sweep. The deletes
 // are not synced. Read marks, like cursors, are left alone.
 func (s *Store) ExpireBefore(ctx context.Context, t time.Time) (int, error) {
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return 0, fmt.Errorf("pebblestore: expire: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 
 	cut := t.UnixMilli()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: msgSpaceStart, UpperBound: msgSpaceEnd})

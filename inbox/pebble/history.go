@@ -26,10 +26,10 @@ func (s *Store) Thread(ctx context.Context, uid, thread string, before uint64, l
 	if err := checkUID(uid); err != nil {
 		return nil, fmt.Errorf("pebblestore: thread: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: thread %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	// No message is in thread "", nor in one that Append would refuse.
 	if limit <= 0 || before == 1 || thread == "" || strings.IndexByte(thread, sep) >= 0 {
 		return nil, nil
@@ -121,10 +121,10 @@ func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary,
 	if err := checkUID(uid); err != nil {
 		return nil, fmt.Errorf("pebblestore: threads: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: threads %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	it, err := s.newInboxIter(uid)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: threads %s: %w", uid, err)
@@ -174,10 +174,10 @@ func (s *Store) Unread(ctx context.Context, uid string) (inbox.Unread, error) {
 	if err := checkUID(uid); err != nil {
 		return inbox.Unread{}, fmt.Errorf("pebblestore: unread: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return inbox.Unread{}, fmt.Errorf("pebblestore: unread %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: appendMarkUID(nil, uid),
 		UpperBound: appendIndexEnd(nil, uid),
@@ -293,10 +293,10 @@ func (s *Store) MarkRead(ctx context.Context, uid, thread string, seq uint64) er
 	if err := checkUID(uid); err != nil {
 		return fmt.Errorf("pebblestore: mark read: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return fmt.Errorf("pebblestore: mark read %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if err := s.raise("read mark", markKey(uid, thread), seq); err != nil {
 		return fmt.Errorf("pebblestore: mark read %s/%s: %w", uid, thread, err)
 	}
@@ -311,10 +311,10 @@ func (s *Store) ReadMark(ctx context.Context, uid, thread string) (uint64, error
 	if err := checkUID(uid); err != nil {
 		return 0, fmt.Errorf("pebblestore: read mark: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return 0, fmt.Errorf("pebblestore: read mark %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	seq, _, err := s.position("read mark", markKey(uid, thread))
 	if err != nil {
 		return 0, fmt.Errorf("pebblestore: %s/%s: %w", uid, thread, err)
@@ -332,10 +332,10 @@ func (s *Store) Delete(ctx context.Context, uid string, seq uint64) (bool, error
 	if err := checkUID(uid); err != nil {
 		return false, fmt.Errorf("pebblestore: delete: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return false, fmt.Errorf("pebblestore: delete %s/%d: %w", uid, seq, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 
 	b := s.db.NewBatch()
 	ok, err := s.applyDelete(b, uid, seq)

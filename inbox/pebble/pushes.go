@@ -45,10 +45,10 @@ func (s *Store) SchedulePush(ctx context.Context, entries []inbox.PushEntry) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: schedule push: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return fmt.Errorf("pebblestore: schedule push: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, e := range entries {
@@ -73,10 +73,10 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([
 	if limit <= 0 {
 		return nil, nil
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	// One claimer at a time: a data dir has one store, so this makes every
 	// claim exclusive.
 	s.pushMu.Lock()

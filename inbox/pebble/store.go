@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/lifetime"
 )
 
 // cacheSize is Pebble's block cache. Reads are mostly of recent messages
@@ -28,8 +29,7 @@ type Store struct {
 	// life keeps db open while it is used: every method holds it shared
 	// for its whole run (an Append until its fsync is done), Close holds it
 	// exclusively. Pebble panics on use after Close, so this is required.
-	life   sync.RWMutex
-	closed bool // guarded by life
+	life lifetime.Gate
 
 	// mu orders every write that adds or removes messages (Append,
 	// Delete, retention). Under it: ids and Seqs are assigned, the batch
@@ -132,33 +132,23 @@ func (s *Store) init() (lastID uint64, err error) {
 	return lastID, err
 }
 
-// enter takes the lifetime lock shared; the caller must call s.life.RUnlock.
-func (s *Store) enter() error {
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return inbox.ErrClosed
-	}
-	return nil
-}
-
 // Close flushes the memtable and closes the database. It waits for
 // methods in progress; later calls return an error wrapping inbox.ErrClosed.
 func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
-		return fmt.Errorf("pebblestore: close: %w", inbox.ErrClosed)
+	err := s.life.Close(func() error {
+		var errs []error
+		if err := s.db.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flush: %w", err))
+		}
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("pebblestore: close: %w", err)
 	}
-	s.closed = true
-	var errs []error
-	if err := s.db.Flush(); err != nil {
-		errs = append(errs, fmt.Errorf("pebblestore: flush: %w", err))
-	}
-	if err := s.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("pebblestore: close: %w", err))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // drop is a number of messages of one inbox dropped by retention.
@@ -185,10 +175,10 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 			return nil, fmt.Errorf("pebblestore: append: %w", err)
 		}
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: append: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 
 	out := slices.Clone(msgs)
 	b := s.db.NewBatch()
@@ -408,10 +398,10 @@ func (s *Store) Read(ctx context.Context, uid string, from uint64, limit int) ([
 	if err := checkUID(uid); err != nil {
 		return nil, fmt.Errorf("pebblestore: read: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("pebblestore: read %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -449,10 +439,10 @@ func (s *Store) Bounds(ctx context.Context, uid string) (first, last uint64, err
 	if err := checkUID(uid); err != nil {
 		return 0, 0, fmt.Errorf("pebblestore: bounds: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return 0, 0, fmt.Errorf("pebblestore: bounds %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	s.mu.Lock()
 	h, err := s.headLocked(uid)
 	s.mu.Unlock()
@@ -473,10 +463,10 @@ func (s *Store) Cursor(ctx context.Context, uid, device string) (seq uint64, ok 
 	if err := checkUID(uid); err != nil {
 		return 0, false, fmt.Errorf("pebblestore: cursor: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return 0, false, fmt.Errorf("pebblestore: cursor %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	seq, ok, err = s.position("cursor", cursorKey(uid, device))
 	if err != nil {
 		return 0, false, fmt.Errorf("pebblestore: %s: %w", uid, err)
@@ -492,10 +482,10 @@ func (s *Store) SetCursor(ctx context.Context, uid, device string, seq uint64) e
 	if err := checkUID(uid); err != nil {
 		return fmt.Errorf("pebblestore: set cursor: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if err := s.raise("cursor", cursorKey(uid, device), seq); err != nil {
 		return fmt.Errorf("pebblestore: set cursor %s: %w", uid, err)
 	}

@@ -56,10 +56,10 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 		}
 		targets[j].idx = append(targets[j].idx, i)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("redisstore: append: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 
 	token := s.tokenBase + "-" + strconv.FormatUint(s.tokenSeq.Add(1), 10)
 	floor, err := s.lockAll(ctx, targets, token)

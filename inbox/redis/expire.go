@@ -31,10 +31,10 @@ func (s *Store) ExpireBefore(ctx context.Context, t time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("redisstore: expire: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return 0, fmt.Errorf("redisstore: expire: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 
 	cut := t.UnixMilli()
 	total := 0

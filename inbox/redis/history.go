@@ -14,7 +14,7 @@ func (s *Store) Thread(ctx context.Context, uid, thread string, before uint64, l
 	if err := s.begin(ctx, uid); err != nil {
 		return nil, fmt.Errorf("redisstore: thread %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -40,7 +40,7 @@ func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary,
 	if err := s.begin(ctx, uid); err != nil {
 		return nil, fmt.Errorf("redisstore: threads %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	b := s.k.base(uid)
 	res, err := scriptThreads.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog, b + sufThreads, b + sufMarks}).Slice()
 	if err != nil {
@@ -91,7 +91,7 @@ func (s *Store) MarkRead(ctx context.Context, uid, thread string, seq uint64) er
 	if err := s.begin(ctx, uid); err != nil {
 		return fmt.Errorf("redisstore: mark read %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	key := s.k.base(uid) + sufMarks
 	if err := scriptRaise.Run(ctx, s.rdb, []string{key}, thread, strconv.FormatUint(seq, 10)).Err(); err != nil {
 		return fmt.Errorf("redisstore: mark read %s/%s: %w", uid, thread, err)
@@ -104,7 +104,7 @@ func (s *Store) ReadMark(ctx context.Context, uid, thread string) (uint64, error
 	if err := s.begin(ctx, uid); err != nil {
 		return 0, fmt.Errorf("redisstore: read mark %s/%s: %w", uid, thread, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	seq, _, err := s.hgetUint(ctx, s.k.base(uid)+sufMarks, thread)
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: read mark %s/%s: %w", uid, thread, err)
@@ -118,7 +118,7 @@ func (s *Store) Unread(ctx context.Context, uid string) (inbox.Unread, error) {
 	if err := s.begin(ctx, uid); err != nil {
 		return inbox.Unread{}, fmt.Errorf("redisstore: unread %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	b := s.k.base(uid)
 	res, err := scriptUnread.Run(ctx, s.rdb, []string{b + sufMeta, b + sufThreads, b + sufMarks}).Slice()
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Store) Delete(ctx context.Context, uid string, seq uint64) (ok bool, er
 	if err := s.begin(ctx, uid); err != nil {
 		return false, fmt.Errorf("redisstore: delete %s seq %d: %w", uid, seq, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if seq == 0 {
 		return false, nil
 	}

@@ -35,10 +35,10 @@ func (s *Store) SchedulePush(ctx context.Context, entries []inbox.PushEntry) err
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return fmt.Errorf("redisstore: schedule push: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	zs := make([]redis.Z, 0, len(entries))
 	for _, e := range entries {
 		if err := checkUID(e.UID); err != nil {
@@ -60,10 +60,10 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([
 	if limit <= 0 {
 		return nil, nil
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return nil, fmt.Errorf("redisstore: claim pushes: %w", err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	res, err := scriptClaimPushes.Run(ctx, s.rdb, []string{s.k.pushes()}, now.UnixMilli(), limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: claim pushes: %w", err)

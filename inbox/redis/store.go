@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/lifetime"
 )
 
 // Options configure a Store.
@@ -47,8 +48,7 @@ type Store struct {
 
 	// life lets Close wait for the methods in progress: each holds it
 	// shared for its whole run, Close exclusively.
-	life   sync.RWMutex
-	closed bool // guarded by life
+	life lifetime.Gate
 
 	// idMu guards ids and lastID: the generator is re-seeded past any id
 	// another node wrote, so that ids grow in every inbox.
@@ -114,27 +114,14 @@ func (s *Store) checkLayout(ctx context.Context) error {
 	return nil
 }
 
-// enter takes the lifetime lock shared; the caller must call s.life.RUnlock.
-func (s *Store) enter() error {
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return inbox.ErrClosed
-	}
-	return nil
-}
-
 // Close waits for the methods in progress and makes later calls return an
 // error wrapping inbox.ErrClosed. It does not close Options.Client, which
 // the caller created and may share. Redis holds no state for a Store, so
 // nothing is flushed: what Append acknowledged is already in Redis.
 func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
-		return fmt.Errorf("redisstore: close: %w", inbox.ErrClosed)
+	if err := s.life.Close(func() error { return nil }); err != nil {
+		return fmt.Errorf("redisstore: close: %w", err)
 	}
-	s.closed = true
 	return nil
 }
 
@@ -144,7 +131,7 @@ func (s *Store) Read(ctx context.Context, uid string, from uint64, limit int) ([
 	if err := s.begin(ctx, uid); err != nil {
 		return nil, fmt.Errorf("redisstore: read %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -170,7 +157,7 @@ func (s *Store) Bounds(ctx context.Context, uid string) (first, last uint64, err
 	if err := s.begin(ctx, uid); err != nil {
 		return 0, 0, fmt.Errorf("redisstore: bounds %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	b := s.k.base(uid)
 	res, err := scriptBounds.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog}).StringSlice()
 	if err == nil && len(res) != 2 {
@@ -192,7 +179,7 @@ func (s *Store) Cursor(ctx context.Context, uid, device string) (seq uint64, ok 
 	if err := s.begin(ctx, uid); err != nil {
 		return 0, false, fmt.Errorf("redisstore: cursor %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	seq, ok, err = s.hgetUint(ctx, s.k.base(uid)+sufCursors, device)
 	if err != nil {
 		return 0, false, fmt.Errorf("redisstore: cursor %s: %w", uid, err)
@@ -206,7 +193,7 @@ func (s *Store) SetCursor(ctx context.Context, uid, device string, seq uint64) e
 	if err := s.begin(ctx, uid); err != nil {
 		return fmt.Errorf("redisstore: set cursor %s: %w", uid, err)
 	}
-	defer s.life.RUnlock()
+	defer s.life.Exit()
 	key := s.k.base(uid) + sufCursors
 	if err := scriptRaise.Run(ctx, s.rdb, []string{key}, device, strconv.FormatUint(seq, 10)).Err(); err != nil {
 		return fmt.Errorf("redisstore: set cursor %s: %w", uid, err)
@@ -223,7 +210,7 @@ func (s *Store) begin(ctx context.Context, uid string) error {
 	if err := checkUID(uid); err != nil {
 		return err
 	}
-	return s.enter()
+	return s.life.Enter()
 }
 
 // hgetUint reads a decimal field; ok is false when it is absent.
