@@ -152,8 +152,9 @@ func (c *conn) ownsIDLocked(pid uint16) bool {
 	return n > 0 && pid <= c.block[0] && pid >= c.block[n-1] && slices.Contains(c.block, pid)
 }
 
-// trimBlockLocked shrinks the block to keep ids; nothing may be in flight
-// (every id of the block is free). c.mu must be held.
+// trimBlockLocked shrinks the block to keep ids and makes them all free:
+// either nothing is in flight (an ack emptied pending) or the connection
+// is closing (keep 0, pending dropped). c.mu must be held.
 func (c *conn) trimBlockLocked(keep int) {
 	if len(c.block) <= keep {
 		return
