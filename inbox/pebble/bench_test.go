@@ -96,16 +96,22 @@ func BenchmarkThread_Page50(b *testing.B) {
 	}
 }
 
-// BenchmarkUnread_20Threads counts an inbox of 20 threads of 50 messages,
-// each read up to its 40th: 10 unread in each.
-func BenchmarkUnread_20Threads(b *testing.B) {
+// twentyThreadsReadTo40 is a store whose alice has 20 threads of 50
+// messages, each read up to its 40th.
+func twentyThreadsReadTo40(b *testing.B) *Store {
 	s := openStore(b, b.TempDir(), inbox.Options{})
-	ctx := context.Background()
 	for peer, seqs := range fillThreads(b, s, 20, 50) {
-		if err := s.MarkRead(ctx, "alice", peer, seqs[39]); err != nil {
+		if err := s.MarkRead(context.Background(), "alice", peer, seqs[39]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return s
+}
+
+// BenchmarkUnread_20Threads counts an inbox of 20 threads of 50 messages,
+// each read up to its 40th: 10 unread in each.
+func BenchmarkUnread_20Threads(b *testing.B) {
+	s, ctx := twentyThreadsReadTo40(b), context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		u, err := s.Unread(ctx, "alice")
@@ -118,13 +124,7 @@ func BenchmarkUnread_20Threads(b *testing.B) {
 // BenchmarkThreads_20Threads lists the same inbox as
 // BenchmarkUnread_20Threads, with each thread's newest message.
 func BenchmarkThreads_20Threads(b *testing.B) {
-	s := openStore(b, b.TempDir(), inbox.Options{})
-	ctx := context.Background()
-	for peer, seqs := range fillThreads(b, s, 20, 50) {
-		if err := s.MarkRead(ctx, "alice", peer, seqs[39]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, ctx := twentyThreadsReadTo40(b), context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		ts, err := s.Threads(ctx, "alice")
