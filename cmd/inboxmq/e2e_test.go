@@ -130,6 +130,38 @@ func TestBinary_GracefulShutdown(t *testing.T) {
 	mqtttest.StartProcess(t, cfg) // the store reopens cleanly
 }
 
+// Signals are handled from the moment "inboxmq started" is logged: the
+// handlers used to be installed after that line, and a SIGHUP sent on seeing
+// it killed the process about two times in three.
+func TestBinary_SIGHUPRightAfterStartIsHandled(t *testing.T) {
+	cfg := mqtttest.WriteConfig(t, t.TempDir())
+	for range 5 {
+		p := mqtttest.StartProcess(t, cfg) // returns on the "inboxmq started" line
+		if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitForLog(t, p, "configuration reloaded")
+		if code := p.Stop(t, 15*time.Second); code != 0 {
+			t.Fatalf("exit code %d:\n%s", code, p.Log())
+		}
+	}
+}
+
+// waitForLog waits until the process logs want, failing if it ends first.
+func waitForLog(t *testing.T, p *mqtttest.Process, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Log(), want) {
+		if state, ended := p.Exited(); ended {
+			t.Fatalf("the broker ended (%s) before logging %q:\n%s", state, want, p.Log())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, p.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // SIGHUP reloads accounts and the token secret without dropping anyone.
 func TestBinary_SIGHUPReloadsCredentials(t *testing.T) {
 	dataDir := t.TempDir()
@@ -151,13 +183,7 @@ func TestBinary_SIGHUPReloadsCredentials(t *testing.T) {
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.Log(), "configuration reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", p.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForLog(t, p, "configuration reloaded")
 	if _, err := mqtttest.ConnectV3(p.MQTTAddr, "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true}); err == nil {
 		t.Fatal("token signed with the old secret still accepted")
 	}

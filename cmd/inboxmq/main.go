@@ -126,14 +126,17 @@ func runBroker(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Start(); err != nil {
-		return err
-	}
+	// Signals are caught before Start logs "inboxmq started": a SIGHUP sent
+	// as soon as that line appears would otherwise kill the process (Go's
+	// default action), and a SIGTERM would skip the graceful shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := b.Start(); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():

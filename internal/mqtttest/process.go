@@ -193,6 +193,16 @@ func (p *Process) Log() string {
 // PID is the process id, for reading /proc/PID.
 func (p *Process) PID() int { return p.Cmd.Process.Pid }
 
+// Exited reports whether the process has ended, and how.
+func (p *Process) Exited() (string, bool) {
+	select {
+	case <-p.exited:
+		return p.Cmd.ProcessState.String(), true
+	default:
+		return "", false
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to end.
 func (p *Process) Kill(tb testing.TB) {
 	tb.Helper()
