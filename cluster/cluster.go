@@ -15,13 +15,12 @@ import (
 // Local is what a node does when another node signals it; the delivery
 // hook implements it.
 type Local interface {
-	// WakeLocal makes this node's connections of uid read their inbox.
+	// WakeLocal makes this node's connections of uid read their inbox
+	// (every connection reads the broadcast log for inbox.BroadcastInbox).
 	WakeLocal(uid string)
 	// WakeAll makes every local connection read its inbox (after a gap in
 	// the signal stream, when wakes may have been missed).
 	WakeAll()
-	// PublishLocal delivers a broadcast notice to this node's subscribers.
-	PublishLocal(payload []byte)
 	// LogoutOlder logs out this node's connections of uid that logged in
 	// before at (single login across nodes).
 	LogoutOlder(uid string, at time.Time, reason string)
@@ -48,12 +47,11 @@ type Node struct {
 }
 
 type signal struct {
-	Kind    string   `json:"k"` // wake, broadcast, login, kick
-	Node    int      `json:"n"` // sender
-	UIDs    []string `json:"u,omitempty"`
-	Payload []byte   `json:"p,omitempty"` // broadcast envelope
-	At      int64    `json:"t,omitempty"` // login time, Unix ns
-	Reason  string   `json:"r,omitempty"`
+	Kind   string   `json:"k"` // wake, login, kick
+	Node   int      `json:"n"` // sender
+	UIDs   []string `json:"u,omitempty"`
+	At     int64    `json:"t,omitempty"` // login time, Unix ns
+	Reason string   `json:"r,omitempty"`
 }
 
 // Join subscribes the node to the signal channel and returns once the
@@ -119,8 +117,6 @@ func (n *Node) handle(raw []byte) {
 		for _, uid := range s.UIDs {
 			n.opts.Local.WakeLocal(uid)
 		}
-	case "broadcast":
-		n.opts.Local.PublishLocal(s.Payload)
 	case "login":
 		for _, uid := range s.UIDs {
 			n.opts.Local.LogoutOlder(uid, time.Unix(0, s.At), "logged in elsewhere")
@@ -147,11 +143,6 @@ func (n *Node) send(ctx context.Context, s signal) error {
 // Wake tells the other nodes that the inboxes of uids grew.
 func (n *Node) Wake(ctx context.Context, uids []string) error {
 	return n.send(ctx, signal{Kind: "wake", UIDs: uids})
-}
-
-// Broadcast has the other nodes deliver a notice to their subscribers.
-func (n *Node) Broadcast(ctx context.Context, payload []byte) error {
-	return n.send(ctx, signal{Kind: "broadcast", Payload: payload})
 }
 
 // LoggedIn tells the other nodes that uid logged in at at.

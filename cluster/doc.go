@@ -4,7 +4,8 @@
 // only carries the few signals nodes must exchange, over Redis pub/sub:
 //
 //   - wake: an inbox grew; nodes holding a connection of that uid pump it.
-//   - broadcast: a notice for every subscriber of "broadcast", on all nodes.
+//     For the broadcast log (inbox.BroadcastInbox) every connection
+//     subscribed to "broadcast" reads it.
 //   - login: a user logged in on one node; in single-login mode the other
 //     nodes log out that user's older connections.
 //   - kick: an admin logged a user out.

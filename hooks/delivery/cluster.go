@@ -4,13 +4,14 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/inboxmq/inboxmq/inbox"
 )
 
 // Router carries signals to the other nodes sharing the store (package
 // cluster implements it over Redis). A single node has none.
 type Router interface {
-	Wake(ctx context.Context, uids []string) error
-	Broadcast(ctx context.Context, payload []byte) error
+	Wake(ctx context.Context, uids []string) error // inbox.BroadcastInbox among them for the broadcast log
 	LoggedIn(ctx context.Context, uid string, at time.Time) error
 	Kick(ctx context.Context, uid, reason string) error
 }
@@ -33,26 +34,29 @@ func (h *Hook) routerOrNil() Router {
 
 // The Local side, called by the router for other nodes' signals.
 
-// WakeLocal makes this node's connections of uid read their inbox.
+// WakeLocal makes this node's connections of uid read their inbox; for
+// inbox.BroadcastInbox, every connection reads the broadcast log.
 func (h *Hook) WakeLocal(uid string) {
+	if uid == inbox.BroadcastInbox {
+		h.conns.Range(func(_, v any) bool {
+			v.(*conn).wakeRead(laneBroadcast)
+			return true
+		})
+		return
+	}
 	for _, c := range h.online(uid) {
-		c.wakeRead()
+		c.wakeRead(laneInbox)
 	}
 }
 
-// WakeAll makes every local connection read its inbox.
+// WakeAll makes every local connection read its inbox and the broadcast log.
 func (h *Hook) WakeAll() {
 	h.conns.Range(func(_, v any) bool {
-		v.(*conn).wakeRead()
+		c := v.(*conn)
+		c.wakeRead(laneInbox)
+		c.wakeRead(laneBroadcast)
 		return true
 	})
-}
-
-// PublishLocal delivers a broadcast notice to this node's subscribers.
-func (h *Hook) PublishLocal(payload []byte) {
-	if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
-		h.opts.Log.Error("broadcast from another node not delivered", "error", err)
-	}
 }
 
 // LogoutOlder logs out this node's connections of uid that logged in

@@ -16,41 +16,62 @@ import (
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
-// conn is one connection's view of its inbox: where delivery stands and
-// what waits for a PUBACK.
+// conn is one connection's view of the logs it receives: its user's inbox
+// and the broadcast log, each a lane with its own cursor, sharing one pump
+// and one block of packet ids.
 type conn struct {
-	h     *Hook
-	cl    *mqtt.Client
-	id    *access.Identity
-	topic string // inbox/{uid}
+	h  *Hook
+	cl *mqtt.Client
+	id *access.Identity
 
-	// device keys the delivery cursor. In single-login mode a user's
-	// connections share one cursor (there is only ever one of them);
-	// otherwise each session (internal client id) has its own.
+	// device keys the delivery cursors. In single-login mode a user's
+	// connections share them (there is only ever one of them); otherwise
+	// each session (internal client id) has its own.
 	device string
 	// persist is false for a non-persistent session in multi-device mode:
-	// it starts at the end of the inbox and leaves no cursor behind.
+	// it starts at the end of each log and leaves no cursor behind.
 	persist bool
 	loginAt time.Time // when the connection was established
 
-	mu         sync.Mutex
-	nickname   string // profile stamped on messages this connection sends
-	avatar     string
+	mu       sync.Mutex
+	nickname string // profile stamped on messages this connection sends
+	avatar   string
+	lanes    [2]lane       // laneInbox, laneBroadcast
+	turn     int           // the lane the pump serves first next time
+	block    []uint16      // this connection's packet ids for both lanes, see takeIDLocked
+	free     []uint16      // ids of block not in any lane's pending
+	flushing bool          // a write of the lanes' acked positions is scheduled
+	flushIn  time.Duration // the delay it was scheduled with
+	pumping  bool          // a pump goroutine is running
+	closed   bool
+}
+
+// The lanes of a connection.
+const (
+	laneInbox     = 0 // inbox/{uid}: the user's own inbox
+	laneBroadcast = 1 // broadcast: notices to everyone (inbox.BroadcastInbox)
+)
+
+// lane is the delivery of one log to one connection: where it stands and
+// what waits for a PUBACK. Its fields are guarded by conn.mu.
+type lane struct {
+	log    string // the inbox read: the user's uid or inbox.BroadcastInbox
+	topic  string // what its messages are published on
+	cursor string // the cursor's device key in the user's inbox (Store.Cursor)
+	// fromStart: a device with no cursor gets everything the log still
+	// holds (a single-login user's inbox); otherwise it starts at the end.
+	fromStart bool
+
 	subscribed bool
 	qos        byte
 	started    bool            // cursor loaded
 	next       uint64          // next Seq to send
 	acked      uint64          // every Seq <= acked is acknowledged
 	written    uint64          // the acked position last written to the store
-	flushing   bool            // a write of acked is scheduled
 	pending    []unacked       // sent, not yet acknowledged, in Seq order
-	block      []uint16        // this connection's inbox packet ids, see takeIDLocked
-	free       []uint16        // ids of block not in pending
 	tail       []inbox.Message // just-appended messages from next on, see offer
-	pumping    bool            // a pump goroutine is running
-	head       uint64          // highest Seq known to be in the inbox
-	mustRead   bool            // the inbox may have grown in ways head does not show
-	closed     bool
+	head       uint64          // highest Seq known to be in the log
+	mustRead   bool            // the log may have grown in ways head does not show
 }
 
 type unacked struct {
@@ -64,17 +85,33 @@ func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
 		h:        h,
 		cl:       cl,
 		id:       id,
-		topic:    InboxPrefix + id.UID,
 		device:   cl.ID,
 		persist:  !sessionExpires(cl),
 		loginAt:  time.Now(),
 		nickname: id.Nickname,
 		avatar:   id.Avatar,
 	}
-	if h.opts.SingleLogin && id.Role == acl.RoleUser {
+	single := h.opts.SingleLogin && id.Role == acl.RoleUser
+	if single {
 		c.device, c.persist = id.UID, true
 	}
+	c.lanes[laneInbox] = lane{log: id.UID, topic: InboxPrefix + id.UID, cursor: c.device, fromStart: single}
+	// Device keys are uids or "uid/client", so this one never clashes with
+	// them. A device new to the broadcast log starts at its end: history
+	// is in the API.
+	c.lanes[laneBroadcast] = lane{log: inbox.BroadcastInbox, topic: BroadcastTopic, cursor: inbox.BroadcastInbox + "/" + c.device}
 	return c
+}
+
+// laneOf returns the lane delivered on topic, or -1. It reads only the
+// lanes' topics, which never change, so it needs no lock.
+func (c *conn) laneOf(topic string) int {
+	for i := range c.lanes {
+		if c.lanes[i].topic == topic {
+			return i
+		}
+	}
+	return -1
 }
 
 func sessionExpires(cl *mqtt.Client) bool {
@@ -101,30 +138,31 @@ func (c *conn) setProfile(nickname, avatar string) {
 	}
 }
 
-// subscribe starts (or resumes) delivery at the device's cursor.
-func (c *conn) subscribe(qos byte) {
+// subscribe starts (or resumes) delivery of lane at the device's cursor.
+func (c *conn) subscribe(lane int, qos byte) {
 	if qos > 1 {
 		qos = 1
 	}
 	c.mu.Lock()
-	c.subscribed, c.qos = true, qos
+	c.lanes[lane].subscribed, c.lanes[lane].qos = true, qos
 	c.mu.Unlock()
-	c.start()
+	c.start(lane)
 }
 
-// start loads the cursor if needed and wakes the pump; while the store is
-// unreachable it retries every second until the connection ends.
-func (c *conn) start() {
+// start loads lane's cursor if needed and wakes the pump; while the store
+// is unreachable it retries every second until the connection ends.
+func (c *conn) start(lane int) {
 	c.mu.Lock()
-	started, closed := c.started, c.closed
+	started, closed := c.lanes[lane].started, c.closed
 	c.mu.Unlock()
 	if closed {
 		return
 	}
 	if !started {
-		if err := c.loadCursor(); err != nil {
-			c.h.opts.Log.Error("inbox delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID, "error", err)
-			time.AfterFunc(time.Second, c.start)
+		if err := c.loadCursor(lane); err != nil {
+			c.h.opts.Log.Error("delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID,
+				"topic", c.lanes[lane].topic, "error", err)
+			time.AfterFunc(time.Second, func() { c.start(lane) })
 			return
 		}
 		// loadCursor read the inbox's head from the store, and appends
@@ -133,36 +171,46 @@ func (c *conn) start() {
 		c.wake()
 		return
 	}
-	c.wakeRead()
+	c.wakeRead(lane)
 }
 
-func (c *conn) loadCursor() error {
+func (c *conn) loadCursor(lane int) error {
 	ctx := context.Background()
 	store := c.h.opts.Store
-	cursor, ok, err := store.Cursor(ctx, c.id.UID, c.device)
+	c.mu.Lock()
+	l := c.lanes[lane] // the fixed fields
+	c.mu.Unlock()
+	cursor, ok, err := store.Cursor(ctx, c.id.UID, l.cursor)
+	if err != nil {
+		return err
+	}
+	_, last, err := store.Bounds(ctx, l.log)
 	if err != nil {
 		return err
 	}
 	if !ok || !c.persist {
 		// A device new to the log: in single-login mode it is the user's
-		// only device and gets everything still held; a further device
-		// starts with what arrives from now on (history is in the API).
+		// only device and gets everything its inbox still holds; a further
+		// device, and every device on the broadcast log, starts with what
+		// arrives from now on (history is in the API).
 		cursor = 0
-		if !(c.h.opts.SingleLogin && c.id.Role == acl.RoleUser) {
-			if _, cursor, err = store.Bounds(ctx, c.id.UID); err != nil {
+		if !l.fromStart {
+			cursor = last
+		}
+		if c.persist && cursor > 0 {
+			// Pinned now, or a device that acknowledges nothing before it
+			// goes offline would start at the then end next time and miss
+			// what arrived in between.
+			if err := store.SetCursor(ctx, c.id.UID, l.cursor, cursor); err != nil {
 				return err
 			}
 		}
 	}
-	_, last, err := store.Bounds(ctx, c.id.UID)
-	if err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.started {
-		c.started, c.acked, c.next = true, cursor, cursor+1
-		c.head = max(c.head, last)
+	if p := &c.lanes[lane]; !p.started {
+		p.started, p.acked, p.written, p.next = true, cursor, cursor, cursor+1
+		p.head = max(p.head, last)
 		if last > cursor {
 			c.h.opts.Events.Backlog(last - cursor)
 		}
@@ -170,15 +218,15 @@ func (c *conn) loadCursor() error {
 	return nil
 }
 
-func (c *conn) unsubscribe() {
+func (c *conn) unsubscribe(lane int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.subscribed = false
+	c.lanes[lane].subscribed = false
 }
 
-// canSendLocked reports whether the pump may send more. c.mu must be held.
-func (c *conn) canSendLocked() bool {
-	return !c.closed && c.subscribed && c.started && (c.qos == 0 || len(c.pending) < c.h.opts.Window)
+// canSendLocked reports whether the pump may send more on l. c.mu must be held.
+func (c *conn) canSendLocked(l *lane) bool {
+	return !c.closed && l.subscribed && l.started && (l.qos == 0 || len(l.pending) < c.h.opts.Window)
 }
 
 // tailMax bounds the messages a connection keeps in memory for its pump.
@@ -188,36 +236,37 @@ const tailMax = 256
 // caught up sends it without reading the log back (the live path: no store
 // read per delivery). Only a gap-free run starting at or after next is
 // kept; anything else is left to the log.
-func (c *conn) offer(m inbox.Message) {
+func (c *conn) offer(lane int, m inbox.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.head = max(c.head, m.Seq)
-	if !c.started || c.closed || m.Seq < c.next {
+	l := &c.lanes[lane]
+	l.head = max(l.head, m.Seq)
+	if !l.started || c.closed || m.Seq < l.next {
 		return
 	}
-	if n := len(c.tail); (n > 0 && c.tail[n-1].Seq+1 != m.Seq) || n >= tailMax {
-		c.tail = c.tail[:0] // a gap: the pump reads the log instead
+	if n := len(l.tail); (n > 0 && l.tail[n-1].Seq+1 != m.Seq) || n >= tailMax {
+		l.tail = l.tail[:0] // a gap: the pump reads the log instead
 	}
-	if len(c.tail) == 0 && m.Seq != c.next {
+	if len(l.tail) == 0 && m.Seq != l.next {
 		return
 	}
-	c.tail = append(c.tail, m)
+	l.tail = append(l.tail, m)
 }
 
 // takeTailLocked returns up to room cached messages starting exactly at
 // from, or nil when the cache does not start there. c.mu must be held.
-func (c *conn) takeTailLocked(from uint64, room int) []inbox.Message {
-	for len(c.tail) > 0 && c.tail[0].Seq < from {
-		c.tail = c.tail[1:]
+func (l *lane) takeTailLocked(from uint64, room int) []inbox.Message {
+	for len(l.tail) > 0 && l.tail[0].Seq < from {
+		l.tail = l.tail[1:]
 	}
-	if len(c.tail) == 0 || c.tail[0].Seq != from || room <= 0 {
+	if len(l.tail) == 0 || l.tail[0].Seq != from || room <= 0 {
 		return nil
 	}
-	n := min(room, len(c.tail))
-	out := append([]inbox.Message(nil), c.tail[:n]...)
-	c.tail = c.tail[n:]
-	if len(c.tail) == 0 {
-		c.tail = nil // let the backing array go
+	n := min(room, len(l.tail))
+	out := append([]inbox.Message(nil), l.tail[:n]...)
+	l.tail = l.tail[n:]
+	if len(l.tail) == 0 {
+		l.tail = nil // let the backing array go
 	}
 	return out
 }
@@ -227,35 +276,49 @@ func (c *conn) takeTailLocked(from uint64, room int) []inbox.Message {
 // the ones the read already covered go. A Seq missing inside ahead was
 // missing from the log (deleted), so the run is still gap-free for
 // delivery. c.mu must be held.
-func (c *conn) keepAheadLocked(ahead []inbox.Message) {
+func (l *lane) keepAheadLocked(ahead []inbox.Message) {
 	last := ahead[len(ahead)-1].Seq
 	i := 0
-	for i < len(c.tail) && c.tail[i].Seq <= last {
+	for i < len(l.tail) && l.tail[i].Seq <= last {
 		i++
 	}
-	later := c.tail[i:]
+	later := l.tail[i:]
 	tail := make([]inbox.Message, 0, len(ahead)+len(later))
 	tail = append(tail, ahead...)
 	if len(later) > 0 && later[0].Seq == last+1 && len(tail)+len(later) <= tailMax {
 		tail = append(tail, later...)
 	}
-	c.tail = tail
+	l.tail = tail
 }
 
 // wakeRead is wake for news from outside this node's append path (another
-// node, a retry): the pump reads the store even if it believes it is caught up.
-func (c *conn) wakeRead() {
+// node, a retry): the pump reads lane's log even if it believes it is
+// caught up.
+func (c *conn) wakeRead(lane int) {
 	c.mu.Lock()
-	c.mustRead = true
+	c.lanes[lane].mustRead = true
 	c.mu.Unlock()
 	c.wake()
 }
 
-// hasWorkLocked reports whether a pump would find something to send:
+// hasWorkLocked reports whether a pump would find something to send on l:
 // offered messages, news from outside (mustRead), or Seqs up to head not
 // yet sent. c.mu must be held.
-func (c *conn) hasWorkLocked() bool {
-	return len(c.tail) > 0 || c.mustRead || c.next <= c.head
+func (l *lane) hasWorkLocked() bool {
+	return len(l.tail) > 0 || l.mustRead || l.next <= l.head
+}
+
+// readyLocked returns a lane the pump can send on and that has work,
+// starting with c.turn so neither log starves the other, or nil. c.mu
+// must be held.
+func (c *conn) readyLocked() (int, *lane) {
+	for k := range c.lanes {
+		i := (c.turn + k) % len(c.lanes)
+		if l := &c.lanes[i]; c.canSendLocked(l) && l.hasWorkLocked() {
+			return i, l
+		}
+	}
+	return -1, nil
 }
 
 // wake makes sure a pump runs if there may be something to send. It
@@ -263,7 +326,8 @@ func (c *conn) hasWorkLocked() bool {
 // calls it.
 func (c *conn) wake() {
 	c.mu.Lock()
-	start := !c.pumping && c.canSendLocked() && c.hasWorkLocked()
+	_, l := c.readyLocked()
+	start := !c.pumping && l != nil
 	if start {
 		c.pumping = true
 	}
@@ -286,26 +350,27 @@ func (c *conn) pump() {
 	ctx := context.Background()
 	for {
 		c.mu.Lock()
-		if !c.canSendLocked() {
-			c.pumping = false
-			c.mu.Unlock()
-			return
-		}
-		from, room, qos := c.next, c.h.opts.Window, c.qos
-		if qos == 1 {
-			room -= len(c.pending)
-		}
-		msgs := c.takeTailLocked(from, room)
-		read := len(msgs) == 0 && (c.mustRead || from <= c.head)
-		if len(msgs) == 0 && !read {
+		i, l := c.readyLocked()
+		if l == nil {
 			// Deciding under the lock that also clears pumping: an offer
 			// and wake after this start a new pump.
 			c.pumping = false
 			c.mu.Unlock()
 			return
 		}
-		c.mustRead = false
-		headAtRead := c.head
+		c.turn = (i + 1) % len(c.lanes)
+		from, room, qos := l.next, c.h.opts.Window, l.qos
+		if qos == 1 {
+			room -= len(l.pending)
+		}
+		msgs := l.takeTailLocked(from, room)
+		read := len(msgs) == 0 && (l.mustRead || from <= l.head)
+		if len(msgs) == 0 && !read {
+			c.mu.Unlock() // the tail held only what was sent: look again
+			continue
+		}
+		l.mustRead = false
+		headAtRead := l.head
 		c.mu.Unlock()
 
 		if read {
@@ -317,27 +382,27 @@ func (c *conn) pump() {
 				want = min(room+c.h.opts.Window, tailMax)
 			}
 			var err error
-			msgs, err = c.h.opts.Store.Read(ctx, c.id.UID, from, want)
+			msgs, err = c.h.opts.Store.Read(ctx, l.log, from, want)
 			if err != nil {
 				c.h.opts.Log.Error("inbox read failed; retrying in a second",
-					"uid", c.id.UID, "client", c.id.ClientID, "error", err)
+					"uid", c.id.UID, "client", c.id.ClientID, "log", l.log, "error", err)
 				c.stopPump()
-				time.AfterFunc(time.Second, c.wakeRead) // the store may be back (Redis restart)
+				time.AfterFunc(time.Second, func() { c.wakeRead(i) }) // the store may be back (Redis restart)
 				return
 			}
 			c.mu.Lock()
 			if len(msgs) > 0 {
-				c.head = max(c.head, msgs[len(msgs)-1].Seq)
-			} else if c.head == headAtRead {
-				c.head = from - 1 // what was known is gone (deleted, expired)
+				l.head = max(l.head, msgs[len(msgs)-1].Seq)
+			} else if l.head == headAtRead {
+				l.head = from - 1 // what was known is gone (deleted, expired)
 			}
 			if len(msgs) > room {
-				c.keepAheadLocked(msgs[room:])
+				l.keepAheadLocked(msgs[room:])
 				msgs = msgs[:room]
 			}
 			c.mu.Unlock()
 		}
-		if !c.send(msgs) {
+		if !c.send(l, msgs) {
 			return
 		}
 	}
@@ -355,7 +420,7 @@ type wireBuf struct{ packets, envelope []byte }
 
 var wireBufs = sync.Pool{New: func() any { return new(wireBuf) }}
 
-// send writes msgs, the next messages of the inbox in Seq order, in one
+// send writes msgs, the next messages of l's log in Seq order, in one
 // write: under load or at a reconnect a pump has many messages ready, and
 // mochi's WritePacket costs a syscall, a buffer and a hook call for each.
 // It reports whether the pump may go on; when it may not, pumping is
@@ -363,7 +428,7 @@ var wireBufs = sync.Pool{New: func() any { return new(wireBuf) }}
 //
 // Each message gets its packet id and its place in pending before any byte
 // is written, so a PUBACK can never arrive for an id not yet pending.
-func (c *conn) send(msgs []inbox.Message) bool {
+func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 	wb := wireBufs.Get().(*wireBuf)
 	defer func() {
 		if cap(wb.packets) <= 64<<10 && cap(wb.envelope) <= 64<<10 {
@@ -381,13 +446,13 @@ func (c *conn) send(msgs []inbox.Message) bool {
 
 	c.mu.Lock()
 	for _, m := range msgs {
-		if !c.canSendLocked() {
+		if !c.canSendLocked(l) {
 			break
 		}
 		done++
 		var err error
 		scratch, err = bridge.AppendEnvelope(scratch[:0], m)
-		if err == nil && maxSize > 0 && publishSize(c.topic, c.qos, v5, len(scratch)) > maxSize {
+		if err == nil && maxSize > 0 && publishSize(l.topic, l.qos, v5, len(scratch)) > maxSize {
 			// MQTT 5 [MQTT-3.1.2-25]: a packet over the client's maximum is
 			// discarded as if sent; it stays in history.
 			err = fmt.Errorf("%d-byte envelope is over the client's maximum packet size %d", len(scratch), maxSize)
@@ -395,26 +460,26 @@ func (c *conn) send(msgs []inbox.Message) bool {
 		if err != nil {
 			// Sending nothing and moving on: a message that cannot be
 			// delivered must not wedge the inbox.
-			c.h.opts.Log.Error("inbox message not deliverable, skipped", "uid", c.id.UID, "client", c.id.ClientID,
-				"seq", m.Seq, "error", err)
-			c.next = m.Seq + 1
-			c.advanceLocked(m.Seq)
+			c.h.opts.Log.Error("message not deliverable, skipped", "uid", c.id.UID, "client", c.id.ClientID,
+				"log", l.log, "seq", m.Seq, "error", err)
+			l.next = m.Seq + 1
+			c.advanceLocked(l, m.Seq)
 			continue
 		}
 		var pid uint16
-		if c.qos == 1 {
+		if l.qos == 1 {
 			var ok bool
 			if pid, ok = c.takeIDLocked(); !ok {
 				done-- // every id is out: the next ack wakes the pump
 				break
 			}
-			c.pending = append(c.pending, unacked{seq: m.Seq, pid: pid})
+			l.pending = append(l.pending, unacked{seq: m.Seq, pid: pid})
 			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
 		} else {
-			c.advanceLocked(m.Seq)
+			c.advanceLocked(l, m.Seq)
 		}
-		c.next = m.Seq + 1
-		buf = appendPublish(buf, c.topic, pid, c.qos, v5, scratch)
+		l.next = m.Seq + 1
+		buf = appendPublish(buf, l.topic, pid, l.qos, v5, scratch)
 		sent = append(sent, m)
 	}
 	// All of msgs handled: the loop in pump decides, under c.mu, whether
@@ -469,31 +534,31 @@ func (c *conn) write(b []byte, publishes int) error {
 func (c *conn) ack(pid uint16) (inboxID bool) {
 	c.mu.Lock()
 	inboxID = c.ownsIDLocked(pid)
-	found := false
-	for i := range c.pending {
-		if c.pending[i].pid == pid && !c.pending[i].acked {
-			c.pending[i].acked, found = true, true
+	var l *lane
+	for k := range c.lanes {
+		if c.lanes[k].markAcked(pid) {
+			l = &c.lanes[k]
 			c.free = append(c.free, pid)
 			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
 			break
 		}
 	}
-	if !found || c.closed {
+	if l == nil || c.closed {
 		c.mu.Unlock()
 		return inboxID
 	}
 	n := 0
-	for n < len(c.pending) && c.pending[n].acked {
+	for n < len(l.pending) && l.pending[n].acked {
 		n++
 	}
 	// Refill at half a window, not at every ack: a pump then reads and
 	// writes a batch, instead of one message per PUBACK while a backlog
 	// drains.
-	refill := n > 0 && len(c.pending)-n <= c.h.opts.Window/2
+	refill := n > 0 && len(l.pending)-n <= c.h.opts.Window/2
 	if n > 0 {
-		c.advanceLocked(c.pending[n-1].seq)
-		c.pending = append(c.pending[:0], c.pending[n:]...)
-		if len(c.pending) == 0 {
+		c.advanceLocked(l, l.pending[n-1].seq)
+		l.pending = append(l.pending[:0], l.pending[n:]...)
+		if c.inFlightLocked() == 0 {
 			c.trimBlockLocked(blockIdle)
 		}
 	}
@@ -505,25 +570,56 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	return inboxID
 }
 
+// markAcked marks pid acknowledged if it is in l's pending, unacknowledged.
+func (l *lane) markAcked(pid uint16) bool {
+	for i := range l.pending {
+		if l.pending[i].pid == pid && !l.pending[i].acked {
+			l.pending[i].acked = true
+			return true
+		}
+	}
+	return false
+}
+
+// inFlightLocked counts the entries of every lane's pending. c.mu must be held.
+func (c *conn) inFlightLocked() int {
+	n := 0
+	for k := range c.lanes {
+		n += len(c.lanes[k].pending)
+	}
+	return n
+}
+
 // cursorFlushDelay is how long acknowledged positions may wait in memory
 // before they are written: under load, one write covers many PUBACKs
 // (with Redis, one round trip instead of one per message). A crash loses at
 // most this much progress, which costs duplicates, never messages.
 const cursorFlushDelay = 20 * time.Millisecond
 
-// advanceLocked moves the cursor to seq and schedules its write. c.mu must
-// be held.
-func (c *conn) advanceLocked(seq uint64) {
-	if seq <= c.acked {
+// broadcastFlushDelay is cursorFlushDelay for the broadcast log alone. A
+// broadcast moves every subscriber's cursor at once, so writing each within
+// 20 ms would cost a store write per delivery; a crash repeats at most a
+// second of broadcasts. A clean disconnect writes at once (close).
+const broadcastFlushDelay = time.Second
+
+// advanceLocked moves l's cursor to seq and schedules its write. c.mu
+// must be held.
+func (c *conn) advanceLocked(l *lane, seq uint64) {
+	if seq <= l.acked {
 		return
 	}
-	c.acked = seq
-	if !c.persist && (c.h.pushes == nil || c.device == c.id.UID) {
+	l.acked = seq
+	if !c.persist && !c.marksAcked(l) {
 		return // nothing to write
 	}
-	if !c.flushing {
-		c.flushing = true
-		time.AfterFunc(cursorFlushDelay, func() {
+	delay := cursorFlushDelay
+	if l == &c.lanes[laneBroadcast] {
+		delay = broadcastFlushDelay
+	}
+	// A sooner write covers every lane: the later timer then finds nothing.
+	if !c.flushing || delay < c.flushIn {
+		c.flushing, c.flushIn = true, delay
+		time.AfterFunc(delay, func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.flushLocked()
@@ -531,31 +627,41 @@ func (c *conn) advanceLocked(seq uint64) {
 	}
 }
 
-// flushLocked writes the acknowledged position. Writing under c.mu keeps
-// writes in order and makes close() a barrier: once it returns, the next
-// connection of the device reads the final cursor.
+// marksAcked reports whether acks on l also move the user's AckedThread
+// mark: with several devices of a user, the push fallback needs the
+// highest inbox ack of any.
+func (c *conn) marksAcked(l *lane) bool {
+	return l == &c.lanes[laneInbox] && c.h.pushes != nil && c.device != c.id.UID
+}
+
+// flushLocked writes the lanes' acknowledged positions. Writing under c.mu
+// keeps writes in order and makes close() a barrier: once it returns, the
+// next connection of the device reads the final cursors.
 func (c *conn) flushLocked() {
 	if !c.flushing {
 		return
 	}
 	c.flushing = false
-	if c.acked <= c.written {
-		return
-	}
-	seq, ctx := c.acked, context.Background()
-	if c.persist {
-		if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, c.device, seq); err != nil {
-			// Only costs duplicates on the next connection.
-			c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", c.device, "seq", seq, "error", err)
+	ctx := context.Background()
+	for k := range c.lanes {
+		l := &c.lanes[k]
+		if l.acked <= l.written {
+			continue
 		}
-	}
-	if c.h.pushes != nil && c.device != c.id.UID {
-		// Several devices: the push fallback needs the highest ack of any.
-		if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, AckedThread, seq); err != nil {
-			c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", seq, "error", err)
+		seq := l.acked
+		if c.persist {
+			if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, l.cursor, seq); err != nil {
+				// Only costs duplicates on the next connection.
+				c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", l.cursor, "seq", seq, "error", err)
+			}
 		}
+		if c.marksAcked(l) {
+			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, AckedThread, seq); err != nil {
+				c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", seq, "error", err)
+			}
+		}
+		l.written = seq
 	}
-	c.written = seq
 }
 
 // close stops deliveries and takes this connection's inbox packets out of
@@ -569,13 +675,15 @@ func (c *conn) close() {
 	c.closed = true
 	c.flushLocked()
 	unackedN := 0
-	for _, p := range c.pending {
-		if !p.acked {
-			unackedN++
+	for k := range c.lanes {
+		for _, p := range c.lanes[k].pending {
+			if !p.acked {
+				unackedN++
+			}
 		}
+		c.lanes[k].pending = nil
 	}
 	atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -int64(unackedN))
-	c.pending = nil
 	c.trimBlockLocked(0)
 	c.mu.Unlock()
 }
@@ -590,14 +698,14 @@ func (c *conn) isClosed() bool {
 // Logout) at QoS 0, if the connection listens to its inbox.
 func (c *conn) writeTransient(payload []byte) {
 	c.mu.Lock()
-	subscribed := c.subscribed
+	own := c.lanes[laneInbox]
 	c.mu.Unlock()
-	if !subscribed {
+	if !own.subscribed {
 		return
 	}
 	_ = c.cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
-		TopicName:   c.topic,
+		TopicName:   own.topic,
 		Payload:     payload,
 	})
 }

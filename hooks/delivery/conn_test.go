@@ -39,14 +39,14 @@ func TestKeepAhead(t *testing.T) {
 		{"nothing past tailMax", seqRange(8, tailMax), []uint64{5, 6, 7}, []uint64{5, 6, 7}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &conn{tail: msgs(tc.tail...)}
+			l := &lane{tail: msgs(tc.tail...)}
 			ahead := msgs(tc.ahead...)
-			c.keepAheadLocked(ahead)
-			if got := seqs(c.tail); !slices.Equal(got, tc.want) {
+			l.keepAheadLocked(ahead)
+			if got := seqs(l.tail); !slices.Equal(got, tc.want) {
 				t.Fatalf("tail = %v, want %v", got, tc.want)
 			}
 			ahead[0].Seq = 99 // the tail must not share the read's array
-			if c.tail[0].Seq == 99 {
+			if l.tail[0].Seq == 99 {
 				t.Fatal("tail aliases the slice it was given")
 			}
 		})

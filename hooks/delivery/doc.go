@@ -9,16 +9,20 @@
 // senders, and a log line; the connection stays up. Publishes to other
 // topics are decided by the policy here (see package access for why).
 //
-// Outbound: mochi never routes inbox messages. Each connection subscribed
-// to its inbox topic has a conn with a delivery cursor (the acknowledged
-// prefix of the inbox, persisted per device) and a window of unacknowledged
-// messages. When an inbox grows, its connections are woken and a short-lived
-// pump goroutine reads the log after the cursor and writes PUBLISH packets in
-// Seq order; it exits when the window is full or the log is drained, so an
-// idle connection costs no goroutine. Packets are registered in mochi's
-// inflight map only so packet ids never collide; they are removed from it
-// when the connection ends, because the log (not mochi's unordered, lossy
-// inflight store) is what redelivers them on the next connection.
+// Outbound: mochi never routes inbox messages or stored broadcasts. Each
+// connection has a conn with two lanes: its inbox on inbox/{uid}, and the
+// broadcast log (inbox.BroadcastInbox) on "broadcast". A lane the client
+// subscribed to has a delivery cursor (the acknowledged prefix of its log,
+// persisted per device) and a window of unacknowledged messages. When a log
+// grows, its connections are woken and a short-lived pump goroutine reads
+// the log after the cursor and writes PUBLISH packets in Seq order; it exits
+// when the windows are full or the logs are drained, so an idle connection
+// costs no goroutine. Packet ids are registered in mochi's inflight map only
+// so they never collide; they are removed from it when the connection ends,
+// because the log (not mochi's unordered, lossy inflight store) is what
+// redelivers them on the next connection. A broadcast is stored once and
+// fanned out this way: no per-user copy, and a slow subscriber holds one
+// window of it, not every unacknowledged notice.
 //
 // Lock order: Hook.mu, then conn.mu, then mochi's client lock. The hook is
 // safe for concurrent use.

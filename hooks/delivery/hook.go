@@ -227,8 +227,10 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.emitPresence(events.TypeLogin, c, "")
 	h.opts.Log.Info("connected", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
 		"role", string(id.Role), "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
-	if sub, ok := cl.State.Subscriptions.Get(c.topic); ok {
-		c.subscribe(sub.Qos)
+	for i := range c.lanes {
+		if sub, ok := cl.State.Subscriptions.Get(c.lanes[i].topic); ok { // topic never changes: no lock
+			c.subscribe(i, sub.Qos)
+		}
 	}
 }
 
@@ -309,28 +311,29 @@ func (h *Hook) Online(uid string) int {
 	return len(h.byUID[uid])
 }
 
-// OnSubscribed starts inbox delivery when a client subscribes to its inbox.
+// OnSubscribed starts delivery of a log when a client subscribes to its
+// topic: its inbox, or broadcast.
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	c := h.conn(cl)
 	if c == nil {
 		return
 	}
 	for i, f := range pk.Filters {
-		if f.Filter == c.topic && i < len(reasonCodes) && reasonCodes[i] <= 1 {
-			c.subscribe(reasonCodes[i])
+		if lane := c.laneOf(f.Filter); lane >= 0 && i < len(reasonCodes) && reasonCodes[i] <= 1 {
+			c.subscribe(lane, reasonCodes[i])
 		}
 	}
 }
 
-// OnUnsubscribed stops inbox delivery when a client unsubscribes from its inbox.
+// OnUnsubscribed stops delivery of a log when a client unsubscribes from its topic.
 func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	c := h.conn(cl)
 	if c == nil {
 		return
 	}
 	for _, f := range pk.Filters {
-		if f.Filter == c.topic {
-			c.unsubscribe()
+		if lane := c.laneOf(f.Filter); lane >= 0 {
+			c.unsubscribe(lane)
 		}
 	}
 }
@@ -412,7 +415,7 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 		conns := h.online(out[i].UID)
 		for _, c := range conns {
 			for _, m := range out[i:j] {
-				c.offer(m)
+				c.offer(laneInbox, m)
 			}
 			c.wake()
 		}

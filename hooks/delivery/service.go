@@ -162,21 +162,20 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 			return err
 		}
 		h.opts.Events.Appended(out, time.Since(start))
-		payload, err := bridge.AppendEnvelope(nil, notice)
-		if err != nil {
-			return err
+		// Every connection subscribed to broadcast delivers the log from
+		// its own cursor, like an inbox: offline devices get what they
+		// missed at their next connection, and a slow one holds at most a
+		// window in flight.
+		h.conns.Range(func(_, v any) bool {
+			c := v.(*conn)
+			c.offer(laneBroadcast, out[0])
+			c.wake()
+			return true
+		})
+		if h.wakes != nil {
+			h.wakes.add(inbox.BroadcastInbox)
 		}
-		if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 1); err != nil {
-			return fmt.Errorf("publish broadcast: %w", err)
-		}
-		if r := h.routerOrNil(); r != nil {
-			if err := r.Broadcast(ctx, payload); err != nil {
-				// Stored in the broadcast log (history), delivered here;
-				// other nodes' subscribers miss it live.
-				return fmt.Errorf("broadcast to other nodes: %w", err)
-			}
-		}
-		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType)
+		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType, "seq", out[0].Seq)
 		return nil
 	}
 	msgs := make([]inbox.Message, 0, len(n.UIDs))
@@ -210,7 +209,13 @@ func (h *Hook) SendLiveNotice(n Notice) error {
 		return err
 	}
 	if len(n.UIDs) == 0 {
-		h.PublishLocal(payload)
+		// Not in the broadcast log, so not through the lanes: mochi
+		// publishes it to whoever is subscribed now, at QoS 0 like the
+		// targeted live notices (at QoS 1 mochi would keep it in memory
+		// for every subscriber that never acknowledges).
+		if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 0); err != nil {
+			return fmt.Errorf("live broadcast: %w", err)
+		}
 		return nil
 	}
 	for _, uid := range n.UIDs {

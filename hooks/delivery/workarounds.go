@@ -115,15 +115,15 @@ func reservation(pid uint16) packets.Packet {
 }
 
 // takeIDLocked returns a free inbox packet id, growing the block when none
-// is free; ok is false when the block is at Window or the id space below
-// it is used up. c.mu must be held.
+// is free; ok is false when the block holds a window for each lane or the
+// id space below it is used up. c.mu must be held.
 func (c *conn) takeIDLocked() (pid uint16, ok bool) {
 	if n := len(c.free); n > 0 {
 		pid = c.free[n-1]
 		c.free = c.free[:n-1]
 		return pid, true
 	}
-	if len(c.block) >= c.h.opts.Window {
+	if len(c.block) >= c.h.opts.Window*len(c.lanes) {
 		return 0, false
 	}
 	next := 0xFFFF
@@ -153,8 +153,8 @@ func (c *conn) ownsIDLocked(pid uint16) bool {
 }
 
 // trimBlockLocked shrinks the block to keep ids and makes them all free:
-// either nothing is in flight (an ack emptied pending) or the connection
-// is closing (keep 0, pending dropped). c.mu must be held.
+// either nothing is in flight (an ack emptied the last pending) or the
+// connection is closing (keep 0, pending dropped). c.mu must be held.
 func (c *conn) trimBlockLocked(keep int) {
 	if len(c.block) <= keep {
 		return
