@@ -57,6 +57,26 @@ func TestMultiDevice_EachGetsACopy(t *testing.T) {
 	phone2.Inbox.None(t, 200*time.Millisecond)
 }
 
+// With single_login false a new device starts at the end of the inbox, and
+// from its first connection on it misses nothing: its position is saved at
+// once, not at its first acknowledgement.
+func TestMultiDevice_NewDeviceMissesNothingOnceConnected(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Inbox.SingleLogin = false
+	b := mqtttest.Start(t, cfg)
+	tok := mqtttest.Token(t, "10021")
+	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"before the phone"}`)
+
+	phone := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/phone", Subscribe: true})
+	phone.Inbox.None(t, 300*time.Millisecond) // history is in the API
+	phone.Disconnect(250)
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"while the phone sleeps"}`)
+	phone2 := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/phone"})
+	checkSendMsg(t, phone2.Inbox.Next(t, wait), "10001", "while the phone sleeps")
+	phone2.Inbox.None(t, 200*time.Millisecond)
+}
+
 // A reused client id of the same account takes the session over cleanly,
 // also when the old connection was non-persistent (mochi bug 2 in the notes).
 func TestSameClientIDReconnects(t *testing.T) {
