@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,49 @@ func startNodes(t *testing.T, n int, redisAddrs []string, cluster bool) ([]*mqtt
 		cfgs = append(cfgs, cfg)
 	}
 	return procs, cfgs
+}
+
+// A broadcast sent on one node costs each other node one read of the
+// broadcast log, not one per subscriber there.
+func TestCluster_BroadcastIsReadOncePerNode(t *testing.T) {
+	r := redistest.Start(t, redistest.Config{})
+	nodes, _ := startNodes(t, 2, []string{r.Addr}, false)
+	const subscribers, wait = 40, 10 * time.Second
+	var inboxes []*mqtttest.Inbox
+	for i := range subscribers {
+		uid := fmt.Sprint(20000 + i)
+		c := mqtttest.MustV3(t, nodes[1].MQTTAddr, uid, mqtttest.Token(t, uid), mqtttest.V3Options{})
+		if err := c.Sub("broadcast", 1); err != nil {
+			t.Fatal(err)
+		}
+		inboxes = append(inboxes, c.Inbox)
+	}
+	admin := mqtttest.MustV3(t, nodes[0].MQTTAddr, mqtttest.AdminName, mqtttest.AdminPassword, mqtttest.V3Options{Clean: true})
+	reads := func() int { // ZRANGE is the inbox read (Store.Read)
+		t.Helper()
+		info, err := redistest.Do(r.Addr, 5*time.Second, "INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`cmdstat_zrange:calls=(\d+)`).FindStringSubmatch(info)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	for _, text := range []string{"first", "second", "third"} {
+		before := reads()
+		admin.MustPub(t, "im/systemadmin", fmt.Sprintf(`{"content":%q}`, text))
+		for i, in := range inboxes {
+			if e := in.Next(t, wait); e.Topic != "broadcast" || e.Str("ct") != text {
+				t.Fatalf("subscriber %d: want %q, got %s on %s", i, text, e.Raw, e.Topic)
+			}
+		}
+		if n := reads() - before; n > 3 {
+			t.Fatalf("broadcast %q: %d log reads for %d subscribers on the other node, want about 1", text, n, subscribers)
+		}
+	}
 }
 
 func TestCluster_CrossNodeChatBroadcastAndRoaming(t *testing.T) {

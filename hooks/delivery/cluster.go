@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -35,13 +36,10 @@ func (h *Hook) routerOrNil() Router {
 // The Local side, called by the router for other nodes' signals.
 
 // WakeLocal makes this node's connections of uid read their inbox; for
-// inbox.BroadcastInbox, every connection reads the broadcast log.
+// inbox.BroadcastInbox, the broadcast log grew on another node.
 func (h *Hook) WakeLocal(uid string) {
 	if uid == inbox.BroadcastInbox {
-		h.conns.Range(func(_, v any) bool {
-			v.(*conn).wakeRead(laneBroadcast)
-			return true
-		})
+		h.wakeBroadcast()
 		return
 	}
 	for _, c := range h.online(uid) {
@@ -72,6 +70,71 @@ func (h *Hook) LogoutOlder(uid string, at time.Time, reason string) {
 
 // KickLocal logs out every connection of uid on this node.
 func (h *Hook) KickLocal(uid, reason string) { h.kickLocal(uid, reason) }
+
+// broadcastFeed is where this node stands in the broadcast log: the
+// highest Seq it has offered to its connections.
+type broadcastFeed struct {
+	mu    sync.Mutex
+	seen  uint64 // guarded by mu
+	known bool   // seen is the log's end or later (not just what was offered)
+}
+
+// offerBroadcasts hands just-appended broadcasts (in Seq order) to every
+// connection: each delivers the log from its own cursor, like an inbox, so
+// offline devices get what they missed at their next connection and a slow
+// one holds at most a window in flight.
+func (h *Hook) offerBroadcasts(msgs []inbox.Message) {
+	h.bcast.mu.Lock()
+	h.bcast.seen = max(h.bcast.seen, msgs[len(msgs)-1].Seq)
+	h.bcast.mu.Unlock()
+	h.conns.Range(func(_, v any) bool {
+		c := v.(*conn)
+		for _, m := range msgs {
+			c.offer(laneBroadcast, m)
+		}
+		c.wake()
+		return true
+	})
+}
+
+// wakeBroadcast handles another node's broadcast: this node reads what is
+// new in the log once and offers it to its connections, instead of each
+// subscribed connection reading it (one store read per subscriber per
+// broadcast). When that is not possible (position unknown, a read error,
+// more than a tail's worth) every connection reads for itself.
+func (h *Hook) wakeBroadcast() {
+	h.bcast.mu.Lock()
+	from, known := h.bcast.seen+1, h.bcast.known
+	h.bcast.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var msgs []inbox.Message
+	err := errNoPosition
+	if known {
+		msgs, err = h.opts.Store.Read(ctx, inbox.BroadcastInbox, from, tailMax)
+	}
+	if err == nil && len(msgs) < tailMax {
+		if len(msgs) > 0 {
+			h.offerBroadcasts(msgs)
+		}
+		return
+	}
+	if err != nil && err != errNoPosition {
+		h.opts.Log.Warn("broadcast log read failed; every connection reads it", "error", err)
+	}
+	if _, last, err := h.opts.Store.Bounds(ctx, inbox.BroadcastInbox); err == nil {
+		h.bcast.mu.Lock()
+		h.bcast.seen, h.bcast.known = max(h.bcast.seen, last), true
+		h.bcast.mu.Unlock()
+	}
+	h.conns.Range(func(_, v any) bool {
+		v.(*conn).wakeRead(laneBroadcast)
+		return true
+	})
+}
+
+// errNoPosition: the node does not know where it stands in the broadcast log.
+var errNoPosition = errors.New("broadcast position not known")
 
 // wakeBatcher sends wake signals off the publisher's path, coalescing the
 // uids of many appends into one signal: under load, wakes cost well under

@@ -96,6 +96,7 @@ type Hook struct {
 	wakes  *wakeBatcher               // set with the router, before serving
 	pushes *pushScheduler             // nil without the push fallback
 	recent *recentSends               // cids of recent sends, against resends
+	bcast  broadcastFeed              // what this node has offered of the broadcast log
 }
 
 // SetMessageRate changes the per-account publish rate (0: unlimited).
@@ -156,6 +157,14 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
+	// Where the broadcast log stands, so another node's broadcast costs one
+	// read here (wakeBroadcast). Best effort: unknown, the first one costs
+	// a read per subscriber.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if _, last, err := opts.Store.Bounds(ctx, inbox.BroadcastInbox); err == nil {
+		h.bcast.seen, h.bcast.known = last, true
+	}
+	cancel()
 	h.recent = newRecentSends()
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
 	if opts.Emitter != nil && opts.Push.After > 0 {

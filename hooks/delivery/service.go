@@ -162,16 +162,7 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 			return err
 		}
 		h.opts.Events.Appended(out, time.Since(start))
-		// Every connection subscribed to broadcast delivers the log from
-		// its own cursor, like an inbox: offline devices get what they
-		// missed at their next connection, and a slow one holds at most a
-		// window in flight.
-		h.conns.Range(func(_, v any) bool {
-			c := v.(*conn)
-			c.offer(laneBroadcast, out[0])
-			c.wake()
-			return true
-		})
+		h.offerBroadcasts(out)
 		if h.wakes != nil {
 			h.wakes.add(inbox.BroadcastInbox)
 		}
