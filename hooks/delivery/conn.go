@@ -33,17 +33,18 @@ type conn struct {
 	persist bool
 	loginAt time.Time // when the connection was established
 
-	mu       sync.Mutex
-	nickname string // profile stamped on messages this connection sends
-	avatar   string
-	lanes    [2]lane       // laneInbox, laneBroadcast
-	turn     int           // the lane the pump serves first next time
-	block    []uint16      // this connection's packet ids for both lanes, see takeIDLocked
-	free     []uint16      // ids of block not in any lane's pending
-	flushing bool          // a write of the lanes' acked positions is scheduled
-	flushIn  time.Duration // the delay it was scheduled with
-	pumping  bool          // a pump goroutine is running
-	closed   bool
+	mu        sync.Mutex
+	nickname  string // profile stamped on messages this connection sends
+	avatar    string
+	lanes     [2]lane       // laneInbox, laneBroadcast
+	turn      int           // the lane the pump serves first next time
+	block     []uint16      // this connection's packet ids for both lanes, see takeIDLocked
+	free      []uint16      // ids of block not in any lane's pending
+	reserving bool          // block ids are reserved in mochi's inflight map, see mochiPublished
+	flushing  bool          // a write of the lanes' acked positions is scheduled
+	flushIn   time.Duration // the delay it was scheduled with
+	pumping   bool          // a pump goroutine is running
+	closed    bool
 }
 
 // The lanes of a connection.

@@ -17,10 +17,12 @@
 // grows, its connections are woken and a short-lived pump goroutine reads
 // the log after the cursor and writes PUBLISH packets in Seq order; it exits
 // when the windows are full or the logs are drained, so an idle connection
-// costs no goroutine. Packet ids are registered in mochi's inflight map only
-// so they never collide; they are removed from it when the connection ends,
-// because the log (not mochi's unordered, lossy inflight store) is what
-// redelivers them on the next connection. A broadcast is stored once and
+// costs no goroutine. Packet ids come from a block at the top of the id
+// space, registered in mochi's inflight map only once mochi's own ids come
+// near it, so they never collide (see workarounds.go); they are removed
+// from it when the connection ends, because the log (not mochi's
+// unordered, lossy inflight store) is what redelivers them on the next
+// connection. A broadcast is stored once and
 // fanned out this way: no per-user copy, and a slow subscriber holds one
 // window of it, not every unacknowledged notice.
 //

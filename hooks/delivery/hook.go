@@ -126,6 +126,7 @@ func (h *Hook) Provides(b byte) bool {
 	case mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
 		mqtt.OnPacketProcessed,
+		mqtt.OnQosPublish,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,

@@ -84,19 +84,36 @@ func (h *Hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) 
 }
 
 // Inbox packet ids. Each connection keeps a block of ids at the top of
-// the id space (65535 down), reserved in mochi's inflight map, so mochi
-// never hands them out for its own publishes (broadcasts, retained
-// messages). The pump takes ids from the block and an ack gives them back:
-// mochi's map is touched only when the block grows, not per message. A
-// PUBACK for an inbox id is renumbered to 0 before mochi processes it (see
-// OnPacketRead), so mochi finds nothing to delete and the reservation
-// stays. The block grows to what the connection has in flight at once (at
-// most Window) and shrinks back to blockIdle ids when nothing is in
-// flight: mochi copies every client's inflight map once a second to look
-// for expired entries, so idle reservations are not free.
+// the id space (65535 down). The pump takes ids from the block and an ack
+// gives them back. The block grows to what the connection has in flight at
+// once (at most a window per lane) and shrinks back to blockIdle ids when
+// nothing is in flight.
+//
+// mochi must never hand out an id of the block for its own QoS 1
+// publishes to the client (topics opened by ACL rules, retained messages):
+// it numbers them 1, 2, 3... per connection, skipping ids in its inflight
+// map. Reserving every block id in that map costs a quarter of the CPU of
+// an offline drain (each entry is an 816-byte packet, and mochi copies
+// every client's map once a second to expire entries), and mochi's counter
+// only reaches the block after some 65,000 of its own publishes on one
+// connection. So the block is reserved only from the moment mochi's
+// counter comes within reserveMargin of it (mochiPublished, from
+// OnQosPublish): from then on every block id is in the map, and a PUBACK
+// for one is renumbered to 0 before mochi processes it (see OnPacketRead),
+// so mochi finds nothing to delete and the reservation stays.
 
-// blockIdle is how many ids a connection keeps reserved with nothing in flight.
+// blockIdle is how many ids a connection keeps with nothing in flight.
 const blockIdle = 4
+
+// reserveMargin is how far below the lowest possible block id mochi's own
+// ids may go before the block is reserved in its inflight map. mochi's
+// counter moves by one per publish, so this is also how many publishes to
+// one client may be numbered concurrently with the switch.
+const reserveMargin = 1024
+
+// reserveFrom is the lowest mochi packet id that makes a connection with
+// lanes lanes and window window reserve its block.
+func reserveFrom(lanes, window int) int { return 0xFFFF - lanes*window - reserveMargin }
 
 // reservedForever is the Created time of a reservation: far in the future,
 // so mochi's clean-up of inflight messages older than
@@ -141,7 +158,9 @@ func (c *conn) takeIDLocked() (pid uint16, ok bool) {
 		return 0, false
 	}
 	pid = uint16(next)
-	c.cl.State.Inflight.Set(reservation(pid))
+	if c.reserving {
+		c.cl.State.Inflight.Set(reservation(pid))
+	}
 	c.block = append(c.block, pid) // descending: block[0] is the highest
 	return pid, true
 }
@@ -159,8 +178,10 @@ func (c *conn) trimBlockLocked(keep int) {
 	if len(c.block) <= keep {
 		return
 	}
-	for _, pid := range c.block[keep:] {
-		c.cl.State.Inflight.Delete(pid)
+	if c.reserving {
+		for _, pid := range c.block[keep:] {
+			c.cl.State.Inflight.Delete(pid)
+		}
 	}
 	c.block = c.block[:keep]
 	c.free = append(c.free[:0], c.block...)
@@ -169,10 +190,35 @@ func (c *conn) trimBlockLocked(keep int) {
 func (c *conn) rereserve(pid uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || !c.ownsIDLocked(pid) {
+	if c.closed || !c.reserving || !c.ownsIDLocked(pid) {
 		return
 	}
 	if _, ok := c.cl.State.Inflight.Get(pid); !ok {
 		c.cl.State.Inflight.Set(reservation(pid))
+	}
+}
+
+// mochiPublished is told the packet id of each of mochi's own QoS 1
+// publishes to the connection (OnQosPublish, right after mochi took it).
+// Once mochi's counter is within reserveMargin of the block, the block is
+// reserved in mochi's inflight map for the rest of the connection.
+func (c *conn) mochiPublished(pid uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserving || c.closed || int(pid) < reserveFrom(len(c.lanes), c.h.opts.Window) {
+		return
+	}
+	c.reserving = true
+	for _, id := range c.block {
+		if _, used := c.cl.State.Inflight.Get(id); !used {
+			c.cl.State.Inflight.Set(reservation(id))
+		}
+	}
+}
+
+// OnQosPublish sees mochi's own QoS 1 publishes to a client; see mochiPublished.
+func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if c := h.conn(cl); c != nil && resends == 0 {
+		c.mochiPublished(pk.PacketID)
 	}
 }

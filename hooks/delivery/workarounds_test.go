@@ -1,0 +1,73 @@
+package delivery
+
+import (
+	"testing"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// newIDTestConn is a conn with a real mochi client (its inflight map and
+// NextPacketID), for the packet-id block alone.
+func newIDTestConn(t *testing.T) *conn {
+	t.Helper()
+	s := mqtt.New(nil)
+	t.Cleanup(func() { _ = s.Close() })
+	return &conn{h: &Hook{opts: Options{Window: DefaultWindow, Server: s}}, cl: s.NewClient(nil, "t", "10021", false)}
+}
+
+// The block stays out of mochi's inflight map while mochi's own ids are far
+// from it, and is reserved there before they can reach it: across mochi's
+// whole id space, NextPacketID never returns an id the pump has in flight.
+func TestPacketIDs_BlockReservedOnlyNearMochiIDs(t *testing.T) {
+	c := newIDTestConn(t)
+	inFlight := map[uint16]bool{}
+	take := func() {
+		t.Helper()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		pid, ok := c.takeIDLocked()
+		if !ok {
+			t.Fatal("no id")
+		}
+		inFlight[pid] = true
+	}
+	for range DefaultWindow {
+		take()
+	}
+	if n := c.cl.State.Inflight.Len(); n != 0 {
+		t.Fatalf("%d entries in mochi's inflight map before mochi's ids came near the block", n)
+	}
+
+	// mochi's own publishes, as publishToClient makes them: an id from
+	// NextPacketID, the message in the inflight map, then OnQosPublish.
+	for i := 0; i < 0xFFFF; i++ {
+		id, err := c.cl.NextPacketID()
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if inFlight[uint16(id)] {
+			t.Fatalf("publish %d: mochi took id %d, which the pump has in flight", i, id)
+		}
+		c.cl.State.Inflight.Set(reservation(uint16(id))) // stands for mochi's message
+		c.mochiPublished(uint16(id))
+		c.cl.State.Inflight.Delete(uint16(id)) // acknowledged at once
+		if i == 100 {
+			take() // the block grows while mochi publishes
+			if n := c.cl.State.Inflight.Len(); n != 0 {
+				t.Fatalf("%d entries in mochi's inflight map with mochi's ids at %d", n, id)
+			}
+		}
+	}
+	c.mu.Lock()
+	reserving, block := c.reserving, len(c.block)
+	c.mu.Unlock()
+	if !reserving || c.cl.State.Inflight.Len() != block {
+		t.Fatalf("reserving %v, %d entries in mochi's inflight map for a block of %d", reserving, c.cl.State.Inflight.Len(), block)
+	}
+	c.mu.Lock()
+	c.trimBlockLocked(0)
+	c.mu.Unlock()
+	if n := c.cl.State.Inflight.Len(); n != 0 {
+		t.Fatalf("%d entries left in mochi's inflight map after the block was released", n)
+	}
+}
