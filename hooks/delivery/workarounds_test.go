@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // newIDTestConn is a conn with a real mochi client (its inflight map and
@@ -69,5 +70,35 @@ func TestPacketIDs_BlockReservedOnlyNearMochiIDs(t *testing.T) {
 	c.mu.Unlock()
 	if n := c.cl.State.Inflight.Len(); n != 0 {
 		t.Fatalf("%d entries left in mochi's inflight map after the block was released", n)
+	}
+}
+
+// Once the block is reserved, a client SUBSCRIBE whose id equals an inbox
+// id in flight would get 0x91 from mochi: it is given a free id for mochi's
+// check, and the SUBACK goes back with the client's own id.
+func TestPacketIDs_SubscribeIDSwappedWhileReserved(t *testing.T) {
+	c := newIDTestConn(t)
+	c.mochiPublished(0xFFFF - 10) // mochi's ids came near: reserve from now on
+	c.mu.Lock()
+	pid, ok := c.takeIDLocked()
+	c.mu.Unlock()
+	if !ok {
+		t.Fatal("no id")
+	}
+	if _, reserved := c.cl.State.Inflight.Get(pid); !reserved {
+		t.Fatalf("id %d not reserved in mochi's map", pid)
+	}
+	h := c.h
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: pid}
+	h.avoidIDClash(c.cl, &sub)
+	if sub.PacketID == pid {
+		t.Fatalf("SUBSCRIBE keeps id %d, which mochi has in flight", pid)
+	}
+	if _, used := c.cl.State.Inflight.Get(sub.PacketID); used {
+		t.Fatalf("substitute id %d is in flight too", sub.PacketID)
+	}
+	ack := h.OnPacketEncode(c.cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}, PacketID: sub.PacketID})
+	if ack.PacketID != pid {
+		t.Fatalf("SUBACK id %d, want the client's %d", ack.PacketID, pid)
 	}
 }
