@@ -215,7 +215,8 @@ func (b *Broker) openStore(opts inbox.Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	store, err := pebblestore.Open(filepath.Join(cfg.DataDir, "inbox"), opts)
+	store, err := pebblestore.OpenTuned(filepath.Join(cfg.DataDir, "inbox"), opts,
+		pebblestore.Tuning{MemTableSize: int64(cfg.EmbeddedMemtableSize)})
 	if err != nil {
 		if b.redis != nil {
 			b.redis.Close()
@@ -504,8 +505,9 @@ func (b *Broker) Reload(cfg Config) error {
 		old.Listeners.WebSocket.Address != cfg.Listeners.WebSocket.Address || old.Listeners.WebSocket.Path != cfg.Listeners.WebSocket.Path {
 		restart = append(restart, "listeners")
 	}
-	if old.DataDir != cfg.DataDir || old.NodeID != cfg.NodeID || old.MemoryLimit != cfg.MemoryLimit || old.PprofAddress != cfg.PprofAddress {
-		restart = append(restart, "data_dir/node_id/memory_limit/pprof_address")
+	if old.DataDir != cfg.DataDir || old.EmbeddedMemtableSize != cfg.EmbeddedMemtableSize || old.NodeID != cfg.NodeID ||
+		old.MemoryLimit != cfg.MemoryLimit || old.PprofAddress != cfg.PprofAddress {
+		restart = append(restart, "data_dir/embedded_memtable_size/node_id/memory_limit/pprof_address")
 	}
 	if old.Inbox != cfg.Inbox || old.MQTT != cfg.MQTT || old.Log != cfg.Log || old.Auth.Anonymous != cfg.Auth.Anonymous ||
 		strings.Join(old.ACL.Rules, "\n") != strings.Join(cfg.ACL.Rules, "\n") ||

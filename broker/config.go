@@ -17,6 +17,7 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/hooks/access"
+	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 )
 
 // SecretEnv overrides auth.jwt_secret from the config file.
@@ -25,20 +26,24 @@ const SecretEnv = "INBOXMQ_JWT_SECRET"
 // Config is the whole broker configuration, read from one YAML file.
 // Defaults live in DefaultConfig; Validate checks a filled-in Config.
 type Config struct {
-	NodeID    int             `yaml:"node_id"`
-	DataDir   string          `yaml:"data_dir"`
-	Store     string          `yaml:"store"` // embedded or redis
-	Redis     RedisConfig     `yaml:"redis"`
-	Log       LogConfig       `yaml:"log"`
-	Listeners ListenersConfig `yaml:"listeners"`
-	Auth      AuthConfig      `yaml:"auth"`
-	ACL       ACLConfig       `yaml:"acl"`
-	Inbox     InboxConfig     `yaml:"inbox"`
-	Limits    LimitsConfig    `yaml:"limits"`
-	Push      PushConfig      `yaml:"push"`
-	Events    EventsConfig    `yaml:"events"`
-	MQTT      MQTTConfig      `yaml:"mqtt"`
-	Web       WebConfig       `yaml:"web"`
+	NodeID  int    `yaml:"node_id"`
+	DataDir string `yaml:"data_dir"`
+	// EmbeddedMemtableSize is the embedded store's memtable size. Pebble
+	// keeps up to two in memory, outside the Go heap (memory_limit does not
+	// cover them): budget twice this in RSS under write load.
+	EmbeddedMemtableSize ByteSize        `yaml:"embedded_memtable_size"`
+	Store                string          `yaml:"store"` // embedded or redis
+	Redis                RedisConfig     `yaml:"redis"`
+	Log                  LogConfig       `yaml:"log"`
+	Listeners            ListenersConfig `yaml:"listeners"`
+	Auth                 AuthConfig      `yaml:"auth"`
+	ACL                  ACLConfig       `yaml:"acl"`
+	Inbox                InboxConfig     `yaml:"inbox"`
+	Limits               LimitsConfig    `yaml:"limits"`
+	Push                 PushConfig      `yaml:"push"`
+	Events               EventsConfig    `yaml:"events"`
+	MQTT                 MQTTConfig      `yaml:"mqtt"`
+	Web                  WebConfig       `yaml:"web"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT
 	// semantics: bytes, or a number with B, KiB, MiB, GiB or TiB); near it
 	// the GC runs more often and freed memory is returned to the OS sooner.
@@ -260,8 +265,9 @@ type MQTTConfig struct {
 // DefaultConfig returns the defaults: the one place they are written.
 func DefaultConfig() Config {
 	return Config{
-		DataDir: "data",
-		Store:   "embedded",
+		DataDir:              "data",
+		EmbeddedMemtableSize: pebblestore.DefaultMemTableSize,
+		Store:                "embedded",
 		Redis: RedisConfig{
 			Prefix:      "inboxmq:",
 			DialTimeout: 2 * time.Second,
@@ -501,6 +507,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryLimit < 0 {
 		bad("memory_limit must not be negative (0 disables)")
+	}
+	if c.EmbeddedMemtableSize < 1<<20 || c.EmbeddedMemtableSize > 1<<30 {
+		bad("embedded_memtable_size must be 1MiB..1GiB, got %d", c.EmbeddedMemtableSize)
 	}
 	return errors.Join(errs...)
 }

@@ -26,7 +26,7 @@ func TestLoadConfig_RepositoryFiles(t *testing.T) {
 		t.Fatal("environment secret not applied")
 	}
 	// The template spells out every default.
-	if want := DefaultConfig(); cfg.Inbox != want.Inbox || cfg.MQTT != want.MQTT || cfg.Limits != want.Limits || cfg.Store != want.Store || cfg.Push != want.Push || cfg.Events != want.Events || cfg.Redis.Prefix != want.Redis.Prefix || cfg.Listeners.MQTT != want.Listeners.MQTT {
+	if want := DefaultConfig(); cfg.EmbeddedMemtableSize != want.EmbeddedMemtableSize || cfg.Inbox != want.Inbox || cfg.MQTT != want.MQTT || cfg.Limits != want.Limits || cfg.Store != want.Store || cfg.Push != want.Push || cfg.Events != want.Events || cfg.Redis.Prefix != want.Redis.Prefix || cfg.Listeners.MQTT != want.Listeners.MQTT {
 		t.Fatalf("inboxmq.yaml differs from DefaultConfig:\n%+v\n%+v", cfg, want)
 	}
 }
@@ -138,6 +138,9 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 	if cfg.MQTT.MaximumClientWritesPending != d.MQTT.MaximumClientWritesPending {
 		t.Fatalf("maximum_client_writes_pending = %d", cfg.MQTT.MaximumClientWritesPending)
 	}
+	if cfg, err := ParseConfig([]byte(base + "embedded_memtable_size: 4MiB\n")); err != nil || cfg.EmbeddedMemtableSize != 4<<20 || d.EmbeddedMemtableSize != 64<<20 {
+		t.Fatalf("embedded_memtable_size: 4MiB = %d, %v (default %d)", cfg.EmbeddedMemtableSize, err, d.EmbeddedMemtableSize)
+	}
 	for in, want := range map[string]ByteSize{"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "64 KiB": 64 << 10, "2GiB": 2 << 30, "100B": 100} {
 		cfg, err := ParseConfig([]byte(base + "memory_limit: " + in + "\n"))
 		if err != nil || cfg.MemoryLimit != want {
@@ -148,6 +151,7 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 		"memory_limit: -1\n", "memory_limit: 1GB\n", "memory_limit: lots\n", "memory_limit: 99999999999TiB\n",
 		"mqtt:\n  client_net_read_buffer_size: 0\n", "mqtt:\n  client_net_write_buffer_size: 8\n",
 		"mqtt:\n  client_net_read_buffer_size: 2000000\n",
+		"embedded_memtable_size: 512KiB\n", "embedded_memtable_size: 2GiB\n", "embedded_memtable_size: 0\n",
 	} {
 		if _, err := ParseConfig([]byte(base + in)); err == nil {
 			t.Errorf("accepted %q", in)

@@ -201,6 +201,18 @@ func TestBadInput(t *testing.T) {
 	if _, err := Open(t.TempDir(), inbox.Options{MaxPerInbox: -1}); err == nil {
 		t.Error("Open with MaxPerInbox -1 succeeded")
 	}
+	for _, size := range []int64{-1, 1 << 19, 2 << 30} {
+		if _, err := OpenTuned(t.TempDir(), inbox.Options{}, Tuning{MemTableSize: size}); err == nil {
+			t.Errorf("Open with a %d-byte memtable succeeded", size)
+		}
+	}
+	small, err := OpenTuned(t.TempDir(), inbox.Options{}, Tuning{MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s := openStore(t, t.TempDir(), inbox.Options{})
 	for _, uid := range []string{"", "a\x00b"} {
 		if _, err := s.Append(ctx, []inbox.Message{{UID: "ok"}, {UID: uid}}); err == nil {
