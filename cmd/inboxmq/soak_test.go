@@ -95,7 +95,7 @@ type soakSample struct {
 	Label                       string
 	At                          time.Duration
 	RSS, HWM                    int64 // bytes
-	FDs, StoreFDs, OSThreads    int // StoreFDs: files under data_dir (Pebble's tables and logs)
+	FDs, StoreFDs, OSThreads    int   // StoreFDs: files under data_dir (Pebble's tables and logs)
 	Goroutines, HeapInuse       int64 // from $SYS
 	Connected, Total, Subs      int64
 	Dropped, Inflight           int64
