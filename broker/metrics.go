@@ -46,17 +46,17 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	})
 	m.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inboxmq_messages_out_total", Help: "Inbox messages written to connections, by envelope method.",
+		Name: "inboxmq_messages_out_total", Help: "Inbox and broadcast messages written to connections, by envelope method.",
 	}, []string{"method"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "inboxmq_delivery_latency_seconds", Help: "Time from storing an inbox message to writing it to a connection.",
+		Name: "inboxmq_delivery_latency_seconds", Help: "Time from storing an inbox or broadcast message to writing it to a connection.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 20),
 	})
 	m.ackedTotal = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inboxmq_inbox_acks_total", Help: "Inbox messages acknowledged (PUBACK) by connections.",
+		Name: "inboxmq_inbox_acks_total", Help: "Inbox and broadcast messages acknowledged (PUBACK) by connections.",
 	})
 	m.backlog = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "inboxmq_offline_queue_depth", Help: "Messages waiting for a connection when it starts inbox delivery.",
+		Name: "inboxmq_offline_queue_depth", Help: "Messages waiting for a connection when it starts delivering its inbox or the broadcast log.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 	})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
