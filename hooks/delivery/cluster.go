@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -108,33 +107,36 @@ func (h *Hook) wakeBroadcast() {
 	h.bcast.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var msgs []inbox.Message
-	err := errNoPosition
 	if known {
-		msgs, err = h.opts.Store.Read(ctx, inbox.BroadcastInbox, from, tailMax)
-	}
-	if err == nil && len(msgs) < tailMax {
-		if len(msgs) > 0 {
-			h.offerBroadcasts(msgs)
+		msgs, err := h.opts.Store.Read(ctx, inbox.BroadcastInbox, from, tailMax)
+		switch {
+		case err != nil:
+			h.opts.Log.Warn("broadcast log read failed; every connection reads it", "error", err)
+		case len(msgs) < tailMax:
+			if len(msgs) > 0 {
+				h.offerBroadcasts(msgs)
+			}
+			return
 		}
-		return
 	}
-	if err != nil && err != errNoPosition {
-		h.opts.Log.Warn("broadcast log read failed; every connection reads it", "error", err)
-	}
-	if _, last, err := h.opts.Store.Bounds(ctx, inbox.BroadcastInbox); err == nil {
-		h.bcast.mu.Lock()
-		h.bcast.seen, h.bcast.known = max(h.bcast.seen, last), true
-		h.bcast.mu.Unlock()
-	}
+	h.learnBroadcastEnd(ctx)
 	h.conns.Range(func(_, v any) bool {
 		v.(*conn).wakeRead(laneBroadcast)
 		return true
 	})
 }
 
-// errNoPosition: the node does not know where it stands in the broadcast log.
-var errNoPosition = errors.New("broadcast position not known")
+// learnBroadcastEnd sets where this node stands to the broadcast log's end,
+// if the store answers: connections read what came before for themselves.
+func (h *Hook) learnBroadcastEnd(ctx context.Context) {
+	_, last, err := h.opts.Store.Bounds(ctx, inbox.BroadcastInbox)
+	if err != nil {
+		return
+	}
+	h.bcast.mu.Lock()
+	h.bcast.seen, h.bcast.known = max(h.bcast.seen, last), true
+	h.bcast.mu.Unlock()
+}
 
 // wakeBatcher sends wake signals off the publisher's path, coalescing the
 // uids of many appends into one signal: under load, wakes cost well under

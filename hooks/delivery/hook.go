@@ -162,9 +162,7 @@ func (h *Hook) Init(config any) error {
 	// read here (wakeBroadcast). Best effort: unknown, the first one costs
 	// a read per subscriber.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if _, last, err := opts.Store.Bounds(ctx, inbox.BroadcastInbox); err == nil {
-		h.bcast.seen, h.bcast.known = last, true
-	}
+	h.learnBroadcastEnd(ctx)
 	cancel()
 	h.recent = newRecentSends()
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
