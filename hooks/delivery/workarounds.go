@@ -149,7 +149,7 @@ func (c *conn) takeIDLocked() (pid uint16, ok bool) {
 	}
 	for ; next > 0; next-- {
 		// Ids mochi already has in flight (a session inherited with
-		// unacked broadcasts) are left to it.
+		// unacknowledged publishes of mochi's own) are left to it.
 		if _, used := c.cl.State.Inflight.Get(uint16(next)); !used {
 			break
 		}
@@ -159,7 +159,7 @@ func (c *conn) takeIDLocked() (pid uint16, ok bool) {
 	}
 	pid = uint16(next)
 	if c.reserving {
-		c.cl.State.Inflight.Set(reservation(pid))
+		c.reserveLocked(pid)
 	}
 	c.block = append(c.block, pid) // descending: block[0] is the highest
 	return pid, true
@@ -187,13 +187,21 @@ func (c *conn) trimBlockLocked(keep int) {
 	c.free = append(c.free[:0], c.block...)
 }
 
+// rereserve puts back a block id that an inbound publish with the same id
+// took out of mochi's inflight map (see OnPacketProcessed).
 func (c *conn) rereserve(pid uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || !c.reserving || !c.ownsIDLocked(pid) {
 		return
 	}
-	if _, ok := c.cl.State.Inflight.Get(pid); !ok {
+	c.reserveLocked(pid)
+}
+
+// reserveLocked puts pid in mochi's inflight map unless mochi has it
+// already. c.mu must be held.
+func (c *conn) reserveLocked(pid uint16) {
+	if _, used := c.cl.State.Inflight.Get(pid); !used {
 		c.cl.State.Inflight.Set(reservation(pid))
 	}
 }
@@ -210,9 +218,7 @@ func (c *conn) mochiPublished(pid uint16) {
 	}
 	c.reserving = true
 	for _, id := range c.block {
-		if _, used := c.cl.State.Inflight.Get(id); !used {
-			c.cl.State.Inflight.Set(reservation(id))
-		}
+		c.reserveLocked(id)
 	}
 }
 

@@ -102,3 +102,32 @@ func TestPacketIDs_SubscribeIDSwappedWhileReserved(t *testing.T) {
 		t.Fatalf("SUBACK id %d, want the client's %d", ack.PacketID, pid)
 	}
 }
+
+// mochi v2.7.9 deletes the outbound inflight entry with the id of an
+// inbound QoS 1 publish (the client's id space). Once the block is
+// reserved, such a publish must not leave a block id free for mochi's own
+// publishes: OnPacketProcessed puts the reservation back. Before, nothing
+// is reserved and nothing is put back.
+func TestPacketIDs_ReservationRestoredAfterInboundPublish(t *testing.T) {
+	c := newIDTestConn(t)
+	c.h.conns.Store(c.cl, c)
+	c.mu.Lock()
+	pid, ok := c.takeIDLocked()
+	c.mu.Unlock()
+	if !ok {
+		t.Fatal("no id")
+	}
+	inbound := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: pid}
+
+	c.h.OnPacketProcessed(c.cl, inbound, nil)
+	if _, reserved := c.cl.State.Inflight.Get(pid); reserved {
+		t.Fatalf("id %d reserved before mochi's ids came near the block", pid)
+	}
+
+	c.mochiPublished(0xFFFF - 10)   // mochi's ids came near: reserve from now on
+	c.cl.State.Inflight.Delete(pid) // what mochi does for the inbound publish
+	c.h.OnPacketProcessed(c.cl, inbound, nil)
+	if _, reserved := c.cl.State.Inflight.Get(pid); !reserved {
+		t.Fatalf("id %d not reserved again after an inbound publish with the same id", pid)
+	}
+}
