@@ -126,6 +126,24 @@ func (h *Hook) wakeBroadcast() {
 	})
 }
 
+// logEnd returns the highest Seq known in log. For the broadcast log that
+// is where this node stands (no store call per connection: in a reconnect
+// storm every connection subscribes to broadcast). It may trail the store
+// by a broadcast whose wake signal is on its way; that signal's
+// wakeBroadcast then offers it, as to every other connection.
+func (h *Hook) logEnd(ctx context.Context, log string) (uint64, error) {
+	if log == inbox.BroadcastInbox {
+		h.bcast.mu.Lock()
+		seen, known := h.bcast.seen, h.bcast.known
+		h.bcast.mu.Unlock()
+		if known {
+			return seen, nil
+		}
+	}
+	_, last, err := h.opts.Store.Bounds(ctx, log)
+	return last, err
+}
+
 // learnBroadcastEnd sets where this node stands to the broadcast log's end,
 // if the store answers: connections read what came before for themselves.
 func (h *Hook) learnBroadcastEnd(ctx context.Context) {

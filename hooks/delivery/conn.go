@@ -185,7 +185,7 @@ func (c *conn) loadCursor(lane int) error {
 	if err != nil {
 		return err
 	}
-	_, last, err := store.Bounds(ctx, l.log)
+	last, err := c.h.logEnd(ctx, l.log)
 	if err != nil {
 		return err
 	}
