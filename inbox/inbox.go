@@ -113,6 +113,8 @@ type Store interface {
 
 	History
 	Pushes
+	Sessions
+	Retained
 }
 
 // Pushes is the push schedule behind the push fallback: (uid, seq) pairs

@@ -18,7 +18,9 @@
 // ExpireBefore are not synced: after a crash a device may see messages
 // again, a thread may count as unread again, or an expired message may
 // reappear until the next sweep, but nothing acknowledged by Append or
-// Delete is lost.
+// Delete is lost. Session writes (PutSession, UpdateSession, DeleteSession)
+// and retained messages are synced, so a SUBACK a client saw survives a
+// crash; ExpireSessions' deletes are not.
 //
 // # Message ids
 //
@@ -42,6 +44,9 @@
 //	"p" due(8) uid 0x00 seq        -> push schedule entry (empty; due is Unix ms)
 //	"h" uid                        -> head: last, first, held (see below)
 //	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
+//	"s" id                         -> persistent MQTT session (inbox.EncodeSession)
+//	"x" expires(8) id              -> empty: expiry index of disconnected sessions
+//	"R" topic                      -> retained message of an opened topic (opaque)
 //	"i"                            -> last message id issued
 //	"v"                            -> layout version, 2
 //
@@ -76,7 +81,8 @@
 // All Store methods are safe for concurrent use. Lock order: the lifetime
 // lock (held shared by every method, exclusively by Close), then either the
 // append mutex (every write that adds or removes messages: Append, Delete,
-// the batches of overflow and expiry) or the mark mutex (SetCursor,
+// the batches of overflow and expiry), the session mutex (session writes
+// and ExpireSessions) or the mark mutex (SetCursor,
 // MarkRead). Readers take neither. OnDrop is called with neither mutex
 // held, but inside the method that dropped, so it must not call Close.
 package pebblestore

@@ -50,6 +50,9 @@ type Store struct {
 	positions map[string]position
 	// pushMu serialises ClaimDuePushes (see pushes.go).
 	pushMu sync.Mutex
+	// sessMu makes the read-compare-write of session writes atomic and
+	// keeps the expiry index in step with the sessions (see sessions.go).
+	sessMu sync.Mutex
 }
 
 // head is the held state of one inbox: held messages, the lowest of them

@@ -43,8 +43,11 @@
 //	P im:{uid}:lk         STRING append lock: the holder's token, expiring after 3s
 //	P {$global}:oldest    ZSET  sweep index: member uid, score about its oldest message time
 //	P {$global}:layout    STRING layout version, 1
+//	P {$global}:sess      HASH  session id -> persistent MQTT session (inbox.EncodeSession)
+//	P {$global}:sessx     ZSET  expiry index: session id scored by Expires (Unix ms)
+//	P {$global}:ret       HASH  topic -> retained message of an opened topic (opaque)
 //
-// The two global keys share their own hash tag, so on a Cluster they live
+// The global keys share their own hash tag, so on a Cluster they live
 // in one slot, on one master: ExpireBefore starts from that single
 // well-known key.
 //

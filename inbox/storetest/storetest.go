@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"PushesClaimedOnce", testPushesClaimedOnce},
 	}
 	tests = append(tests, historyTests...)
+	tests = append(tests, sessionTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}
