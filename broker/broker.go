@@ -29,6 +29,7 @@ import (
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/hooks/delivery"
+	"github.com/inboxmq/inboxmq/hooks/sessions"
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
@@ -46,6 +47,7 @@ type Broker struct {
 	server   *mqtt.Server
 	access   *access.Hook
 	delivery *delivery.Hook
+	sessions *sessions.Hook
 	metrics  *metrics
 
 	mqttLn, wsLn, httpLn net.Listener
@@ -152,6 +154,19 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
+	}
+	b.sessions = new(sessions.Hook)
+	if err := b.server.AddHook(b.sessions, &sessions.Options{
+		Server:    b.server,
+		Store:     b.store,
+		NodeID:    cfg.NodeID,
+		Shared:    cfg.Store == "redis",
+		MaxExpiry: time.Duration(cfg.MQTT.MaximumSessionExpiryInterval) * time.Second,
+		Timeout:   cfg.storeTimeout(),
+		Log:       log,
+	}); err != nil {
+		b.closeStore()
+		return nil, fmt.Errorf("sessions hook: %w", err)
 	}
 	if b.redis != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout+cfg.Redis.Timeout)
@@ -325,6 +340,15 @@ func (b *Broker) Start() error {
 		}(b.pprofLn)
 		b.log.Warn("pprof profiles served; keep this address private", "pprof", b.pprofLn.Addr().String())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	restored, retained, err := b.sessions.Restore(ctx)
+	cancel()
+	if err != nil {
+		return b.startFailed(err)
+	}
+	if restored > 0 || retained > 0 {
+		b.log.Info("persistent sessions restored", "sessions", restored, "retained_messages", retained)
+	}
 	if err := b.server.Serve(); err != nil {
 		return b.startFailed(fmt.Errorf("serve: %w", err))
 	}
@@ -461,6 +485,9 @@ func (b *Broker) Close() error {
 		}
 		if b.delivery != nil {
 			b.delivery.Wait()
+		}
+		if b.sessions != nil {
+			b.sessions.Close()
 		}
 		if b.events != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -262,6 +262,14 @@ type MQTTConfig struct {
 	ClientNetWriteBufferSize int `yaml:"client_net_write_buffer_size"`
 }
 
+// storeTimeout bounds one store call made on a client's behalf.
+func (c Config) storeTimeout() time.Duration {
+	if c.Store == "redis" {
+		return c.Redis.Timeout
+	}
+	return 5 * time.Second
+}
+
 // DefaultConfig returns the defaults: the one place they are written.
 func DefaultConfig() Config {
 	return Config{
@@ -442,6 +450,9 @@ func (c Config) Validate() error {
 	}
 	if c.Inbox.DeliveryWindow < 1 || c.Inbox.DeliveryWindow > 1000 {
 		bad("inbox.delivery_window must be 1..1000")
+	}
+	if c.MQTT.MaximumSessionExpiryInterval < 1 {
+		bad("mqtt.maximum_session_expiry_interval must be at least 1 (seconds)")
 	}
 	if c.Inbox.ExpireInterval < time.Second {
 		bad("inbox.expire_interval must be at least 1s")

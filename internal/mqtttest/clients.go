@@ -53,6 +53,8 @@ type V3 struct {
 	paho.Client
 	UID   string
 	Inbox *Inbox
+	// SessionPresent is the CONNACK's session present flag.
+	SessionPresent bool
 }
 
 // ConnectV3 connects a paho 3.1.1 client as uid with password.
@@ -90,6 +92,7 @@ func connectV3(url, uid, password string, o V3Options) (*V3, error) {
 	if err := tok.Error(); err != nil {
 		return nil, err
 	}
+	c.SessionPresent = tok.(*paho.ConnectToken).SessionPresent()
 	if o.Subscribe {
 		if err := c.Sub("inbox/"+uid, 1); err != nil {
 			c.Disconnect(0)
