@@ -146,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
 		MessageRate:  cfg.Limits.MessageRate,
 		MessageBurst: cfg.Limits.MessageBurst,
+		MessageWait:  cfg.Limits.MessageWait,
 		Log:          log,
 		Events:       b.metrics,
 		Emitter:      emitter,
@@ -522,7 +523,7 @@ func (b *Broker) Reload(cfg Config) error {
 	}
 	b.access.SetCredentials(creds)
 	b.access.SetMaxSubscriptions(cfg.Limits.MaxSubscriptions)
-	b.delivery.SetMessageRate(cfg.Limits.MessageRate, cfg.Limits.MessageBurst)
+	b.delivery.SetMessageRate(cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait)
 	for _, l := range b.limited {
 		l.setLimits(cfg.Limits.ConnectTimeout, cfg.Limits.ConnectionsPerIP)
 	}

@@ -142,6 +142,11 @@ type LimitsConfig struct {
 	// 0 disables the limit.
 	MessageRate  float64 `yaml:"message_rate"`
 	MessageBurst int     `yaml:"message_burst"`
+	// MessageWait is how long a publish over the rate may wait for its
+	// token (the connection's reads pause meanwhile); one that would wait
+	// longer is refused (MQTT 5: PUBACK 0x97; 3.1.1: connection closed
+	// without a PUBACK, so the client resends). 0: refuse at once.
+	MessageWait time.Duration `yaml:"message_wait"`
 	// MaxSubscriptions is the most subscriptions one client may hold.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
 }
@@ -301,6 +306,7 @@ func DefaultConfig() Config {
 			ConnectionsPerIP: 50,
 			MessageRate:      20,
 			MessageBurst:     40,
+			MessageWait:      10 * time.Second,
 			MaxSubscriptions: 100,
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
@@ -480,6 +486,9 @@ func (c Config) Validate() error {
 	}
 	if l.ConnectionsPerIP < 0 || l.MessageRate < 0 {
 		bad("limits.connections_per_ip and limits.message_rate must not be negative (0 disables)")
+	}
+	if l.MessageWait < 0 || l.MessageWait > time.Minute {
+		bad("limits.message_wait must be 0..1m, got %s", l.MessageWait)
 	}
 	if l.MessageRate > 0 && l.MessageBurst < 1 {
 		bad("limits.message_burst must be at least 1 when limits.message_rate is set")

@@ -9,9 +9,10 @@ import (
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 )
 
+// With message_wait 0 a publish over the rate is refused at once.
 func TestLimits_MessageRatePerAccount(t *testing.T) {
 	cfg := mqtttest.Config(t)
-	cfg.Limits.MessageRate, cfg.Limits.MessageBurst = 5, 10
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 5, 10, 0
 	b := mqtttest.Start(t, cfg)
 	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
 	flood := mqtttest.MustV5(t, b.MQTTAddr(), "10666", mqtttest.Token(t, "10666"), mqtttest.V5Options{Subscribe: true})
@@ -144,7 +145,7 @@ func TestReload_AppliesLimits(t *testing.T) {
 	if n := send(); n != 0 {
 		t.Fatalf("%d limited before the reload (no limit configured)", n)
 	}
-	cfg.Limits.MessageRate, cfg.Limits.MessageBurst = 1, 5
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 1, 5, 0
 	if err := b.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -47,8 +47,11 @@ type Options struct {
 	Limits bridge.Limits
 	// MessageRate and MessageBurst bound each user account's publishes per
 	// second (admin and service accounts are exempt); 0 means no limit.
+	// A publish over the rate waits up to MessageWait for its token, which
+	// pauses the connection's reads; beyond that it is refused.
 	MessageRate  float64
 	MessageBurst int
+	MessageWait  time.Duration
 	Log          *slog.Logger
 	// Events, if set, is told what happens (metrics). It must not block.
 	Events Events
@@ -99,9 +102,10 @@ type Hook struct {
 	bcast  broadcastFeed              // what this node has offered of the broadcast log
 }
 
-// SetMessageRate changes the per-account publish rate (0: unlimited).
-func (h *Hook) SetMessageRate(perSecond float64, burst int) {
-	h.rates.Store(newRateLimits(perSecond, burst))
+// SetMessageRate changes the per-account publish rate (0: unlimited) and
+// how long a publish may wait for its turn.
+func (h *Hook) SetMessageRate(perSecond float64, burst int, maxWait time.Duration) {
+	h.rates.Store(newRateLimits(perSecond, burst, maxWait))
 }
 
 // Wait blocks until every delivery goroutine has ended and pending push
@@ -165,7 +169,7 @@ func (h *Hook) Init(config any) error {
 	h.learnBroadcastEnd(ctx)
 	cancel()
 	h.recent = newRecentSends()
-	h.SetMessageRate(opts.MessageRate, opts.MessageBurst)
+	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
 	if opts.Emitter != nil && opts.Push.After > 0 {
 		if h.opts.Push.Interval <= 0 {
 			h.opts.Push.Interval = time.Second

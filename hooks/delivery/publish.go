@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -46,8 +47,12 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return h.refuse(r, bridge.CodeForbidden, "connection is not authenticated")
 	}
 	r.id = id
-	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService && !h.rates.Load().allow(id.UID) {
-		return h.refuse(r, bridge.CodeRateLimited, "too many messages, slow down")
+	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService {
+		if err := h.rates.Load().wait(id.UID); err != nil {
+			h.opts.Log.Info("request refused", "uid", id.UID, "client", id.ClientID, "topic", clip(pk.TopicName),
+				"code", bridge.CodeRateLimited, "detail", err)
+			return h.notStored(r, bridge.CodeRateLimited, "too many messages, slow down", err)
+		}
 	}
 	topic := pk.TopicName
 	if strings.HasPrefix(topic, sysMarker) {
@@ -142,23 +147,33 @@ func (h *Hook) answer(r *request, err error) (packets.Packet, error) {
 	return h.storeFailed(r, err)
 }
 
-// storeFailed reports a failure that is not the client's fault. An MQTT 5
-// QoS 1 sender gets 0x80; a 3.1.1 sender gets no PUBACK and resends after
-// reconnecting; nobody is told a message was stored when it was not.
+// storeFailed reports a failure that is not the client's fault; see notStored.
 func (h *Hook) storeFailed(r *request, err error) (packets.Packet, error) {
 	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", r.pk.TopicName, "error", err)
-	h.opts.Events.Rejected(bridge.CodeInternal)
+	return h.notStored(r, bridge.CodeInternal, "try again later", fmt.Errorf("request not stored: %w", err))
+}
+
+// notStored answers a request that was not stored but may be if sent again
+// (overload, a store failure): nobody is told a message was stored when it
+// was not. An MQTT 5 QoS 1 sender gets a failure reason code. A 3.1.1
+// sender cannot be told (its PUBACK has no code) and its library resends
+// an unacknowledged publish only after reconnecting, so its connection is
+// closed without a PUBACK (a socket close: 3.1.1 has no server DISCONNECT);
+// the same goes for QoS 2, whose PUBREC mochi would not let us refuse.
+// QoS 0 promises nothing: the Error envelope says it was dropped.
+func (h *Hook) notStored(r *request, code, detail string, cause error) (packets.Packet, error) {
+	h.opts.Events.Rejected(code)
 	if r.c != nil {
-		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: bridge.CodeInternal, Detail: "try again later"},
-			r.pk.TopicName, r.req.CID))
+		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: code, Detail: detail}, r.pk.TopicName, r.req.CID))
 	}
-	if r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1 {
-		return r.pk, packets.ErrUnspecifiedError
+	switch {
+	case r.pk.FixedHeader.Qos == 0:
+		return r.pk, packets.CodeSuccessIgnore
+	case r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1:
+		return r.pk, reasonCode(code)
 	}
-	if r.pk.FixedHeader.Qos > 0 {
-		return r.pk, packets.ErrRejectPacket
-	}
-	return r.pk, packets.CodeSuccessIgnore
+	r.cl.Stop(cause)
+	return r.pk, packets.ErrRejectPacket
 }
 
 // refuse answers bad or forbidden input: an Error envelope on the sender's
