@@ -10,7 +10,7 @@ FUZZ_TARGETS := \
 	./bridge:FuzzParse ./bridge:FuzzAppendEnvelope ./bridge:FuzzMsgIDLiteral \
 	./acl:FuzzCovers ./acl:FuzzCanRead ./acl:FuzzParseRule \
 	./auth:FuzzVerify ./inbox/pebble:FuzzDecode ./inbox/redis:FuzzDecode ./broker:FuzzParseConfig ./events:FuzzParseNotice \
-	./broker:FuzzRawMQTT
+	./broker:FuzzRawMQTT ./inbox:FuzzDecodeSession
 
 .PHONY: help run build test bench fuzz lint check deps clean
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -110,8 +111,11 @@ func DecodeSession(b []byte) (Session, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Session{}, fmt.Errorf("decode session: %w", err)
 	}
-	if r.V != sessionCodecVersion || r.ID == "" || r.Expiry < 0 || r.Expires < 0 {
+	if r.V != sessionCodecVersion || r.ID == "" || r.Expiry < 0 || r.Expiry > math.MaxUint32 || r.Expires < 0 {
 		return Session{}, fmt.Errorf("decode session: unsupported or invalid record (version %d, id %q)", r.V, r.ID)
+	}
+	if len(r.Subs) == 0 {
+		r.Subs = nil
 	}
 	return Session{
 		ID: r.ID, Owner: r.Owner, Username: r.User, Listener: r.Lis, ProtocolVersion: r.Proto,

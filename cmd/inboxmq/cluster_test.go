@@ -166,8 +166,15 @@ func TestCluster_RedisDownAndBack(t *testing.T) {
 	}
 	defer v3.Disconnect(0)
 	tok := v3.Publish("im/sendmsg", 1, false, `{"uid":10021,"msg":"3.1.1 while down"}`)
-	if tok.WaitTimeout(3 * time.Second) {
+	if tok.WaitTimeout(3*time.Second) && tok.Error() == nil {
 		t.Fatal("3.1.1 publish was acknowledged while Redis was down")
+	}
+	// Not stored and no PUBACK: the connection is closed, so paho resends
+	// the message when it reconnects (it never resends on a live one).
+	for closeBy := time.Now().Add(5 * time.Second); v3.IsConnectionOpen(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(closeBy) {
+			t.Fatal("3.1.1 connection left open after a request that could not be stored")
+		}
 	}
 
 	if err := r.Restart(); err != nil {

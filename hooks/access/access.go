@@ -93,8 +93,7 @@ func (h *Hook) Provides(b byte) bool {
 	// A switch, not bytes.Contains: mochi asks every hook this for every
 	// event of every packet, and that showed in fan-out profiles.
 	switch b {
-	case mqtt.OnPacketRead,
-		mqtt.OnConnectAuthenticate,
+	case mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSubscribe,
@@ -130,17 +129,6 @@ func (h *Hook) Identity(cl *mqtt.Client) (*Identity, bool) {
 		return nil, false
 	}
 	return v.(*Identity), true
-}
-
-// OnPacketRead makes mochi ignore the Receive Maximum an MQTT 5 client sends:
-// with it set, mochi v2.7.9 can deadlock under load and silently stop
-// delivering (see shared notes). inboxmq paces inbox deliveries with its own
-// per-connection window instead.
-func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Connect {
-		pk.Properties.ReceiveMaximum = 0
-	}
-	return pk, nil
 }
 
 // OnConnectAuthenticate decides whether a client may connect.

@@ -20,9 +20,10 @@ import (
 // and the broadcast log, each a lane with its own cursor, sharing one pump
 // and one block of packet ids.
 type conn struct {
-	h  *Hook
-	cl *mqtt.Client
-	id *access.Identity
+	h    *Hook
+	cl   *mqtt.Client
+	id   *access.Identity
+	flow *flow // the client's Receive Maximum; nil when it set none
 
 	// device keys the delivery cursors. In single-login mode a user's
 	// connections share them (there is only ever one of them); otherwise
@@ -91,6 +92,11 @@ func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
 		loginAt:  time.Now(),
 		nickname: id.Nickname,
 		avatar:   id.Avatar,
+	}
+	if c.flow = h.flowOf(cl); c.flow != nil {
+		c.flow.mu.Lock()
+		c.flow.onRoom = c.wake
+		c.flow.mu.Unlock()
 	}
 	single := h.opts.SingleLogin && id.Role == acl.RoleUser
 	if single {
@@ -227,7 +233,8 @@ func (c *conn) unsubscribe(lane int) {
 
 // canSendLocked reports whether the pump may send more on l. c.mu must be held.
 func (c *conn) canSendLocked(l *lane) bool {
-	return !c.closed && l.subscribed && l.started && (l.qos == 0 || len(l.pending) < c.h.opts.Window)
+	return !c.closed && l.subscribed && l.started &&
+		(l.qos == 0 || (len(l.pending) < c.h.opts.Window && c.flow.room() > 0))
 }
 
 // tailMax bounds the messages a connection keeps in memory for its pump.
@@ -362,7 +369,7 @@ func (c *conn) pump() {
 		c.turn = (i + 1) % len(c.lanes)
 		from, room, qos := l.next, c.h.opts.Window, l.qos
 		if qos == 1 {
-			room -= len(l.pending)
+			room = min(room-len(l.pending), c.flow.room())
 		}
 		msgs := l.takeTailLocked(from, room)
 		read := len(msgs) == 0 && (l.mustRead || from <= l.head)
@@ -469,8 +476,13 @@ func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 		}
 		var pid uint16
 		if l.qos == 1 {
+			if c.flow.reserve(1) == 0 {
+				done-- // at the client's Receive Maximum: an ack wakes the pump
+				break
+			}
 			var ok bool
 			if pid, ok = c.takeIDLocked(); !ok {
+				c.flow.unreserve(1)
 				done-- // every id is out: the next ack wakes the pump
 				break
 			}
@@ -546,6 +558,9 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	}
 	if l == nil || c.closed {
 		c.mu.Unlock()
+		if l != nil {
+			c.flow.release(1)
+		}
 		return inboxID
 	}
 	n := 0
@@ -565,6 +580,9 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	}
 	c.mu.Unlock()
 	c.h.opts.Events.Acked(1)
+	// Room under the client's Receive Maximum goes to mochi's queued
+	// publishes first, then wakes the pump itself.
+	c.flow.release(1)
 	if refill {
 		c.wake()
 	}

@@ -90,6 +90,11 @@ type Hook struct {
 	conns sync.Map // *mqtt.Client -> *conn
 	swaps sync.Map // *mqtt.Client -> idSwap, see packetids.go
 
+	// The client's Receive Maximum, see flow.go.
+	receiveMax sync.Map // *mqtt.Client -> int, from CONNECT until the session is established
+	flows      sync.Map // *mqtt.Client -> *flow
+	stashes    sync.Map // *mqtt.Client -> []packets.Packet, an old connection's unacknowledged publishes
+
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
@@ -130,6 +135,7 @@ func (h *Hook) Provides(b byte) bool {
 	case mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
 		mqtt.OnPacketProcessed,
+		mqtt.OnPacketSent,
 		mqtt.OnQosPublish,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablish,
@@ -195,6 +201,7 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if old, ok := h.opts.Server.Clients.Get(cl.ID); ok && old != cl {
 		h.BeforeTakeover(old)
 	}
+	h.startFlow(cl)
 }
 
 // BeforeTakeover ends an old connection that a new login with the same
@@ -218,6 +225,9 @@ func (h *Hook) BeforeTakeover(old *mqtt.Client) {
 // of the same user in single-login mode, and resumes inbox delivery when the
 // restored session is already subscribed to its inbox.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if f := h.flowOf(cl); f != nil {
+		h.restoreStash(cl, f)
+	}
 	id, ok := h.opts.Identities.Identity(cl)
 	if !ok || id.Role == acl.RoleAnonymous {
 		return
@@ -356,9 +366,17 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // another id space.)
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		h.hideReceiveMaximum(cl, &pk)
 	case packets.Puback:
 		if c := h.conn(cl); c != nil && c.ack(pk.PacketID) {
 			pk.PacketID = 0 // mochi has nothing under 0: the reservation stays
+		} else if f := h.flowOf(cl); f != nil {
+			h.flowAck(cl, f, &pk)
+		}
+	case packets.Pubcomp, packets.Pubrec:
+		if f := h.flowOf(cl); f != nil {
+			h.flowAck(cl, f, &pk)
 		}
 	case packets.Subscribe, packets.Unsubscribe:
 		h.avoidIDClash(cl, &pk)
@@ -372,6 +390,11 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 // acknowledge stays in the log for its next connection.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.swaps.Delete(cl)
+	h.receiveMax.Delete(cl)
+	h.stashes.Delete(cl)
+	if v, ok := h.flows.LoadAndDelete(cl); ok {
+		v.(*flow).close()
+	}
 	if c := h.unregister(cl); c != nil {
 		c.close()
 		h.emitPresence(events.TypeLogout, c, errString(err))

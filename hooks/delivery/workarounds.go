@@ -75,6 +75,15 @@ func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 // OnPacketProcessed re-reserves an inbox packet id that an inbound publish
 // with the same id removed from mochi's inflight map.
 func (h *Hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubcomp, packets.Pubrel:
+		if f := h.flowOf(cl); f != nil {
+			// mochi may have raised the send quota it keeps for the client:
+			// back to 0 before it looks (see flow.go).
+			cl.State.Inflight.DecreaseSendQuota()
+		}
+		return
+	}
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
 		return
 	}
@@ -224,7 +233,13 @@ func (c *conn) mochiPublished(pid uint16) {
 
 // OnQosPublish sees mochi's own QoS 1 publishes to a client; see mochiPublished.
 func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if c := h.conn(cl); c != nil && resends == 0 {
+	if resends != 0 || pk.FixedHeader.Type != packets.Publish {
+		return // a resend, or the ack mochi keeps for a publish from the client
+	}
+	if c := h.conn(cl); c != nil {
 		c.mochiPublished(pk.PacketID)
+	}
+	if f := h.flowOf(cl); f != nil {
+		f.queued(pk.PacketID)
 	}
 }

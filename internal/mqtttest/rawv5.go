@@ -1,0 +1,138 @@
+package mqtttest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// RawV5 is a bare MQTT 5 connection for tests that must see the wire: what
+// the broker sends, in order, with nothing acknowledged behind their back.
+type RawV5 struct {
+	net.Conn
+	Connack packets.Packet
+}
+
+// DialRawV5 connects with an MQTT 5 CONNECT carrying props (Receive
+// Maximum, Session Expiry Interval, ...) and returns once the CONNACK
+// accepted it.
+func DialRawV5(addr string, c packets.ConnectParams, props packets.Properties) (*RawV5, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.ProtocolName = []byte("MQTT")
+	c.UsernameFlag, c.PasswordFlag = len(c.Username) > 0, len(c.Password) > 0
+	if c.Keepalive == 0 {
+		c.Keepalive = 60
+	}
+	r := &RawV5{Conn: conn}
+	if err := r.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: c, Properties: props}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	pk, err := r.Read()
+	_ = conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
+		conn.Close()
+		return nil, fmt.Errorf("connection refused: packet type %d, reason %#x", pk.FixedHeader.Type, pk.ReasonCode)
+	}
+	r.Connack = pk
+	return r, nil
+}
+
+// Write encodes pk as MQTT 5 and writes it.
+func (r *RawV5) Write(pk packets.Packet) error {
+	pk.ProtocolVersion = 5
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Pubrec:
+		err = pk.PubrecEncode(&buf)
+	case packets.Pubcomp:
+		err = pk.PubcompEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	default:
+		err = fmt.Errorf("RawV5 cannot encode packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = r.Conn.Write(buf.Bytes())
+	return err
+}
+
+// Read reads and decodes the next packet (the kinds a broker sends).
+func (r *RawV5) Read() (packets.Packet, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(r.Conn, b[:]); err != nil {
+		return packets.Packet{}, err
+	}
+	pk := packets.Packet{ProtocolVersion: 5}
+	if err := pk.FixedHeader.Decode(b[0]); err != nil {
+		return pk, err
+	}
+	n, mult := 0, 1
+	for i := 0; ; i++ {
+		if _, err := io.ReadFull(r.Conn, b[:]); err != nil {
+			return pk, err
+		}
+		n += int(b[0]&0x7f) * mult
+		if b[0]&0x80 == 0 {
+			break
+		}
+		if i == 3 {
+			return pk, errors.New("malformed remaining length")
+		}
+		mult *= 128
+	}
+	pk.FixedHeader.Remaining = n
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Conn, body); err != nil {
+		return pk, err
+	}
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
+	case packets.Pubrel:
+		err = pk.PubrelDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	case packets.Pingresp:
+	default:
+		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
+	}
+	return pk, err
+}
