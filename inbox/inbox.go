@@ -115,6 +115,7 @@ type Store interface {
 	Pushes
 	Sessions
 	Retained
+	Outbox
 }
 
 // Pushes is the push schedule behind the push fallback: (uid, seq) pairs

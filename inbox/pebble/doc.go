@@ -47,6 +47,8 @@
 //	"s" id                         -> persistent MQTT session (inbox.EncodeSession)
 //	"x" expires(8) id              -> empty: expiry index of disconnected sessions
 //	"R" topic                      -> retained message of an opened topic (opaque)
+//	"o" sink 0x00 due(8) id        -> event waiting for a sink (inbox.EncodeOutboxEntry)
+//	"O" sink 0x00 id               -> its due time: finds an outbox entry by id
 //	"i"                            -> last message id issued
 //	"v"                            -> layout version, 2
 //

@@ -53,6 +53,8 @@ type Store struct {
 	// sessMu makes the read-compare-write of session writes atomic and
 	// keeps the expiry index in step with the sessions (see sessions.go).
 	sessMu sync.Mutex
+	// outMu makes the outbox's moves (claim, reschedule, delete) atomic.
+	outMu sync.Mutex
 }
 
 // head is the held state of one inbox: held messages, the lowest of them

@@ -46,6 +46,8 @@
 //	P {$global}:sess      HASH  session id -> persistent MQTT session (inbox.EncodeSession)
 //	P {$global}:sessx     ZSET  expiry index: session id scored by Expires (Unix ms)
 //	P {$global}:ret       HASH  topic -> retained message of an opened topic (opaque)
+//	P {$global}:ev:<sink> ZSET  event outbox of a sink: entry id scored by due time (Unix ms)
+//	P {$global}:evd:<sink> HASH entry id -> event waiting for the sink (inbox.EncodeOutboxEntry)
 //
 // The global keys share their own hash tag, so on a Cluster they live
 // in one slot, on one master: ExpireBefore starts from that single
