@@ -42,7 +42,7 @@ type Broker struct {
 	store    inbox.Store
 	redis    redis.UniversalClient // nil with the embedded store
 	node     *cluster.Node         // nil with the embedded store
-	events   *events.Dispatcher    // nil when no sink is configured
+	events   *events.Outbox        // nil when no sink is configured
 	notices  *events.Listener      // nil without Redis or a notification channel
 	server   *mqtt.Server
 	access   *access.Hook

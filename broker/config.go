@@ -99,9 +99,16 @@ type PushConfig struct {
 
 // EventsConfig sends events to the app's back-end and takes its notices.
 type EventsConfig struct {
-	Queue    int            `yaml:"queue"`
-	Webhook  WebhookConfig  `yaml:"webhook"`
-	Channels ChannelsConfig `yaml:"channels"`
+	// Queue bounds the events waiting in memory to be stored (only while
+	// the store is unreachable); beyond it new events are dropped.
+	Queue int `yaml:"queue"`
+	// MaxAge is how long an undelivered event is retried before it is
+	// given up; RetryMaxInterval caps the backoff between attempts.
+	MaxAge           time.Duration  `yaml:"max_age"`
+	RetryMaxInterval time.Duration  `yaml:"retry_max_interval"`
+	Webhook          WebhookConfig  `yaml:"webhook"`
+	Channels         ChannelsConfig `yaml:"channels"`
+	Stream           StreamConfig   `yaml:"stream"`
 	// Messages emits a "message" event for every direct message (audit,
 	// moderation); off by default.
 	Messages bool `yaml:"messages"`
@@ -117,6 +124,12 @@ type WebhookConfig struct {
 	Secret  string        `yaml:"secret"`
 	Timeout time.Duration `yaml:"timeout"`
 	Retries int           `yaml:"retries"`
+}
+
+// StreamConfig appends every event to a Redis Stream (needs redis.addresses).
+type StreamConfig struct {
+	Key    string `yaml:"key"`    // "" disables
+	MaxLen int64  `yaml:"maxlen"` // XADD MAXLEN ~
 }
 
 // WebhookSecretEnv overrides events.webhook.secret.
@@ -311,8 +324,11 @@ func DefaultConfig() Config {
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
 		Events: EventsConfig{
-			Queue:   10000,
-			Webhook: WebhookConfig{Timeout: 5 * time.Second, Retries: 3},
+			Queue:            10000,
+			MaxAge:           24 * time.Hour,
+			RetryMaxInterval: 5 * time.Minute,
+			Stream:           StreamConfig{MaxLen: 100000},
+			Webhook:          WebhookConfig{Timeout: 5 * time.Second, Retries: 3},
 			Channels: ChannelsConfig{
 				Push:   "chat_message_channel",
 				Login:  "login_message_channel",
@@ -468,6 +484,12 @@ func (c Config) Validate() error {
 	}
 	if c.Events.Queue < 1 {
 		bad("events.queue must be at least 1")
+	}
+	if c.Events.MaxAge < time.Second || c.Events.RetryMaxInterval < time.Second {
+		bad("events.max_age and events.retry_max_interval must be at least 1s")
+	}
+	if c.Events.Stream.Key != "" && (len(c.Redis.Addresses) == 0 || c.Events.Stream.MaxLen < 1) {
+		bad("events.stream needs redis.addresses and a positive maxlen")
 	}
 	if w := c.Events.Webhook; w.URL != "" {
 		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {

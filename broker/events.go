@@ -13,8 +13,10 @@ import (
 	"github.com/inboxmq/inboxmq/hooks/delivery"
 )
 
-// startEvents builds the event dispatcher from the configured sinks: the
-// webhook and, when Redis is configured, the legacy Redis channels.
+// startEvents builds the event outbox from the configured sinks: the
+// webhook, the legacy Redis channels and the Redis Stream. Events wait in
+// the inbox store until their sink took them (at least once, across
+// restarts and on any node).
 func (b *Broker) startEvents() error {
 	cfg := b.cfg.Events
 	var sinks []events.Sink
@@ -30,11 +32,19 @@ func (b *Broker) startEvents() error {
 	}
 	if b.redis != nil {
 		sinks = append(sinks, events.NewRedisSink(events.RedisOptions{Client: b.redis, Channels: map[string]string{
-			events.TypePush:    cfg.Channels.Push,
-			events.TypeLogin:   cfg.Channels.Login,
-			events.TypeLogout:  cfg.Channels.Logout,
-			events.TypeMessage: cfg.Channels.Message,
+			events.TypePush:       cfg.Channels.Push,
+			events.TypePushCancel: cfg.Channels.Push,
+			events.TypeLogin:      cfg.Channels.Login,
+			events.TypeLogout:     cfg.Channels.Logout,
+			events.TypeMessage:    cfg.Channels.Message,
 		}}))
+		if cfg.Stream.Key != "" {
+			st, err := events.NewStreamSink(events.StreamOptions{Client: b.redis, Key: cfg.Stream.Key, MaxLen: cfg.Stream.MaxLen})
+			if err != nil {
+				return fmt.Errorf("events stream: %w", err)
+			}
+			sinks = append(sinks, st)
+		}
 	}
 	if len(sinks) == 0 {
 		if b.cfg.Push.After > 0 {
@@ -42,10 +52,15 @@ func (b *Broker) startEvents() error {
 		}
 		return nil
 	}
-	b.events = events.NewDispatcher(events.DispatcherOptions{
-		Sinks: sinks, Queue: cfg.Queue, Log: b.log,
-		OnDrop: b.metrics.eventDropped, OnFailure: b.metrics.eventFailed,
+	var err error
+	b.events, err = events.NewOutbox(events.OutboxOptions{
+		Store: b.store, Sinks: sinks, MaxAge: cfg.MaxAge, RetryMax: cfg.RetryMaxInterval, Buffer: cfg.Queue, Log: b.log,
+		OnDrop: b.metrics.eventDropped, OnRetry: b.metrics.eventFailed, OnGiveUp: b.metrics.eventGivenUp,
 	})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	b.metrics.watchEvents(b.events)
 	return nil
 }
 

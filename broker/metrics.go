@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
@@ -30,6 +32,7 @@ type metrics struct {
 	pushes        prometheus.Counter
 	eventsDropped *prometheus.CounterVec // sink
 	eventsFailed  *prometheus.CounterVec // sink
+	eventsGivenUp *prometheus.CounterVec // sink
 	noticesBad    prometheus.Counter
 	deliveredKind [8]prometheus.Counter // by inbox.Kind, resolved once
 	appendedKind  [8]prometheus.Counter
@@ -78,10 +81,13 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 		Name: "inboxmq_push_events_total", Help: "Push events emitted for messages no device acknowledged in time.",
 	})
 	m.eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inboxmq_events_dropped_total", Help: "Events dropped because a sink's queue was full, by sink.",
+		Name: "inboxmq_events_dropped_total", Help: "Events dropped before they were stored (store unreachable and events.queue full), by sink.",
 	}, []string{"sink"})
 	m.eventsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inboxmq_events_failed_total", Help: "Events a sink failed to deliver after retries (webhook failures), by sink.",
+		Name: "inboxmq_events_failed_total", Help: "Failed event delivery attempts that will be retried, by sink.",
+	}, []string{"sink"})
+	m.eventsGivenUp = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inboxmq_events_given_up_total", Help: "Events given up undelivered at events.max_age, by sink.",
 	}, []string{"sink"})
 	m.noticesBad = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "inboxmq_notifications_malformed_total", Help: "Malformed notices received on the Redis notification channel.",
@@ -89,6 +95,7 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 	f(m.pushes)
 	f(m.eventsDropped)
 	f(m.eventsFailed)
+	f(m.eventsGivenUp)
 	f(m.noticesBad)
 	for _, c := range []prometheus.Collector{m.appended, m.appendSeconds, m.delivered, m.latency, m.ackedTotal, m.backlog,
 		m.rejected, m.dropped, m.authFailures, m.aclDenied, m.kicked} {
@@ -149,7 +156,31 @@ func (m *metrics) Kicked()                  { m.kicked.Inc() }
 func (m *metrics) Pushed()                  { m.pushes.Inc() }
 func (m *metrics) eventDropped(sink string) { m.eventsDropped.WithLabelValues(sink).Inc() }
 func (m *metrics) eventFailed(sink string)  { m.eventsFailed.WithLabelValues(sink).Inc() }
-func (m *metrics) noticeMalformed()         { m.noticesBad.Inc() }
-func (m *metrics) authFailed(why string)    { m.authFailures.WithLabelValues(why).Inc() }
-func (m *metrics) aclDeniedOnce()           { m.aclDenied.Inc() }
-func (m *metrics) drop(n int, why string)   { m.dropped.WithLabelValues(why).Add(float64(n)) }
+func (m *metrics) eventGivenUp(sink string) { m.eventsGivenUp.WithLabelValues(sink).Inc() }
+
+// watchEvents exports the outbox's backlog per sink, read from the store
+// at each scrape, and starts every sink's counters at 0.
+func (m *metrics) watchEvents(o *events.Outbox) {
+	for _, s := range o.Stats().Sinks {
+		m.eventsDropped.WithLabelValues(s.Name)
+		m.eventsFailed.WithLabelValues(s.Name)
+		m.eventsGivenUp.WithLabelValues(s.Name)
+		name := s.Name
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "inboxmq_events_backlog", Help: "Events waiting in the store for their sink (retries included).",
+			ConstLabels: prometheus.Labels{"sink": name},
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := o.Backlog(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n[name])
+		}))
+	}
+}
+func (m *metrics) noticeMalformed()       { m.noticesBad.Inc() }
+func (m *metrics) authFailed(why string)  { m.authFailures.WithLabelValues(why).Inc() }
+func (m *metrics) aclDeniedOnce()         { m.aclDenied.Inc() }
+func (m *metrics) drop(n int, why string) { m.dropped.WithLabelValues(why).Add(float64(n)) }

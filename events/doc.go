@@ -4,36 +4,51 @@
 //
 // # Outbound: events
 //
-// The broker calls [Dispatcher.Emit] with an [Event]; the Dispatcher keeps
-// a bounded queue per [Sink] and delivers from one worker goroutine per
-// sink, so Emit never blocks and a slow webhook does not hold back Redis.
-// When a sink's queue is full the event is dropped for that sink and
-// counted ([Dispatcher.Stats], DispatcherOptions.OnDrop). Delivery is
-// best effort: events are kept in memory only and are lost if the broker
-// stops; the inbox log, not these events, is the record of messages.
+// The broker calls [Outbox.Emit] with an [Event]. The Outbox gives it a
+// delivery id ([Event.ID]), stores it in the inbox store once per [Sink]
+// that wants it (batched, synced, off the caller's path) and delivers what
+// is due from one worker goroutine per sink. An event leaves the store
+// only when its sink took it (a 2xx from the webhook, an acknowledged
+// PUBLISH or XADD from Redis): a failed attempt is retried with capped
+// exponential backoff (events.retry_max_interval) until the event is
+// older than events.max_age (default 24 h), when it is given up, logged
+// and counted. Events survive broker restarts, and on a shared store any
+// node delivers them. Delivery is at least once: an event may arrive
+// twice (an accepting reply lost, a node killed mid-attempt), always with
+// the same delivery id, so receivers drop repeats by id. While a receiver
+// is down, one event is tried per backoff interval, not every waiting one.
 //
-// Two sinks are provided:
+// Three sinks are provided:
 //
 //   - [WebhookSink] POSTs each event, one per request, to an http(s) URL,
-//     signed, with retries (see below).
+//     signed (see below).
 //   - [RedisSink] PUBLISHes each event on a Redis channel chosen by its
-//     type: by default (the legacy channels) push on
+//     type: by default (the legacy channels) push and push_cancel on
 //     "chat_message_channel", login and logout on "login_message_channel",
-//     message not at all.
+//     message not at all. Pub/sub keeps nothing for a subscriber that is
+//     away.
+//   - [StreamSink] appends each event to a Redis Stream (XADD, MAXLEN ~),
+//     which keeps them for consumers that were away: the sink for
+//     back-ends that need every event.
 //
 // Every sink sends the same JSON form of an event: one object with
-// "event" (the type), "time" (Unix milliseconds, an integer) and the
-// event's Data fields at the top level, keys sorted, no HTML escaping.
+// "event" (the type), "time" (Unix milliseconds, an integer), "id" (the
+// delivery id) and the event's Data fields at the top level, keys sorted,
+// no HTML escaping.
 // The broker chooses Data; the fields it is meant to send are (uids are
 // strings):
 //
-//	push    {"event":"push","time":1735689600123,"from":"10001","msgid":"382697444573446144","nickname":"张三","preview":"你好","uid":"10021","unread":3}
-//	login   {"event":"login","time":1735689600123,"uid":"10021"}
-//	logout  {"event":"logout","time":1735689600123,"uid":"10021"}
-//	message {"event":"message","time":1735689600123,"from":"10001","msgid":"382697444573446144","uid":"10021"}
+//	push        {"event":"push","time":1735689600123,"id":"9f2c...","from":"10001","msgid":"382697444573446144","nickname":"张三","preview":"你好","uid":"10021","unread":3}
+//	push_cancel {"event":"push_cancel","time":1735689600456,"id":"41ab...","msgid":"382697444573446144","uid":"10021","unread":0}
+//	login       {"event":"login","time":1735689600123,"id":"...","uid":"10021"}
+//	logout      {"event":"logout","time":1735689600123,"id":"...","uid":"10021"}
+//	message     {"event":"message","time":1735689600123,"id":"...","from":"10001","msgid":"382697444573446144","uid":"10021"}
 //
-// push is for a recipient who is offline (send a mobile push); preview is
-// the start of the message. Receivers must ignore fields they do not know.
+// push is for a recipient who has not acknowledged a message in time (send
+// a mobile push; unread is the badge); preview is the start of the
+// message. push_cancel says a device of uid acknowledged the messages up
+// to msgid, the newest a push announced: clear the notification and set
+// the badge to unread. Receivers must ignore fields they do not know.
 //
 // # Webhook requests and their signature
 //
@@ -43,13 +58,11 @@
 //	X-Inboxmq-Event:     push
 //	X-Inboxmq-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the secret>
 //	X-Inboxmq-Timestamp: <Unix seconds when this attempt was sent>
-//	X-Inboxmq-Delivery:  <random id, the same on every retry of the event>
+//	X-Inboxmq-Delivery:  <the delivery id, the same on every attempt, also the body's "id">
 //
-// Any 2xx accepts the event. A network error, a timeout, a 5xx or a 429
-// is retried (WebhookOptions.Retries times, backoff from 200 ms doubling
-// to at most 5 s, with jitter); any other status, including redirects, is
-// final. A retried event may arrive twice, when an accepting response was
-// lost: dedupe on X-Inboxmq-Delivery (or on the event's msgid).
+// Any 2xx accepts the event; anything else, or no answer within the
+// timeout, is a failed attempt, retried as above (WebhookOptions.Retries
+// quick retries inside one attempt first). Dedupe on X-Inboxmq-Delivery.
 //
 // A receiver computes the HMAC over the raw body bytes, before any JSON
 // parsing, and compares in constant time. Only the body is signed, so a
@@ -82,12 +95,12 @@
 //
 // # Goroutine safety
 //
-// [Dispatcher.Emit], [Dispatcher.Stats], [Dispatcher.Close] and
-// [Listener.Stats], [Listener.Close] are safe for concurrent use. A
-// Dispatcher calls each Sink's Send from one goroutine at a time; the
+// [Outbox.Emit], [Outbox.Stats], [Outbox.Backlog], [Outbox.Close] and
+// [Listener.Stats], [Listener.Close] are safe for concurrent use. An
+// Outbox calls each Sink's Send from one goroutine at a time; the
 // provided sinks are also safe to call concurrently. [ParseNotice],
 // [Sign], [VerifySignature] and Event's methods are pure. Handle is
 // called from the listener's goroutine, one notice at a time. The
-// callbacks (OnDrop, OnFailure, OnMalformed) run on the caller's or the
-// workers' goroutines and must be quick.
+// callbacks (OnDrop, OnRetry, OnGiveUp, OnMalformed) run on the caller's
+// or the workers' goroutines and must be quick.
 package events

@@ -47,7 +47,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// memSink records what it is sent; a fake for the Dispatcher's own logic
+// memSink records what it is sent; a fake for the Outbox's own logic
 // (the real sinks are tested against a real HTTP server and Redis).
 type memSink struct {
 	name  string
@@ -86,15 +86,3 @@ func (s *memSink) count() int {
 type filterSink struct{ *memSink }
 
 func (s filterSink) Wants(t string) bool { return s.wants(t) }
-
-// sinkStats returns the stats of the sink named name.
-func sinkStats(t *testing.T, d *Dispatcher, name string) SinkStats {
-	t.Helper()
-	for _, s := range d.Stats().Sinks {
-		if s.Name == name {
-			return s
-		}
-	}
-	t.Fatalf("no sink %q in stats", name)
-	return SinkStats{}
-}

@@ -122,23 +122,27 @@ func TestRedisSinkChannels(t *testing.T) {
 	}
 }
 
-func TestRedisSinkThroughDispatcher(t *testing.T) {
+func TestRedisSinkThroughOutbox(t *testing.T) {
 	srv := redistest.Start(t, redistest.Config{})
 	c := srv.Client(t)
 	msgs := subscribeAll(t, c)
 	s := NewRedisSink(RedisOptions{Client: c, Channels: map[string]string{TypeMessage: "im_events"}})
-	d := NewDispatcher(DispatcherOptions{Sinks: []Sink{s}, Log: quiet()})
-	d.Emit(Event{Type: TypeMessage, Data: map[string]any{"from": "10001", "uid": "10021", "msgid": "7"}})
-	d.Emit(Event{Type: "ignored"})
-	d.Emit(pushEvent(2))
-	closeDispatcher(t, d)
-	for _, want := range []string{"im_events", "chat_message_channel"} {
-		if m := nextMessage(t, msgs); m.Channel != want {
-			t.Fatalf("message on %q (%s), want %q", m.Channel, m.Payload, want)
-		}
+	o := fastOutbox(t, openStore(t, t.TempDir()), []Sink{s}, time.Hour)
+	o.Emit(Event{Type: TypeMessage, Data: map[string]any{"from": "10001", "uid": "10021", "msgid": "7"}})
+	o.Emit(Event{Type: "ignored"})
+	o.Emit(pushEvent(2))
+	got := map[string]bool{}
+	for range 2 {
+		got[nextMessage(t, msgs).Channel] = true
 	}
-	if st := sinkStats(t, d, "redis"); st.Sent != 2 || st.Failed+st.Dropped != 0 {
-		t.Errorf("stats %+v, want 2 sent (the ignored type is not queued)", st)
+	if !got["im_events"] || !got["chat_message_channel"] {
+		t.Fatalf("published on %v", got)
+	}
+	if err := o.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := o.Stats().Sinks[0]; st.Sent != 2 || st.Retried+st.GivenUp != 0 {
+		t.Errorf("stats %+v, want 2 sent (the ignored type is not stored)", st)
 	}
 }
 

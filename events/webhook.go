@@ -25,7 +25,7 @@ const (
 	HeaderEvent     = "X-Inboxmq-Event"     // the event's type
 	HeaderSignature = "X-Inboxmq-Signature" // "sha256=" + hex HMAC-SHA256 of the body
 	HeaderTimestamp = "X-Inboxmq-Timestamp" // Unix seconds when this attempt was sent
-	HeaderDelivery  = "X-Inboxmq-Delivery"  // random id, the same on every retry of one event
+	HeaderDelivery  = "X-Inboxmq-Delivery"  // the event's delivery id, the same on every attempt, on any node
 )
 
 // Webhook defaults and backoff.
@@ -169,7 +169,10 @@ func (s *WebhookSink) post(ctx context.Context, e Event) error {
 		return err
 	}
 	sig := Sign(s.secret, body)
-	delivery := newDeliveryID()
+	delivery := e.ID
+	if delivery == "" {
+		delivery = newDeliveryID()
+	}
 	for attempt := 0; ; attempt++ {
 		retryAfter, retry, err := s.attempt(ctx, e.Type, body, sig, delivery)
 		if err == nil {

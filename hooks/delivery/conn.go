@@ -46,6 +46,10 @@ type conn struct {
 	flushIn   time.Duration // the delay it was scheduled with
 	pumping   bool          // a pump goroutine is running
 	closed    bool
+	// pushed and pushCancelled are the user's PushedThread and
+	// PushCancelledThread marks as this connection knows them (loaded
+	// when its inbox lane starts, pushed raised by this node's checks).
+	pushed, pushCancelled uint64
 }
 
 // The lanes of a connection.
@@ -213,8 +217,20 @@ func (c *conn) loadCursor(lane int) error {
 			}
 		}
 	}
+	var pushed, cancelled uint64
+	if lane == laneInbox && c.h.pushes != nil {
+		if pushed, err = store.ReadMark(ctx, c.id.UID, PushedThread); err != nil {
+			return err
+		}
+		if cancelled, err = store.ReadMark(ctx, c.id.UID, PushCancelledThread); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if lane == laneInbox {
+		c.pushed, c.pushCancelled = max(c.pushed, pushed), max(c.pushCancelled, cancelled)
+	}
 	if p := &c.lanes[lane]; !p.started {
 		p.started, p.acked, p.written, p.next = true, cursor, cursor, cursor+1
 		p.head = max(p.head, last)
@@ -628,6 +644,15 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 		return
 	}
 	l.acked = seq
+	if l == &c.lanes[laneInbox] && c.pushed > c.pushCancelled && seq >= c.pushed {
+		c.pushCancelled = c.pushed
+		uid, seq := c.id.UID, c.pushed
+		c.h.pumps.Add(1) // Wait covers it, so the store outlives it
+		go func() {
+			defer c.h.pumps.Done()
+			c.h.cancelPush(uid, seq)
+		}()
+	}
 	if !c.persist && !c.marksAcked(l) {
 		return // nothing to write
 	}
@@ -705,6 +730,13 @@ func (c *conn) close() {
 	atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -int64(unackedN))
 	c.trimBlockLocked(0)
 	c.mu.Unlock()
+}
+
+// notePushed is told that a push event went out for the user's message seq.
+func (c *conn) notePushed(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pushed = max(c.pushed, seq)
 }
 
 func (c *conn) isClosed() bool {

@@ -24,14 +24,23 @@ import (
 // user's one cursor says the same.)
 const AckedThread = "$acked"
 
+// PushedThread and PushCancelledThread name the read marks that record the
+// highest Seq a push event was emitted for, and the highest one a
+// push_cancel event was emitted for: a device that acknowledges past the
+// first while it is above the second clears the notification.
+const (
+	PushedThread        = "$pushed"
+	PushCancelledThread = "$pushcancel"
+)
+
 // PushOptions configure the push fallback.
 type PushOptions struct {
 	After    time.Duration // 0 disables push events
 	Interval time.Duration // how often due pushes are checked
 }
 
-// Emitter receives events for the back-end; *events.Dispatcher implements
-// it. Emit must not block.
+// Emitter receives events for the back-end; *events.Outbox implements it.
+// Emit must not block.
 type Emitter interface {
 	Emit(events.Event)
 }
@@ -166,6 +175,11 @@ func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
 	if err != nil {
 		return err
 	}
+	// The mark first: the event's synced store write then also makes the
+	// (unsynced) mark durable, so a push_cancel can always follow it.
+	if err := h.opts.Store.MarkRead(ctx, e.UID, PushedThread, e.Seq); err != nil {
+		h.opts.Log.Warn("push not recorded: no push_cancel will follow it", "uid", e.UID, "seq", e.Seq, "error", err)
+	}
 	h.opts.Events.Pushed()
 	h.opts.Emitter.Emit(events.Event{Type: events.TypePush, Data: map[string]any{
 		"uid":      e.UID,
@@ -175,7 +189,31 @@ func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
 		"preview":  preview(m.Content, 60),
 		"unread":   unread.Total,
 	}})
+	for _, c := range h.online(e.UID) {
+		c.notePushed(e.Seq)
+	}
 	return nil
+}
+
+// cancelPush emits push_cancel for uid: a device acknowledged the messages
+// up to seq, the highest a push event was emitted for, so the back-end
+// clears the notification and sets the badge to the unread total.
+func (h *Hook) cancelPush(uid string, seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.opts.Store.MarkRead(ctx, uid, PushCancelledThread, seq); err != nil {
+		h.opts.Log.Warn("push_cancel not recorded; it may be sent again", "uid", uid, "seq", seq, "error", err)
+	}
+	data := map[string]any{"uid": uid}
+	if msgs, err := h.opts.Store.Read(ctx, uid, seq, 1); err == nil && len(msgs) > 0 && msgs[0].Seq == seq {
+		data["msgid"] = msgs[0].ID
+	}
+	if unread, err := h.opts.Store.Unread(ctx, uid); err == nil {
+		data["unread"] = unread.Total
+	} else {
+		h.opts.Log.Warn("push_cancel without an unread total", "uid", uid, "error", err)
+	}
+	h.opts.Emitter.Emit(events.Event{Type: events.TypePushCancel, Data: data})
 }
 
 // ackedUpTo is the highest Seq of uid's inbox some device acknowledged:

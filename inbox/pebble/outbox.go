@@ -171,7 +171,8 @@ func (s *Store) outboxDueLocked(sink, id string) (time.Time, bool, error) {
 	return time.UnixMilli(int64(v)), true, nil
 }
 
-// RescheduleEvent implements inbox.Outbox (not synced).
+// RescheduleEvent implements inbox.Outbox. It is synced: a crash must not
+// leave the entry due only when its lease ends.
 func (s *Store) RescheduleEvent(ctx context.Context, e inbox.OutboxEntry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: reschedule event: %w", err)
@@ -197,7 +198,7 @@ func (s *Store) RescheduleEvent(ctx context.Context, e inbox.OutboxEntry) error 
 	if err := s.putOutbox(b, e); err != nil {
 		return fmt.Errorf("pebblestore: reschedule event: %w", err)
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("pebblestore: reschedule event: %w", err)
 	}
 	return nil
