@@ -113,3 +113,25 @@ func TestCluster_SessionMovesToAnotherNode(t *testing.T) {
 		closeIt()
 	}
 }
+
+// An MQTT 5 session that expires while the broker is down is gone when it
+// comes back: session present 0, and its subscription no longer delivers.
+func TestBinary_ExpiredSessionGoneAfterRestart(t *testing.T) {
+	cfg := mqtttest.WriteConfig(t, t.TempDir())
+	p := mqtttest.StartProcess(t, cfg)
+	tok := mqtttest.Token(t, "10021")
+	c := mqtttest.MustV5(t, p.MQTTAddr, "10021", tok, mqtttest.V5Options{SessionExpiry: 1, Subscribe: true})
+	c.Close()
+	if code := p.Stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p2 := mqtttest.StartProcess(t, cfg)
+	c2 := mqtttest.MustV5(t, p2.MQTTAddr, "10021", tok, mqtttest.V5Options{SessionExpiry: 60})
+	if c2.Connack.SessionPresent {
+		t.Fatal("a session that expired while the broker was down came back")
+	}
+	alice := mqtttest.MustV3(t, p2.MQTTAddr, "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
+	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"not subscribed"}`)
+	c2.Inbox.None(t, 300*time.Millisecond)
+}

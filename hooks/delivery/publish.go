@@ -66,7 +66,8 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil // a topic opened by the operator's rules: plain MQTT
 	}
 	if r.c == nil {
-		return h.refuse(r, bridge.CodeForbidden, "connection is closing")
+		// Not stored, and not the request's fault: it may be sent again.
+		return h.notStored(r, bridge.CodeInternal, "connection is closing", errors.New("request on a closing connection"))
 	}
 	req, err := bridge.Parse(topic, pk.Payload, h.opts.Limits)
 	r.req = req

@@ -15,46 +15,50 @@ import (
 // and returns the connection once the CONNACK accepted it. Closing the
 // connection afterwards ends it without DISCONNECT, as a crashed client would.
 func RawConnect(addr string, c packets.ConnectParams) (net.Conn, error) {
-	return rawConnect(addr, 4, c)
+	conn, _, err := rawConnect(addr, 4, c, packets.Properties{})
+	return conn, err
 }
 
 // RawConnectV5 is RawConnect with an MQTT 5 CONNECT (no properties).
 func RawConnectV5(addr string, c packets.ConnectParams) (net.Conn, error) {
-	return rawConnect(addr, 5, c)
+	conn, _, err := rawConnect(addr, 5, c, packets.Properties{})
+	return conn, err
 }
 
-func rawConnect(addr string, version byte, c packets.ConnectParams) (net.Conn, error) {
+// rawConnect dials, sends CONNECT (with props for MQTT 5) and returns the
+// connection and the CONNACK's body once it accepted the connection.
+func rawConnect(addr string, version byte, c packets.ConnectParams, props packets.Properties) (net.Conn, []byte, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.ProtocolName = []byte("MQTT")
 	c.UsernameFlag, c.PasswordFlag = len(c.Username) > 0, len(c.Password) > 0
 	if c.Keepalive == 0 {
 		c.Keepalive = 30
 	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version, Connect: c}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version, Connect: c, Properties: props}
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := conn.Write(buf.Bytes()); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	typ, body, err := ReadRawPacket(conn)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	if typ != packets.Connack || len(body) < 2 || body[1] != 0 {
 		conn.Close()
-		return nil, fmt.Errorf("connection refused: CONNACK type %d % x", typ, body)
+		return nil, nil, fmt.Errorf("connection refused: CONNACK type %d % x", typ, body)
 	}
-	return conn, nil
+	return conn, body, nil
 }
 
 // ReadRawPacket reads one MQTT packet from r unbuffered, so nothing after

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -22,32 +21,15 @@ type RawV5 struct {
 // Maximum, Session Expiry Interval, ...) and returns once the CONNACK
 // accepted it.
 func DialRawV5(addr string, c packets.ConnectParams, props packets.Properties) (*RawV5, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, body, err := rawConnect(addr, 5, c, props)
 	if err != nil {
 		return nil, err
 	}
-	c.ProtocolName = []byte("MQTT")
-	c.UsernameFlag, c.PasswordFlag = len(c.Username) > 0, len(c.Password) > 0
-	if c.Keepalive == 0 {
-		c.Keepalive = 60
-	}
-	r := &RawV5{Conn: conn}
-	if err := r.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: c, Properties: props}); err != nil {
+	r := &RawV5{Conn: conn, Connack: packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ProtocolVersion: 5}}
+	if err := r.Connack.ConnackDecode(body); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("CONNACK: %w", err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	pk, err := r.Read()
-	_ = conn.SetReadDeadline(time.Time{})
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
-		conn.Close()
-		return nil, fmt.Errorf("connection refused: packet type %d, reason %#x", pk.FixedHeader.Type, pk.ReasonCode)
-	}
-	r.Connack = pk
 	return r, nil
 }
 
@@ -57,8 +39,6 @@ func (r *RawV5) Write(pk packets.Packet) error {
 	var buf bytes.Buffer
 	var err error
 	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
 	case packets.Puback:
