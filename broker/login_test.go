@@ -1,8 +1,14 @@
 package broker_test
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 )
@@ -113,4 +119,79 @@ func TestSingleLogin_SameClientIDGetsLogout(t *testing.T) {
 	v5 := mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021", SessionExpiry: 60, Subscribe: true})
 	mqtttest.MustV5(t, b.MQTTAddr(), "10021", tok, mqtttest.V5Options{ClientID: "10021", SessionExpiry: 60, Subscribe: true})
 	v5.Inbox.NextMethod(t, "Logout", wait)
+}
+
+// MQTT 3.1.1 has no server-to-client DISCONNECT: a 3.1.1 connection ended
+// by a newer login (another client id or the same one) or an admin kick
+// gets its Logout envelope and then a closed socket, never the bytes e0 00
+// (paho reports them as rc=2, mosquitto_sub as a protocol error).
+func TestLogout_311GetsNoDisconnectPacket(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	tok := mqtttest.Token(t, "10021")
+	api := mqtttest.HTTP{Base: "http://" + b.HTTPAddr()}
+	for _, tc := range []struct {
+		name  string
+		clean bool
+		end   func()
+	}{
+		{"newer login, other client id", false, func() {
+			mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "10021/tablet", Clean: true})
+		}},
+		{"newer login, same client id, persistent", false, func() {
+			mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "raw"})
+		}},
+		{"newer login, same client id, clean", true, func() {
+			mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: "raw", Clean: true})
+		}},
+		{"admin kick", false, func() {
+			resp := api.Do(t, "POST", "/api/v1/kick", mqtttest.Auth{User: mqtttest.AdminName, Password: mqtttest.AdminPassword},
+				map[string]any{"uid": "10021", "reason": "test"})
+			if resp.Status != 200 {
+				t.Fatalf("kick: %d %s", resp.Status, resp.Raw)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := mqtttest.RawConnect(b.MQTTAddr(), packets.ConnectParams{
+				ClientIdentifier: "raw", Clean: tc.clean, Username: []byte("10021"), Password: []byte(tok),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+				Filters: packets.Subscriptions{{Filter: "inbox/10021", Qos: 0}}}
+			var buf bytes.Buffer
+			if err := sub.SubscribeEncode(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write(buf.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			if typ, _, err := mqtttest.ReadRawPacket(conn); err != nil || typ != packets.Suback {
+				t.Fatalf("SUBACK: type %d, %v", typ, err)
+			}
+			tc.end()
+			_ = conn.SetReadDeadline(time.Now().Add(wait))
+			sawLogout := false
+			for {
+				typ, body, err := mqtttest.ReadRawPacket(conn)
+				if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("reading until the socket closes: %v", err)
+				}
+				switch typ {
+				case packets.Disconnect:
+					t.Fatalf("a 3.1.1 connection got a DISCONNECT packet (% x)", body)
+				case packets.Publish:
+					sawLogout = sawLogout || bytes.Contains(body, []byte(`"Logout"`))
+				}
+			}
+			if !sawLogout && tc.name != "newer login, same client id, clean" {
+				t.Fatal("socket closed without the Logout envelope")
+			}
+		})
+	}
 }

@@ -239,10 +239,15 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if h.opts.BeforeTakeover != nil {
 		h.opts.BeforeTakeover(old)
 	}
+	// mochi's takeover writes DISCONNECT to the old connection, which a
+	// 3.1.1 client takes as a protocol error: close a 3.1.1 socket first.
+	if old.Properties.ProtocolVersion < 5 {
+		old.Stop(packets.ErrSessionTakenOver)
+	}
 	if !sessionExpires(old) {
 		return // mochi takes a persistent session over safely
 	}
-	_ = s.DisconnectClient(old, packets.ErrSessionTakenOver)
+	EndConnection(s, old, packets.ErrSessionTakenOver)
 	deadline := time.Now().Add(takeoverWait)
 	for time.Now().Before(deadline) {
 		if cur, ok := s.Clients.Get(cl.ID); !ok || cur != old {
@@ -251,6 +256,17 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		time.Sleep(time.Millisecond)
 	}
 	h.opts.Log.Warn("old connection did not finish closing", "client", cl.ID)
+}
+
+// EndConnection ends cl's connection: an MQTT 5 client gets DISCONNECT
+// with code; MQTT 3.1.1 has no server-to-client DISCONNECT (paho reports a
+// protocol error, mosquitto_sub too), so a 3.1.1 socket is just closed.
+func EndConnection(s *mqtt.Server, cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = s.DisconnectClient(cl, code)
+		return
+	}
+	cl.Stop(code)
 }
 
 // sessionExpires reports whether mochi drops the client's session when its

@@ -294,7 +294,8 @@ func (h *Hook) unregister(cl *mqtt.Client) *conn {
 }
 
 // kick ends an older connection of a user: no more deliveries (its cursor
-// is final once close returns), a Logout envelope, then DISCONNECT 0x8E.
+// is final once close returns), a Logout envelope, then DISCONNECT 0x8E
+// (MQTT 5) or a closed socket (3.1.1).
 func (h *Hook) kick(c *conn, reason string) {
 	h.conns.Delete(c.cl)
 	c.close()
@@ -304,7 +305,7 @@ func (h *Hook) kick(c *conn, reason string) {
 	// connection's goroutine.
 	go func() {
 		c.writeTransient(bridge.Logout(reason))
-		_ = h.opts.Server.DisconnectClient(c.cl, packets.ErrSessionTakenOver)
+		access.EndConnection(h.opts.Server, c.cl, packets.ErrSessionTakenOver)
 	}()
 }
 
