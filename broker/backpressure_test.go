@@ -138,3 +138,35 @@ func TestBackpressure_PastTheBound(t *testing.T) {
 	}
 	bob.Inbox.None(t, 500*time.Millisecond) // neither refused message
 }
+
+// SUBSCRIBE counts against the account's message rate like a publish: a
+// subscribe storm past limits.message_wait ends the connection (MQTT 5:
+// DISCONNECT 0x96), while an operator account is exempt.
+func TestBackpressure_SubscribeStorm(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 0.2, 2, time.Second
+	b := mqtttest.Start(t, cfg)
+	v5 := mqtttest.MustV5(t, b.MQTTAddr(), "10002", mqtttest.Token(t, "10002"), mqtttest.V5Options{})
+	for i := range 2 { // the burst
+		if code, err := v5.Sub(fmt.Sprintf("inbox/1000%d", i), 1); err != nil || code != 0x87 {
+			t.Fatalf("subscribe %d: %#x %v", i, code, err)
+		}
+	}
+	if _, err := v5.Sub("inbox/10002", 1); err == nil {
+		t.Fatal("a subscribe past the bound was answered")
+	}
+	select {
+	case d := <-v5.Disconnects:
+		if d.ReasonCode != 0x96 {
+			t.Fatalf("DISCONNECT %#x, want 0x96", d.ReasonCode)
+		}
+	case <-time.After(wait):
+		t.Fatal("no DISCONNECT after the subscribe storm")
+	}
+	admin := mqtttest.MustV3(t, b.MQTTAddr(), mqtttest.AdminName, mqtttest.AdminPassword, mqtttest.V3Options{Clean: true})
+	for i := range 5 {
+		if err := admin.Sub(fmt.Sprintf("$SYS/x%d", i), 0); err != nil {
+			t.Fatalf("operator subscribe %d: %v", i, err)
+		}
+	}
+}

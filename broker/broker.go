@@ -128,6 +128,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Policy:           policy,
 		AllowAnonymous:   cfg.Auth.Anonymous,
 		MaxSubscriptions: cfg.Limits.MaxSubscriptions,
+		MaxClientID:      cfg.Limits.MaxClientID,
 		Log:              log,
 		OnAuthFailure:    b.metrics.authFailed,
 		OnACLDenied:      b.metrics.aclDeniedOnce,

@@ -162,6 +162,8 @@ type LimitsConfig struct {
 	MessageWait time.Duration `yaml:"message_wait"`
 	// MaxSubscriptions is the most subscriptions one client may hold.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxClientID is the longest client id accepted, in bytes.
+	MaxClientID int `yaml:"max_client_id"`
 }
 
 // RedisConfig reaches the Redis that nodes share when store is redis.
@@ -321,6 +323,7 @@ func DefaultConfig() Config {
 			MessageBurst:     40,
 			MessageWait:      10 * time.Second,
 			MaxSubscriptions: 100,
+			MaxClientID:      128,
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
 		Events: EventsConfig{
@@ -508,6 +511,9 @@ func (c Config) Validate() error {
 	}
 	if l.ConnectionsPerIP < 0 || l.MessageRate < 0 {
 		bad("limits.connections_per_ip and limits.message_rate must not be negative (0 disables)")
+	}
+	if l.MaxClientID < 23 || l.MaxClientID > 65535 {
+		bad("limits.max_client_id must be 23..65535 (MQTT lets every client use 23), got %d", l.MaxClientID)
 	}
 	if l.MessageWait < 0 || l.MessageWait > time.Minute {
 		bad("limits.message_wait must be 0..1m, got %s", l.MessageWait)

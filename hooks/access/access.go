@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
 // IDSeparator joins the account name and the client's own id into the
@@ -52,6 +54,9 @@ type Options struct {
 	OnACLDenied func()
 	// MaxSubscriptions is the most subscriptions one client may hold (0: no limit).
 	MaxSubscriptions int
+	// MaxClientID is the longest client id accepted, in bytes
+	// (DefaultMaxClientID when 0); a longer one is refused at CONNECT.
+	MaxClientID int
 	// BeforeTakeover, if set, is called with an old connection that a new
 	// login with the same account and client id is about to end, while the
 	// old one can still be written to (the delivery hook says Logout).
@@ -67,6 +72,28 @@ type Hook struct {
 	// Reloadable without dropping connections (SIGHUP).
 	creds   atomic.Pointer[Credentials]
 	maxSubs atomic.Int64
+
+	// refusals bounds refusal log lines per remote address (logins) and
+	// per connection (reads): see package logsafe.
+	refusals *logsafe.Limiter
+}
+
+// Refusal lines per key per second after a burst; the rest are counted.
+const (
+	refusalLinesPerSecond = 1
+	refusalLineBurst      = 10
+)
+
+// DefaultMaxClientID is Options.MaxClientID when 0: client ids are logged
+// and keyed on, and nothing a real client library generates is longer.
+const DefaultMaxClientID = 128
+
+// remoteIP is the address part of a remote "host:port".
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
 }
 
 // Credentials are what logins are checked against. Either may be nil.
@@ -93,7 +120,8 @@ func (h *Hook) Provides(b byte) bool {
 	// A switch, not bytes.Contains: mochi asks every hook this for every
 	// event of every packet, and that showed in fan-out profiles.
 	switch b {
-	case mqtt.OnConnectAuthenticate,
+	case mqtt.OnConnect,
+		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSubscribe,
@@ -116,7 +144,11 @@ func (h *Hook) Init(config any) error {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.MaxClientID <= 0 {
+		opts.MaxClientID = DefaultMaxClientID
+	}
 	h.opts = *opts
+	h.refusals = logsafe.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetCredentials(Credentials{Tokens: opts.Tokens, Accounts: opts.Accounts})
 	h.SetMaxSubscriptions(opts.MaxSubscriptions)
 	return nil
@@ -131,20 +163,45 @@ func (h *Hook) Identity(cl *mqtt.Client) (*Identity, bool) {
 	return v.(*Identity), true
 }
 
+// errClientIDTooLong ends a CONNECT whose client id is over the limit.
+var errClientIDTooLong = errors.New("client id too long")
+
+// OnConnect refuses a client id over MaxClientID before any credential is
+// checked: CONNACK 0x85 (MQTT 5) or 0x02 (3.1.1, identifier rejected).
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if len(pk.Connect.ClientIdentifier) <= h.opts.MaxClientID {
+		return nil
+	}
+	if ok, held := h.refusals.Allow(remoteIP(cl.Net.Remote)); ok {
+		h.opts.Log.Warn("login refused", "client", logsafe.Clip(pk.Connect.ClientIdentifier), "remote", cl.Net.Remote,
+			"reason", "client_id_too_long", "limit", h.opts.MaxClientID, "suppressed_before", held)
+	}
+	if h.opts.OnAuthFailure != nil {
+		h.opts.OnAuthFailure("client_id_too_long")
+	}
+	_ = h.opts.Server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+	return errClientIDTooLong
+}
+
 // OnConnectAuthenticate decides whether a client may connect.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	id, reason := h.authenticate(cl, pk)
 	if id == nil {
-		h.opts.Log.Warn("login refused", "username", string(pk.Connect.Username),
-			"client", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "reason", reason)
+		if ok, held := h.refusals.Allow(remoteIP(cl.Net.Remote)); ok {
+			h.opts.Log.Warn("login refused", "username", logsafe.Clip(string(pk.Connect.Username)),
+				"client", logsafe.Clip(pk.Connect.ClientIdentifier), "remote", cl.Net.Remote, "reason", reason,
+				"suppressed_before", held)
+		}
 		if h.opts.OnAuthFailure != nil {
 			h.opts.OnAuthFailure(reason)
 		}
 		return false
 	}
 	if cl.Properties.Will.Flag == 1 && !h.opts.Policy.CanPublish(id.Subject(), cl.Properties.Will.TopicName) {
-		h.opts.Log.Warn("login refused", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
-			"reason", "will topic not allowed", "topic", cl.Properties.Will.TopicName)
+		if ok, held := h.refusals.Allow(remoteIP(cl.Net.Remote)); ok {
+			h.opts.Log.Warn("login refused", "uid", id.UID, "client", logsafe.Clip(id.ClientID), "remote", cl.Net.Remote,
+				"reason", "will topic not allowed", "topic", logsafe.Clip(cl.Properties.Will.TopicName), "suppressed_before", held)
+		}
 		if h.opts.OnAuthFailure != nil {
 			h.opts.OnAuthFailure("will_denied")
 		}
@@ -292,7 +349,10 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.opts.OnACLDenied()
 	}
 	if ok && !strings.HasPrefix(topic, "$SYS") && topic != tooManyFilter {
-		h.opts.Log.Info("read denied", "uid", id.UID, "client", id.ClientID, "filter", topic)
+		if ok, held := h.refusals.Allow(cl.ID); ok {
+			h.opts.Log.Info("read denied", "uid", id.UID, "client", id.ClientID, "filter", logsafe.Clip(topic),
+				"suppressed_before", held)
+		}
 	}
 	return false
 }

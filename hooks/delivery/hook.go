@@ -17,6 +17,7 @@ import (
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
 // InboxPrefix starts every inbox topic: inbox/{uid}.
@@ -27,6 +28,13 @@ const BroadcastTopic = "broadcast"
 
 // DefaultWindow is how many inbox messages may wait for a PUBACK per connection.
 const DefaultWindow = 64
+
+// A connection may log refusal lines at this rate after a burst; the rest
+// are counted in the next line it logs (suppressed_before).
+const (
+	refusalLinesPerSecond = 1
+	refusalLineBurst      = 10
+)
 
 // Identities tells who a client is (package access implements it).
 type Identities interface {
@@ -104,6 +112,9 @@ type Hook struct {
 	wakes  *wakeBatcher               // set with the router, before serving
 	pushes *pushScheduler             // nil without the push fallback
 	recent *recentSends               // cids of recent sends, against resends
+	// refusals bounds "request refused" lines per connection: a client
+	// sending garbage in a loop must not fill the disk.
+	refusals *logsafe.Limiter
 	bcast  broadcastFeed              // what this node has offered of the broadcast log
 }
 
@@ -175,6 +186,7 @@ func (h *Hook) Init(config any) error {
 	h.learnBroadcastEnd(ctx)
 	cancel()
 	h.recent = newRecentSends()
+	h.refusals = logsafe.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
 	if opts.Emitter != nil && opts.Push.After > 0 {
 		if h.opts.Push.Interval <= 0 {
@@ -380,11 +392,36 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			h.flowAck(cl, f, &pk)
 		}
 	case packets.Subscribe, packets.Unsubscribe:
+		if err := h.throttle(cl); err != nil {
+			return pk, err
+		}
 		h.avoidIDClash(cl, &pk)
 	case packets.Publish:
 		markSysPublish(&pk)
 	}
 	return pk, nil
+}
+
+// throttle counts a SUBSCRIBE or UNSUBSCRIBE against the account's message
+// rate, like a publish: it waits for its token (the connection's reads
+// pause). One that would wait longer than the bound ends the connection
+// (MQTT 5: DISCONNECT 0x96, message rate too high), since a SUBACK has no
+// code for "try again".
+func (h *Hook) throttle(cl *mqtt.Client) error {
+	id, ok := h.opts.Identities.Identity(cl)
+	if !ok || id.Role == acl.RoleAdmin || id.Role == acl.RoleService {
+		return nil
+	}
+	if err := h.rates.Load().wait(id.UID); err != nil {
+		h.opts.Events.Rejected(bridge.CodeRateLimited)
+		if ok, held := h.refusals.Allow(cl.ID); ok {
+			h.opts.Log.Info("subscribe refused", "uid", id.UID, "client", id.ClientID, "code", bridge.CodeRateLimited,
+				"detail", err, "suppressed_before", held)
+		}
+		access.EndConnection(h.opts.Server, cl, packets.ErrMessageRateTooHigh)
+		return packets.ErrRejectPacket
+	}
+	return nil
 }
 
 // OnDisconnect stops the connection's deliveries; what it did not

@@ -12,6 +12,7 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
 // methodTopics names the specific topic of each request, so a request that
@@ -49,8 +50,10 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	r.id = id
 	if id.Role != acl.RoleAdmin && id.Role != acl.RoleService {
 		if err := h.rates.Load().wait(id.UID); err != nil {
-			h.opts.Log.Info("request refused", "uid", id.UID, "client", id.ClientID, "topic", clip(pk.TopicName),
-				"code", bridge.CodeRateLimited, "detail", err)
+			if ok, held := h.refusals.Allow(cl.ID); ok {
+				h.opts.Log.Info("request refused", "uid", id.UID, "client", id.ClientID, "topic", clip(pk.TopicName),
+					"code", bridge.CodeRateLimited, "detail", err, "suppressed_before", held)
+			}
 			return h.notStored(r, bridge.CodeRateLimited, "too many messages, slow down", err)
 		}
 	}
@@ -150,7 +153,7 @@ func (h *Hook) answer(r *request, err error) (packets.Packet, error) {
 
 // storeFailed reports a failure that is not the client's fault; see notStored.
 func (h *Hook) storeFailed(r *request, err error) (packets.Packet, error) {
-	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", r.pk.TopicName, "error", err)
+	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", clip(r.pk.TopicName), "error", err)
 	return h.notStored(r, bridge.CodeInternal, "try again later", fmt.Errorf("request not stored: %w", err))
 }
 
@@ -186,8 +189,10 @@ func (h *Hook) refuse(r *request, code, detail string) (packets.Packet, error) {
 	if r.id != nil {
 		uid, client = r.id.UID, r.id.ClientID
 	}
-	h.opts.Log.Info("request refused", "uid", uid, "client", client, "topic", clip(r.pk.TopicName),
-		"code", code, "detail", detail)
+	if ok, held := h.refusals.Allow(r.cl.ID); ok {
+		h.opts.Log.Info("request refused", "uid", uid, "client", client, "topic", clip(r.pk.TopicName),
+			"code", code, "detail", detail, "suppressed_before", held)
+	}
 	if r.c != nil {
 		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: code, Detail: detail}, r.pk.TopicName, r.req.CID))
 	}
@@ -217,9 +222,4 @@ func reasonCode(code string) packets.Code {
 }
 
 // clip keeps client-controlled strings short in logs and envelopes.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
+func clip(s string) string { return logsafe.Clip(s) }

@@ -1,0 +1,52 @@
+package logsafe
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestClip(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"short", "inbox/10021", "inbox/10021"},
+		{"exactly the limit", strings.Repeat("a", MaxString), strings.Repeat("a", MaxString)},
+		{"long", strings.Repeat("a", 65000), strings.Repeat("a", MaxString) + "…(65000 bytes)"},
+		{"rune boundary", strings.Repeat("a", MaxString-1) + "你好", strings.Repeat("a", MaxString-1) + "…(69 bytes)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Clip(tc.in)
+			if got != tc.want || !utf8.ValidString(got) {
+				t.Fatalf("Clip = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := NewLimiter(0.0001, 3)
+	for i := range 3 {
+		if ok, _ := l.Allow("a"); !ok {
+			t.Fatalf("line %d of the burst refused", i)
+		}
+	}
+	for range 5 {
+		if ok, _ := l.Allow("a"); ok {
+			t.Fatal("line over the burst allowed")
+		}
+	}
+	if ok, _ := l.Allow("b"); !ok {
+		t.Fatal("another key is limited by the first")
+	}
+	// The next allowed line reports the 5 held back.
+	l2 := NewLimiter(1000, 1)
+	l2.Allow("x")
+	l2.Allow("x")
+	for {
+		if ok, n := l2.Allow("x"); ok {
+			if n < 1 {
+				t.Fatalf("suppressed = %d, want the lines held back", n)
+			}
+			break
+		}
+	}
+}
