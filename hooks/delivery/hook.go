@@ -115,7 +115,7 @@ type Hook struct {
 	// refusals bounds "request refused" lines per connection: a client
 	// sending garbage in a loop must not fill the disk.
 	refusals *logsafe.Limiter
-	bcast  broadcastFeed              // what this node has offered of the broadcast log
+	bcast    broadcastFeed // what this node has offered of the broadcast log
 }
 
 // SetMessageRate changes the per-account publish rate (0: unlimited) and
