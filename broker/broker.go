@@ -153,6 +153,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Emitter:      emitter,
 		EmitMessages: cfg.Events.Messages,
 		Push:         delivery.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
+		TokenLeeway:  cfg.Auth.TokenLeeway,
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)

@@ -33,6 +33,10 @@ type Identity struct {
 	ClientID string   // the client id as the client sent it (or as mochi assigned it)
 	Nickname string   // from the token, may be updated with im/conn
 	Avatar   string   // from the token, may be updated with im/conn
+	// Expires is when the token the client logged in with expires (zero
+	// for static accounts and anonymous clients): the connection must not
+	// outlive its credentials.
+	Expires time.Time
 }
 
 // Subject is the identity as the ACL sees it.
@@ -257,7 +261,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 	if err != nil {
 		return nil, "bad_role"
 	}
-	base.UID, base.Role, base.Nickname, base.Avatar = ident.UID, role, ident.Nickname, ident.Avatar
+	base.UID, base.Role, base.Nickname, base.Avatar, base.Expires = ident.UID, role, ident.Nickname, ident.Avatar, ident.Expires
 	return &base, ""
 }
 

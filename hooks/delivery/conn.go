@@ -50,6 +50,7 @@ type conn struct {
 	// PushCancelledThread marks as this connection knows them (loaded
 	// when its inbox lane starts, pushed raised by this node's checks).
 	pushed, pushCancelled uint64
+	expiry                *time.Timer // ends the connection when its token expires
 }
 
 // The lanes of a connection.
@@ -717,6 +718,9 @@ func (c *conn) close() {
 		return
 	}
 	c.closed = true
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.flushLocked()
 	unackedN := 0
 	for k := range c.lanes {
@@ -731,6 +735,32 @@ func (c *conn) close() {
 	c.trimBlockLocked(0)
 	c.mu.Unlock()
 }
+
+// endAtExpiry ends the connection when the token it logged in with
+// expires (plus the leeway tokens are verified with): credentials have a
+// lifetime, and a connection must not outlive them. The client is told
+// with a Logout envelope (reason "token expired") and then DISCONNECT
+// 0x87 (MQTT 5) or a closed socket (3.1.1); it reconnects with a new token.
+func (c *conn) endAtExpiry() {
+	if c.id.Expires.IsZero() {
+		return
+	}
+	t := time.AfterFunc(time.Until(c.id.Expires.Add(c.h.opts.TokenLeeway)), func() {
+		if c.isClosed() {
+			return
+		}
+		c.h.opts.Log.Info("logged out: token expired", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote,
+			"expired", c.id.Expires.UTC().Format(time.RFC3339))
+		c.writeTransient(bridge.Logout(tokenExpiredReason))
+		access.EndConnection(c.h.opts.Server, c.cl, packets.ErrNotAuthorized)
+	})
+	c.mu.Lock()
+	c.expiry = t
+	c.mu.Unlock()
+}
+
+// tokenExpiredReason is the Logout reason of a connection whose token expired.
+const tokenExpiredReason = "token expired"
 
 // notePushed is told that a push event went out for the user's message seq.
 func (c *conn) notePushed(seq uint64) {

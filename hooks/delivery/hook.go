@@ -69,6 +69,9 @@ type Options struct {
 	EmitMessages bool
 	// Push configures the push fallback (needs Emitter).
 	Push PushOptions
+	// TokenLeeway is how long past its token's expiry a connection may
+	// last (the clock skew tokens are verified with).
+	TokenLeeway time.Duration
 }
 
 // Events receives what happens, for metrics. Every method must be cheap
@@ -258,6 +261,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 			}
 		}()
 	}
+	c.endAtExpiry()
 	h.emitPresence(events.TypeLogin, c, "")
 	h.opts.Log.Info("connected", "uid", id.UID, "client", id.ClientID, "remote", cl.Net.Remote,
 		"role", string(id.Role), "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
