@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/inboxmq/inboxmq/acl"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -287,7 +288,10 @@ func checkNickname(s string) error {
 	return nil
 }
 
-// checkAvatar enforces the avatar limits.
+// checkAvatar enforces the avatar limits: an http(s) URL or a reference
+// without a scheme (a path or key the app resolves). Other schemes
+// (javascript:, data:, vbscript:) would run or embed content in the
+// clients that show it.
 func checkAvatar(s string) error {
 	if len(s) > MaxAvatarBytes {
 		return fmt.Errorf("avatar longer than %d bytes", MaxAvatarBytes)
@@ -298,7 +302,28 @@ func checkAvatar(s string) error {
 	if hasControl(s) {
 		return errors.New("avatar contains control characters")
 	}
+	if scheme, _, ok := strings.Cut(s, ":"); ok && !strings.ContainsAny(scheme, "/?#") {
+		if l := strings.ToLower(scheme); l != "http" && l != "https" {
+			return fmt.Errorf("avatar scheme %q not allowed (http, https or none)", clipScheme(scheme))
+		}
+	}
 	return nil
+}
+
+func clipScheme(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "..."
+	}
+	return s
+}
+
+// CheckProfile applies the token claims' rules for nickname and avatar to
+// a profile set another way (im/conn), so both paths accept the same.
+func CheckProfile(nickname, avatar string) error {
+	if err := checkNickname(nickname); err != nil {
+		return err
+	}
+	return checkAvatar(avatar)
 }
 
 // checkTokenRole allows the roles a token may carry.
@@ -313,9 +338,11 @@ func checkTokenRole(role string) error {
 	}
 }
 
+// hasControl reports control characters and the bidirectional formatting
+// characters (RLO, LRI, ...) that make a name display as another.
 func hasControl(s string) bool {
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			return true
 		}
 	}

@@ -666,3 +666,45 @@ func TestVerifyBearer(t *testing.T) {
 		})
 	}
 }
+
+// im/conn profiles and token claims follow one rule set.
+func TestCheckProfile(t *testing.T) {
+	for _, tc := range []struct {
+		name, nickname, avatar string
+		ok                     bool
+	}{
+		{"plain", "张三", "https://cdn.example/a.png", true},
+		{"empty", "", "", true},
+		{"relative avatar", "Bob", "avatars/10021.png", true},
+		{"http, upper case", "Bob", "HTTP://cdn.example/a.png", true},
+		{"colon in a path", "Bob", "avatars/a:b.png", true},
+		{"NUL", "a\x00b", "", false},
+		{"CR LF", "a\r\nb", "", false},
+		{"BEL", "a\ab", "", false},
+		{"right-to-left override", "admin\u202Egnp.exe", "", false},
+		{"first strong isolate", "a\u2068b", "", false},
+		{"javascript avatar", "Bob", "javascript:alert(1)//", false},
+		{"data avatar", "Bob", "data:text/html,<script>", false},
+		{"too long", string(make([]rune, MaxNicknameRunes+1)), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckProfile(tc.nickname, tc.avatar)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckProfile(%q, %q) = %v, want ok %v", tc.nickname, tc.avatar, err, tc.ok)
+			}
+			_, merr := NewTokensOrFatal(t).Mint(Claims{UID: "10021", Nickname: tc.nickname, Avatar: tc.avatar, TTL: time.Hour})
+			if (merr == nil) != tc.ok {
+				t.Fatalf("Mint accepts %v, CheckProfile %v: the two paths differ", merr == nil, tc.ok)
+			}
+		})
+	}
+}
+
+func NewTokensOrFatal(t *testing.T) *Tokens {
+	t.Helper()
+	tk, err := NewTokens([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}

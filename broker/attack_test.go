@@ -170,6 +170,21 @@ func TestAttack_SpoofedSenderFields(t *testing.T) {
 	if e.Str("nickname") != "Mallory" || e.Str("avatar") != "https://m/a.png" || e.Str("uid") != "10666" {
 		t.Fatalf("profile update not stamped: %s", e.Raw)
 	}
+	// A profile a token could not carry is refused: control and bidi
+	// characters in the nickname, a script URL as avatar.
+	for _, bad := range []string{
+		`{"nickname":"a\u0000b\r\n\u0007"}`, `{"nickname":"admin\u202egnp.exe"}`, `{"avatar":"javascript:alert(1)//"}`,
+	} {
+		mallory.MustPub(t, "im/conn", bad)
+		if err := mallory.Inbox.NextMethod(t, "Error", wait); err.Str("code") != "bad_field" {
+			t.Fatalf("im/conn %s: %s", bad, err.Raw)
+		}
+	}
+	mallory.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"third"}`)
+	e = bob.Inbox.Next(t, wait)
+	if e.Str("nickname") != "Mallory" || e.Str("avatar") != "https://m/a.png" {
+		t.Fatalf("a refused profile was stamped: %s", e.Raw)
+	}
 }
 
 // A will may only target a topic the account could publish to.

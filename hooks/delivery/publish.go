@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
@@ -120,6 +121,9 @@ func (h *Hook) delMsg(r *request) (packets.Packet, error) {
 func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
 	if r.req.UID != "" && r.req.UID != r.id.UID {
 		return h.refuse(r, bridge.CodeForbidden, "im/conn can only update your own profile")
+	}
+	if err := auth.CheckProfile(r.req.Nickname, r.req.Avatar); err != nil {
+		return h.refuse(r, bridge.CodeBadField, err.Error())
 	}
 	h.UpdateProfile(r.id.UID, r.req.Nickname, r.req.Avatar)
 	return r.pk, packets.CodeSuccessIgnore
