@@ -201,7 +201,8 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return false
 	}
-	if cl.Properties.Will.Flag == 1 && !h.opts.Policy.CanPublish(id.Subject(), cl.Properties.Will.TopicName) {
+	if will := cl.Properties.Will.TopicName; cl.Properties.Will.Flag == 1 &&
+		(!h.opts.Policy.CanPublish(id.Subject(), will) || requestTopic(will)) {
 		if ok, held := h.refusals.Allow(remoteIP(cl.Net.Remote)); ok {
 			h.opts.Log.Warn("login refused", "uid", id.UID, "client", logsafe.Clip(id.ClientID), "remote", cl.Net.Remote,
 				"reason", "will topic not allowed", "topic", logsafe.Clip(cl.Properties.Will.TopicName), "suppressed_before", held)
@@ -330,6 +331,11 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.opts.Log.Warn("old connection did not finish closing", "client", cl.ID)
 }
+
+// requestTopic reports the im/ request topics. A will on one is refused:
+// a will is published by the broker, not sent by the client, so it could
+// never be carried out as the client's request.
+func requestTopic(topic string) bool { return topic == "im" || strings.HasPrefix(topic, "im/") }
 
 // EndConnection ends cl's connection: an MQTT 5 client gets DISCONNECT
 // with code; MQTT 3.1.1 has no server-to-client DISCONNECT (paho reports a

@@ -384,7 +384,12 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
+		if err := h.refuseEmptyPersistentID(cl, pk); err != nil {
+			return pk, err
+		}
 		h.hideReceiveMaximum(cl, &pk)
+	case packets.Auth:
+		return pk, h.refuseAuth(cl)
 	case packets.Puback:
 		if c := h.conn(cl); c != nil && c.ack(pk.PacketID) {
 			pk.PacketID = 0 // mochi has nothing under 0: the reservation stays
@@ -401,6 +406,9 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 		h.avoidIDClash(cl, &pk)
 	case packets.Publish:
+		if err := h.checkInboundAlias(cl, pk); err != nil {
+			return pk, err
+		}
 		markSysPublish(&pk)
 	}
 	return pk, nil

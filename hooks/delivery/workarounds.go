@@ -6,10 +6,49 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/hooks/access"
 )
 
 // Workarounds for mochi v2.7.9 behaviour that would break inbox delivery or
 // leave a client without an answer.
+
+// refuseEmptyPersistentID answers a 3.1.1 CONNECT with an empty client id
+// and clean session 0 with CONNACK 0x02 (identifier rejected), as 3.1.1
+// says [MQTT-3.1.3-8]; mochi answers 0x80, which is not a 3.1.1 code.
+func (h *Hook) refuseEmptyPersistentID(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.ProtocolVersion >= 5 || pk.Connect.Clean || pk.Connect.ClientIdentifier != "" {
+		return nil
+	}
+	cl.Properties.ProtocolVersion = pk.ProtocolVersion // not parsed yet: SendConnack encodes by it
+	_ = h.opts.Server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+	return packets.ErrRejectPacket
+}
+
+// refuseAuth ends a connection that sends AUTH: inboxmq offers no
+// enhanced authentication, so no CONNECT carries an authentication method
+// and an AUTH packet is a protocol error (DISCONNECT 0x82) [MQTT-4.12.0-1];
+// mochi would ignore it.
+func (h *Hook) refuseAuth(cl *mqtt.Client) error {
+	access.EndConnection(h.opts.Server, cl, packets.ErrProtocolViolation)
+	return packets.ErrRejectPacket
+}
+
+// checkInboundAlias ends a connection that publishes with an empty topic
+// and a topic alias it never set: a protocol error (DISCONNECT 0x82)
+// (MQTT 5, 3.3.2.3.4), where mochi would route it as the empty topic. Set(id,
+// "") is what mochi calls next anyway; it returns the alias's topic, or ""
+// when there is none.
+func (h *Hook) checkInboundAlias(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.TopicName != "" || !pk.Properties.TopicAliasFlag || pk.Properties.TopicAlias == 0 {
+		return nil
+	}
+	if cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, "") != "" {
+		return nil
+	}
+	access.EndConnection(h.opts.Server, cl, packets.ErrProtocolViolation)
+	return packets.ErrRejectPacket
+}
 
 // sysMarker prefixes a publish to a $SYS topic: mochi drops such publishes
 // without a PUBACK, so a QoS 1 client would wait forever. Marked, the
