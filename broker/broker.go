@@ -154,6 +154,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		EmitMessages: cfg.Events.Messages,
 		Push:         delivery.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
 		TokenLeeway:  cfg.Auth.TokenLeeway,
+		WriteTimeout: cfg.Limits.WriteTimeout,
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)

@@ -164,6 +164,9 @@ type LimitsConfig struct {
 	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxClientID is the longest client id accepted, in bytes.
 	MaxClientID int `yaml:"max_client_id"`
+	// WriteTimeout bounds a delivery write: a client that stops reading
+	// is disconnected after it.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // RedisConfig reaches the Redis that nodes share when store is redis.
@@ -324,6 +327,7 @@ func DefaultConfig() Config {
 			MessageWait:      10 * time.Second,
 			MaxSubscriptions: 100,
 			MaxClientID:      128,
+			WriteTimeout:     10 * time.Second,
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
 		Events: EventsConfig{
@@ -511,6 +515,9 @@ func (c Config) Validate() error {
 	}
 	if l.ConnectionsPerIP < 0 || l.MessageRate < 0 {
 		bad("limits.connections_per_ip and limits.message_rate must not be negative (0 disables)")
+	}
+	if l.WriteTimeout < time.Second {
+		bad("limits.write_timeout must be at least 1s, got %s", l.WriteTimeout)
 	}
 	if l.MaxClientID < 23 || l.MaxClientID > 65535 {
 		bad("limits.max_client_id must be 23..65535 (MQTT lets every client use 23), got %d", l.MaxClientID)

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,8 @@ type lane struct {
 	written    uint64          // the acked position last written to the store
 	pending    []unacked       // sent, not yet acknowledged, in Seq order
 	tail       []inbox.Message // just-appended messages from next on, see offer
+	tailBytes  int             // what tail's messages weigh (msgBytes)
+	tailFull   bool            // an offer did not fit: no more until the tail is taken
 	head       uint64          // highest Seq known to be in the log
 	mustRead   bool            // the log may have grown in ways head does not show
 }
@@ -254,8 +258,27 @@ func (c *conn) canSendLocked(l *lane) bool {
 		(l.qos == 0 || (len(l.pending) < c.h.opts.Window && c.flow.room() > 0))
 }
 
-// tailMax bounds the messages a connection keeps in memory for its pump.
-const tailMax = 256
+// tailMax and tailMaxBytes bound the messages a connection keeps in
+// memory for its pump: by count, and by weight, so a client that never
+// acknowledges large messages pins a bounded amount of memory (the log
+// holds the rest).
+const (
+	tailMax      = 256
+	tailMaxBytes = 256 << 10
+)
+
+// msgBytes is about what a message held in memory weighs.
+func msgBytes(m *inbox.Message) int {
+	return 96 + len(m.Content) + len(m.Extra) + len(m.Nickname) + len(m.Avatar) + len(m.CID) + len(m.Event) + len(m.Ref)
+}
+
+// setTailLocked replaces l's tail, keeping its weight in step. c.mu must be held.
+func (l *lane) setTailLocked(tail []inbox.Message) {
+	l.tail, l.tailBytes, l.tailFull = tail, 0, false
+	for i := range tail {
+		l.tailBytes += msgBytes(&tail[i])
+	}
+}
 
 // offer hands a just-appended message to the connection, so a pump that is
 // caught up sends it without reading the log back (the live path: no store
@@ -269,19 +292,28 @@ func (c *conn) offer(lane int, m inbox.Message) {
 	if !l.started || c.closed || m.Seq < l.next {
 		return
 	}
-	if n := len(l.tail); (n > 0 && l.tail[n-1].Seq+1 != m.Seq) || n >= tailMax {
-		l.tail = l.tail[:0] // a gap: the pump reads the log instead
+	if l.tailFull && len(l.tail) > 0 {
+		return // the tail stays as it is; head was raised, so the pump reads the rest from the log
+	}
+	if n := len(l.tail); n > 0 && l.tail[n-1].Seq+1 != m.Seq {
+		l.setTailLocked(l.tail[:0]) // a gap: the pump reads the log instead
 	}
 	if len(l.tail) == 0 && m.Seq != l.next {
 		return
 	}
+	w := msgBytes(&m)
+	if l.tailFull = len(l.tail) >= tailMax || l.tailBytes+w > tailMaxBytes; l.tailFull {
+		return
+	}
 	l.tail = append(l.tail, m)
+	l.tailBytes += w
 }
 
 // takeTailLocked returns up to room cached messages starting exactly at
 // from, or nil when the cache does not start there. c.mu must be held.
 func (l *lane) takeTailLocked(from uint64, room int) []inbox.Message {
 	for len(l.tail) > 0 && l.tail[0].Seq < from {
+		l.tailBytes -= msgBytes(&l.tail[0])
 		l.tail = l.tail[1:]
 	}
 	if len(l.tail) == 0 || l.tail[0].Seq != from || room <= 0 {
@@ -289,9 +321,12 @@ func (l *lane) takeTailLocked(from uint64, room int) []inbox.Message {
 	}
 	n := min(room, len(l.tail))
 	out := append([]inbox.Message(nil), l.tail[:n]...)
+	for i := range out {
+		l.tailBytes -= msgBytes(&out[i])
+	}
 	l.tail = l.tail[n:]
 	if len(l.tail) == 0 {
-		l.tail = nil // let the backing array go
+		l.setTailLocked(nil) // let the backing array go
 	}
 	return out
 }
@@ -309,11 +344,18 @@ func (l *lane) keepAheadLocked(ahead []inbox.Message) {
 	}
 	later := l.tail[i:]
 	tail := make([]inbox.Message, 0, len(ahead)+len(later))
-	tail = append(tail, ahead...)
+	weight := 0
+	for k := range ahead {
+		if weight += msgBytes(&ahead[k]); weight > tailMaxBytes && k > 0 {
+			l.setTailLocked(tail) // the rest is read again from the log
+			return
+		}
+		tail = append(tail, ahead[k])
+	}
 	if len(later) > 0 && later[0].Seq == last+1 && len(tail)+len(later) <= tailMax {
 		tail = append(tail, later...)
 	}
-	l.tail = tail
+	l.setTailLocked(tail)
 }
 
 // wakeRead is wake for news from outside this node's append path (another
@@ -546,11 +588,20 @@ func (c *conn) write(b []byte, publishes int) error {
 		return mqtt.ErrConnectionClosed
 	}
 	cl.Lock()
+	// A client that stopped reading must not hold this pump, and mochi's
+	// writes behind the same lock, for ever: it is disconnected instead.
+	_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
 	n, err := cl.Net.Conn.Write(b)
+	_ = cl.Net.Conn.SetWriteDeadline(time.Time{})
 	cl.Unlock()
 	info := c.h.opts.Server.Info
 	atomic.AddInt64(&info.BytesSent, int64(n))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.h.opts.Log.Info("disconnected: not reading", "uid", c.id.UID, "client", c.id.ClientID,
+				"remote", cl.Net.Remote, "write_timeout", c.h.opts.WriteTimeout)
+		}
+		cl.Stop(fmt.Errorf("delivery write: %w", err))
 		return err
 	}
 	atomic.AddInt64(&info.PacketsSent, int64(publishes))

@@ -60,3 +60,69 @@ func seqRange(from uint64, n int) []uint64 {
 	}
 	return out
 }
+
+// The tail is bounded by weight as well as by count, so a client that
+// never acknowledges large messages pins a bounded amount of memory; the
+// weight stays in step through every change of the tail.
+func TestTailBoundedByBytes(t *testing.T) {
+	big := func(seq uint64) inbox.Message {
+		return inbox.Message{Seq: seq, Content: string(make([]byte, 64<<10)), Extra: string(make([]byte, 64<<10))}
+	}
+	h := &Hook{}
+	c := &conn{h: h}
+	c.lanes[laneInbox] = lane{started: true, next: 1}
+	l := &c.lanes[laneInbox]
+	for seq := uint64(1); seq <= 10; seq++ {
+		c.offer(laneInbox, big(seq))
+		if l.tailBytes > tailMaxBytes {
+			t.Fatalf("tail weighs %d bytes after offering seq %d, over %d", l.tailBytes, seq, tailMaxBytes)
+		}
+	}
+	if len(l.tail) == 0 || len(l.tail) > tailMaxBytes/(128<<10) || l.tail[0].Seq != 1 {
+		t.Fatalf("tail holds %v", seqs(l.tail))
+	}
+	check := func() {
+		t.Helper()
+		want := 0
+		for i := range l.tail {
+			want += msgBytes(&l.tail[i])
+		}
+		if l.tailBytes != want {
+			t.Fatalf("tailBytes = %d, the tail weighs %d", l.tailBytes, want)
+		}
+	}
+	check()
+	l.takeTailLocked(l.tail[0].Seq, 1)
+	check()
+	var ahead []inbox.Message
+	for seq := uint64(20); seq < 30; seq++ {
+		ahead = append(ahead, big(seq))
+	}
+	l.keepAheadLocked(ahead)
+	check()
+	if l.tailBytes > tailMaxBytes+msgBytes(&ahead[0]) || len(l.tail) == 0 || l.tail[0].Seq != 20 {
+		t.Fatalf("kept ahead: %v weighing %d", seqs(l.tail), l.tailBytes)
+	}
+}
+
+// A resend is recognised by its cid and a digest of what it sent; the
+// content itself is not kept.
+func TestRecentSendsKeepNoContent(t *testing.T) {
+	r := newRecentSends()
+	sum := contentSum("10021", "hello", "x")
+	r.put("10001", "c1", sum, inbox.Message{UID: "10021", ID: "42", Content: "hello", Extra: "x"})
+	m, ok := r.get("10001", "c1", sum)
+	if !ok || m.ID != "42" || m.Content != "" || m.Extra != "" {
+		t.Fatalf("get = %+v, %v", m, ok)
+	}
+	for _, other := range [][32]byte{
+		contentSum("10021", "hello!", "x"), contentSum("10022", "hello", "x"), contentSum("10021", "hellox", ""),
+	} {
+		if _, ok := r.get("10001", "c1", other); ok {
+			t.Fatal("a different request with the same cid matched")
+		}
+	}
+	if _, ok := r.get("10002", "c1", sum); ok {
+		t.Fatal("another account's cid matched")
+	}
+}

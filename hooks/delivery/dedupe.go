@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -26,16 +28,35 @@ const (
 
 type sendRing struct {
 	cids [recentPerUID]string
-	msgs [recentPerUID]inbox.Message
+	msgs [recentPerUID]inbox.Message // without Content and Extra, see put
+	sums [recentPerUID][sha256.Size]byte
 	at   [recentPerUID]time.Time
 	next int
 	seen time.Time
 }
 
+// contentSum identifies what a request sent, for matching a resend without
+// keeping the content: 32 bytes per remembered send instead of up to two
+// 64 KiB strings (4.3 MB per account with large messages).
+func contentSum(to, msg, extra string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, s := range []string{to, msg, extra} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
 func newRecentSends() *recentSends { return &recentSends{byUID: make(map[string]*sendRing)} }
 
-// get returns the message uid sent with cid recently.
-func (r *recentSends) get(uid, cid string) (inbox.Message, bool) {
+// get returns the message uid sent with cid recently, if it went to the
+// same recipient with the same content and extra (sum, see contentSum).
+// The message has no Content or Extra: the caller has them.
+func (r *recentSends) get(uid, cid string, sum [sha256.Size]byte) (inbox.Message, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ring := r.byUID[uid]
@@ -43,15 +64,16 @@ func (r *recentSends) get(uid, cid string) (inbox.Message, bool) {
 		return inbox.Message{}, false
 	}
 	for i, c := range ring.cids {
-		if c == cid && time.Since(ring.at[i]) < recentFor {
+		if c == cid && ring.sums[i] == sum && time.Since(ring.at[i]) < recentFor {
 			return ring.msgs[i], true
 		}
 	}
 	return inbox.Message{}, false
 }
 
-// put remembers that uid sent m with cid.
-func (r *recentSends) put(uid, cid string, m inbox.Message) {
+// put remembers that uid sent m with cid; sum is contentSum of the request.
+func (r *recentSends) put(uid, cid string, sum [sha256.Size]byte, m inbox.Message) {
+	m.Content, m.Extra = "", ""
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -68,7 +90,7 @@ func (r *recentSends) put(uid, cid string, m inbox.Message) {
 		ring = &sendRing{}
 		r.byUID[uid] = ring
 	}
-	ring.cids[ring.next], ring.msgs[ring.next], ring.at[ring.next] = cid, m, now
+	ring.cids[ring.next], ring.msgs[ring.next], ring.sums[ring.next], ring.at[ring.next] = cid, m, sum, now
 	ring.next = (ring.next + 1) % recentPerUID
 	ring.seen = now
 }

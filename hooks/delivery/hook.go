@@ -72,7 +72,13 @@ type Options struct {
 	// TokenLeeway is how long past its token's expiry a connection may
 	// last (the clock skew tokens are verified with).
 	TokenLeeway time.Duration
+	// WriteTimeout bounds a write to a connection (DefaultWriteTimeout when
+	// 0): a client that stops reading is disconnected after it.
+	WriteTimeout time.Duration
 }
+
+// DefaultWriteTimeout is Options.WriteTimeout when 0.
+const DefaultWriteTimeout = 10 * time.Second
 
 // Events receives what happens, for metrics. Every method must be cheap
 // and must not block: they run on client and delivery goroutines.
@@ -173,6 +179,9 @@ func (h *Hook) Init(config any) error {
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -316,14 +325,28 @@ func (h *Hook) kick(c *conn, reason string) {
 	h.conns.Delete(c.cl)
 	c.close()
 	h.opts.Events.Kicked()
-	h.opts.Log.Info("logged out by a newer login", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote)
+	h.opts.Log.Info("logged out", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote, "reason", reason)
 	// The socket write may block on a stalled client: not on the new
-	// connection's goroutine.
+	// connection's goroutine, and not for longer than a moment, so a kick
+	// of a client that stopped reading closes its socket at once.
 	go func() {
-		c.writeTransient(bridge.Logout(reason))
-		access.EndConnection(h.opts.Server, c.cl, packets.ErrSessionTakenOver)
+		said := make(chan struct{})
+		go func() {
+			defer close(said)
+			c.writeTransient(bridge.Logout(reason))
+			access.EndConnection(h.opts.Server, c.cl, packets.ErrSessionTakenOver)
+		}()
+		select {
+		case <-said:
+		case <-time.After(kickWriteTimeout):
+		}
+		// Closing the socket also ends a write still blocked on it.
+		c.cl.Stop(packets.ErrSessionTakenOver)
 	}()
 }
+
+// kickWriteTimeout bounds the Logout and DISCONNECT writes of a kick.
+const kickWriteTimeout = time.Second
 
 // online returns the connections of uid.
 func (h *Hook) online(uid string) []*conn {

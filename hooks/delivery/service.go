@@ -44,8 +44,11 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 	case h.opts.Limits.MaxContent > 0 && len(msg) > h.opts.Limits.MaxContent:
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
+	var sum [32]byte
 	if cid != "" {
-		if m, ok := h.recent.get(from.UID, cid); ok && m.UID == to && m.Content == msg && m.Extra == extra {
+		sum = contentSum(to, msg, extra)
+		if m, ok := h.recent.get(from.UID, cid, sum); ok && m.UID == to {
+			m.Content, m.Extra = msg, extra
 			return m, nil // a resend: already stored
 		}
 	}
@@ -57,7 +60,7 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 		return inbox.Message{}, err
 	}
 	if cid != "" {
-		h.recent.put(from.UID, cid, out[0])
+		h.recent.put(from.UID, cid, sum, out[0])
 	}
 	if h.opts.EmitMessages && h.opts.Emitter != nil {
 		h.opts.Emitter.Emit(events.Event{Type: events.TypeMessage, Data: map[string]any{
