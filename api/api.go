@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/delivery"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
 // PageSize is the default and largest page of messages or notices.
@@ -80,7 +82,12 @@ func New(opts Options) http.Handler {
 // service role.
 func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Request, delivery.Actor)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		actor, ok := a.identify(r)
+		actor, ok, err := a.identify(r)
+		if errors.Is(err, auth.ErrBusy) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "busy", "too many logins at once; try again")
+			return
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="inboxmq"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token or account is required")
@@ -95,34 +102,42 @@ func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Re
 	}
 }
 
-func (a *api) identify(r *http.Request) (delivery.Actor, bool) {
+// bcryptWait is how long a Basic-auth request waits for a bcrypt slot
+// before it is answered 503: guesses over HTTP must not queue up in front
+// of MQTT logins of the back-end's services.
+const bcryptWait = 200 * time.Millisecond
+
+func (a *api) identify(r *http.Request) (delivery.Actor, bool, error) {
 	tokens, accounts := a.Credentials()
 	if name, password, ok := r.BasicAuth(); ok {
 		if accounts == nil {
-			return delivery.Actor{}, false
+			return delivery.Actor{}, false, nil
 		}
-		id, ok := accounts.Authenticate(name, password)
+		id, ok, err := accounts.AuthenticateWait(name, password, bcryptWait)
+		if err != nil {
+			return delivery.Actor{}, false, err
+		}
 		if !ok {
-			a.Log.Warn("api login refused", "account", name, "remote", r.RemoteAddr, "reason", "bad_password")
-			return delivery.Actor{}, false
+			a.Log.Warn("api login refused", "account", logsafe.Clip(name), "remote", r.RemoteAddr, "reason", "bad_password")
+			return delivery.Actor{}, false, nil
 		}
 		role, err := acl.ParseRole(id.Role)
-		return delivery.Actor{UID: id.UID, Role: role}, err == nil
+		return delivery.Actor{UID: id.UID, Role: role}, err == nil, nil
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tokens == nil {
-		return delivery.Actor{}, false
+		return delivery.Actor{}, false, nil
 	}
 	id, err := tokens.VerifyBearer(strings.TrimSpace(token))
 	if err != nil {
 		a.Log.Warn("api token refused", "remote", r.RemoteAddr, "error", err)
-		return delivery.Actor{}, false
+		return delivery.Actor{}, false, nil
 	}
 	if accounts != nil && accounts.Has(id.UID) {
-		return delivery.Actor{}, false // account names are not token subjects
+		return delivery.Actor{}, false, nil // account names are not token subjects
 	}
 	role, err := acl.ParseRole(id.Role)
-	return delivery.Actor{UID: id.UID, Role: role, Nickname: id.Nickname, Avatar: id.Avatar}, err == nil
+	return delivery.Actor{UID: id.UID, Role: role, Nickname: id.Nickname, Avatar: id.Avatar}, err == nil, nil
 }
 
 // Message is one message as the API shows it.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -159,6 +160,10 @@ func (a *Accounts) Has(name string) bool {
 // each costs one bcrypt comparison. Unknown names are compared against a
 // dummy hash so that timing does not tell which names exist.
 func (a *Accounts) Authenticate(name, password string) (Identity, bool) {
+	return a.authenticate(name, password, a.bcryptMatch)
+}
+
+func (a *Accounts) authenticate(name, password string, match func(hash []byte, password string) bool) (Identity, bool) {
 	// No configured hash matches these, whatever the name, so refusing them
 	// early tells nothing about which names exist.
 	if password == "" || len(password) > maxPasswordBytes {
@@ -167,7 +172,7 @@ func (a *Accounts) Authenticate(name, password string) (Identity, bool) {
 	acc, ok := a.byName[name]
 	if !ok {
 		if a.dummy != nil {
-			a.bcryptMatch(a.dummy, password) // for the time it takes; always false
+			match(a.dummy, password) // for the time it takes; always false
 		}
 		return Identity{}, false
 	}
@@ -175,11 +180,36 @@ func (a *Accounts) Authenticate(name, password string) (Identity, bool) {
 	if a.cached(name, acc.hash, &sum) {
 		return acc.id, true
 	}
-	if !a.bcryptMatch(acc.hash, password) {
+	if !match(acc.hash, password) {
 		return Identity{}, false
 	}
 	a.remember(name, acc.hash, &sum)
 	return acc.id, true
+}
+
+// ErrBusy: every bcrypt slot stayed taken for as long as the caller would
+// wait. The login was neither accepted nor refused: try again later.
+var ErrBusy = errors.New("auth: password checks are busy")
+
+// AuthenticateWait is Authenticate for callers that must not queue behind
+// a flood of guesses (the HTTP API): when no bcrypt slot frees up within
+// wait it returns ErrBusy at once, so guesses on one listener cannot starve
+// logins on another.
+func (a *Accounts) AuthenticateWait(name, password string, wait time.Duration) (Identity, bool, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case a.slots <- struct{}{}:
+	case <-t.C:
+		return Identity{}, false, ErrBusy
+	}
+	// Holding a slot: the comparison inside must not take another.
+	id, ok := a.authenticate(name, password, func(hash []byte, pw string) bool {
+		a.bcrypts.Add(1)
+		return bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil
+	})
+	<-a.slots
+	return id, ok, nil
 }
 
 // Comparisons returns how many bcrypt comparisons were made, the dummy

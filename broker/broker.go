@@ -57,6 +57,7 @@ type Broker struct {
 	pprofLn              net.Listener
 
 	refusedConns atomic.Int64 // connections refused by the per-IP rate
+	refusedHTTP  atomic.Int64 // HTTP connections and requests refused by the per-IP limits
 	serving      atomic.Bool  // every listener is accepting
 
 	stop      chan struct{}
@@ -322,10 +323,27 @@ func (b *Broker) Start() error {
 		}
 	}
 	if l.HTTP.Address != "" {
-		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS, nil); err != nil {
+		capIP := func(ln net.Listener) net.Listener {
+			if b.cfg.Limits.HTTPConnectionsPerIP <= 0 {
+				return ln
+			}
+			return newIPConnCap(ln, b.cfg.Limits.HTTPConnectionsPerIP, &b.refusedHTTP)
+		}
+		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS, capIP); err != nil {
 			return b.startFailed(fmt.Errorf("http listener %s: %w", l.HTTP.Address, err))
 		}
-		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// Every phase of a request is bounded: a client that sends its
+		// headers or body slowly, or never, or idles on a kept-alive
+		// connection, is cut off.
+		t := b.cfg.Limits.HTTPTimeout
+		b.httpSrv = &http.Server{
+			Handler:           limitRequests(b.cfg.Limits.HTTPRequestsPerIP, b.httpHandler(), &b.refusedHTTP),
+			ReadHeaderTimeout: min(t, 10*time.Second),
+			ReadTimeout:       t,
+			WriteTimeout:      t,
+			IdleTimeout:       2 * t,
+			MaxHeaderBytes:    64 << 10,
+		}
 		go func() {
 			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				b.log.Error("http listener failed", "error", err)

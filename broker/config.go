@@ -167,6 +167,12 @@ type LimitsConfig struct {
 	// WriteTimeout bounds a delivery write: a client that stops reading
 	// is disconnected after it.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// The HTTP listener: connections one address may hold open (0: no
+	// cap), requests per second per address (burst twice that; 0: none),
+	// and the bound on reading a request and writing its answer.
+	HTTPConnectionsPerIP int           `yaml:"http_connections_per_ip"`
+	HTTPRequestsPerIP    float64       `yaml:"http_requests_per_ip"`
+	HTTPTimeout          time.Duration `yaml:"http_timeout"`
 }
 
 // RedisConfig reaches the Redis that nodes share when store is redis.
@@ -320,14 +326,17 @@ func DefaultConfig() Config {
 			ExpireInterval:  time.Minute,
 		},
 		Limits: LimitsConfig{
-			ConnectTimeout:   10 * time.Second,
-			ConnectionsPerIP: 50,
-			MessageRate:      20,
-			MessageBurst:     40,
-			MessageWait:      10 * time.Second,
-			MaxSubscriptions: 100,
-			MaxClientID:      128,
-			WriteTimeout:     10 * time.Second,
+			ConnectTimeout:       10 * time.Second,
+			ConnectionsPerIP:     50,
+			MessageRate:          20,
+			MessageBurst:         40,
+			MessageWait:          10 * time.Second,
+			MaxSubscriptions:     100,
+			MaxClientID:          128,
+			WriteTimeout:         10 * time.Second,
+			HTTPConnectionsPerIP: 64,
+			HTTPRequestsPerIP:    50,
+			HTTPTimeout:          15 * time.Second,
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
 		Events: EventsConfig{
@@ -515,6 +524,9 @@ func (c Config) Validate() error {
 	}
 	if l.ConnectionsPerIP < 0 || l.MessageRate < 0 {
 		bad("limits.connections_per_ip and limits.message_rate must not be negative (0 disables)")
+	}
+	if l.HTTPConnectionsPerIP < 0 || l.HTTPRequestsPerIP < 0 || l.HTTPTimeout < time.Second {
+		bad("limits.http_connections_per_ip and http_requests_per_ip must not be negative, http_timeout at least 1s")
 	}
 	if l.WriteTimeout < time.Second {
 		bad("limits.write_timeout must be at least 1s, got %s", l.WriteTimeout)

@@ -50,7 +50,12 @@ func newWSListener(id string, ln net.Listener, path string, allowed []string, co
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(path, l.serveWS)
-	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The connect timeout holds until the upgrade: a request that is not
+	// an upgrade (a plain GET, answered 404) does not keep its connection
+	// open (no keep-alive), and slow headers or bodies are cut off.
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: connectTimeout, ReadTimeout: connectTimeout,
+		WriteTimeout: connectTimeout, IdleTimeout: connectTimeout}
+	l.srv.SetKeepAlivesEnabled(false)
 	return l
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
+	"github.com/inboxmq/inboxmq/internal/keyrate"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
@@ -79,7 +80,7 @@ type Hook struct {
 
 	// refusals bounds refusal log lines per remote address (logins) and
 	// per connection (reads): see package logsafe.
-	refusals *logsafe.Limiter
+	refusals *keyrate.Limiter
 }
 
 // Refusal lines per key per second after a burst; the rest are counted.
@@ -152,7 +153,7 @@ func (h *Hook) Init(config any) error {
 		opts.MaxClientID = DefaultMaxClientID
 	}
 	h.opts = *opts
-	h.refusals = logsafe.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
+	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetCredentials(Credentials{Tokens: opts.Tokens, Accounts: opts.Accounts})
 	h.SetMaxSubscriptions(opts.MaxSubscriptions)
 	return nil

@@ -17,7 +17,7 @@ import (
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
-	"github.com/inboxmq/inboxmq/internal/logsafe"
+	"github.com/inboxmq/inboxmq/internal/keyrate"
 )
 
 // InboxPrefix starts every inbox topic: inbox/{uid}.
@@ -123,7 +123,7 @@ type Hook struct {
 	recent *recentSends               // cids of recent sends, against resends
 	// refusals bounds "request refused" lines per connection: a client
 	// sending garbage in a loop must not fill the disk.
-	refusals *logsafe.Limiter
+	refusals *keyrate.Limiter
 	bcast    broadcastFeed // what this node has offered of the broadcast log
 }
 
@@ -198,7 +198,7 @@ func (h *Hook) Init(config any) error {
 	h.learnBroadcastEnd(ctx)
 	cancel()
 	h.recent = newRecentSends()
-	h.refusals = logsafe.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
+	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
 	if opts.Emitter != nil && opts.Push.After > 0 {
 		if h.opts.Push.Interval <= 0 {

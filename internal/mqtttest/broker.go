@@ -64,6 +64,8 @@ func Config(tb testing.TB) broker.Config {
 	// of the limits turn them back on.
 	cfg.Limits.ConnectionsPerIP = 0
 	cfg.Limits.MessageRate = 0
+	cfg.Limits.HTTPConnectionsPerIP = 0
+	cfg.Limits.HTTPRequestsPerIP = 0
 	if os.Getenv("INBOXMQ_TEST_LOG") != "" {
 		cfg.Log.Level = "debug"
 	}

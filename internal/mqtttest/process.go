@@ -103,6 +103,8 @@ auth:
 limits:
   connections_per_ip: 0   # tests connect fast from one address
   message_rate: 0
+  http_connections_per_ip: 0
+  http_requests_per_ip: 0
 `, dataDir, Secret, AdminName, admin, ServiceName, service) + strings.Join(extra, "\n")
 	path := filepath.Join(tb.TempDir(), "inboxmq.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
