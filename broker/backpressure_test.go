@@ -101,7 +101,8 @@ func TestBackpressure_ShippedLimitsSlowSendersDown(t *testing.T) {
 // resends after reconnecting). The refused message is stored nowhere.
 func TestBackpressure_PastTheBound(t *testing.T) {
 	cfg := mqtttest.Config(t)
-	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 0.2, 1, time.Second // a token every 5 s
+	// A token every 5 s after a burst of 2 (the v5 client's SUBSCRIBE takes one).
+	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 0.2, 2, time.Second
 	b := mqtttest.Start(t, cfg)
 	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
 
@@ -118,6 +119,7 @@ func TestBackpressure_PastTheBound(t *testing.T) {
 
 	v3 := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
 	v3.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"v3 first"}`)
+	v3.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"v3 second"}`)
 	tok := v3.Publish("im/sendmsg", 1, false, `{"uid":10021,"msg":"v3 refused"}`)
 	if tok.WaitTimeout(3*time.Second) && tok.Error() == nil {
 		t.Fatal("3.1.1 publish past the bound was acknowledged")
@@ -130,10 +132,10 @@ func TestBackpressure_PastTheBound(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	got := map[string]bool{}
-	for _, e := range bob.Inbox.Collect(t, 2, wait) {
+	for _, e := range bob.Inbox.Collect(t, 3, wait) {
 		got[e.Str("ct")] = true
 	}
-	if !got["v5 first"] || !got["v3 first"] {
+	if !got["v5 first"] || !got["v3 first"] || !got["v3 second"] {
 		t.Fatalf("delivered %v", got)
 	}
 	bob.Inbox.None(t, 500*time.Millisecond) // neither refused message

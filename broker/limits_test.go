@@ -32,8 +32,9 @@ func TestLimits_MessageRatePerAccount(t *testing.T) {
 			t.Fatalf("unexpected reason %#x", code)
 		}
 	}
-	if limited == 0 || accepted < 10 || accepted > 15 {
-		t.Fatalf("accepted %d, limited %d: want about the burst (10) accepted", accepted, limited)
+	// The burst (10) less the token the inbox SUBSCRIBE took.
+	if limited == 0 || accepted < 9 || accepted > 15 {
+		t.Fatalf("accepted %d, limited %d: want about the burst (10, one taken by the SUBSCRIBE) accepted", accepted, limited)
 	}
 	if e := flood.Inbox.NextMethod(t, "Error", wait); e.Str("code") != "rate_limited" {
 		t.Fatalf("error envelope = %s", e.Raw)
