@@ -166,9 +166,10 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Store:     b.store,
 		NodeID:    cfg.NodeID,
 		Shared:    cfg.Store == "redis",
-		MaxExpiry: time.Duration(cfg.MQTT.MaximumSessionExpiryInterval) * time.Second,
-		Timeout:   cfg.storeTimeout(),
-		Log:       log,
+		MaxExpiry:     time.Duration(cfg.MQTT.MaximumSessionExpiryInterval) * time.Second,
+		Timeout:       cfg.storeTimeout(),
+		MaxPerAccount: cfg.Limits.MaxSessionsPerAccount,
+		Log:           log,
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("sessions hook: %w", err)

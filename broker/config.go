@@ -164,6 +164,9 @@ type LimitsConfig struct {
 	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxClientID is the longest client id accepted, in bytes.
 	MaxClientID int `yaml:"max_client_id"`
+	// MaxSessionsPerAccount caps the persistent sessions one account
+	// keeps per node (0: no cap); past it those disconnected longest ago end.
+	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
 	// WriteTimeout bounds a delivery write: a client that stops reading
 	// is disconnected after it.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
@@ -326,17 +329,18 @@ func DefaultConfig() Config {
 			ExpireInterval:  time.Minute,
 		},
 		Limits: LimitsConfig{
-			ConnectTimeout:       10 * time.Second,
-			ConnectionsPerIP:     50,
-			MessageRate:          20,
-			MessageBurst:         40,
-			MessageWait:          10 * time.Second,
-			MaxSubscriptions:     100,
-			MaxClientID:          128,
-			WriteTimeout:         10 * time.Second,
-			HTTPConnectionsPerIP: 64,
-			HTTPRequestsPerIP:    50,
-			HTTPTimeout:          15 * time.Second,
+			ConnectTimeout:        10 * time.Second,
+			ConnectionsPerIP:      50,
+			MessageRate:           20,
+			MessageBurst:          40,
+			MessageWait:           10 * time.Second,
+			MaxSubscriptions:      100,
+			MaxClientID:           128,
+			MaxSessionsPerAccount: 10,
+			WriteTimeout:          10 * time.Second,
+			HTTPConnectionsPerIP:  64,
+			HTTPRequestsPerIP:     50,
+			HTTPTimeout:           15 * time.Second,
 		},
 		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
 		Events: EventsConfig{
@@ -527,6 +531,9 @@ func (c Config) Validate() error {
 	}
 	if l.HTTPConnectionsPerIP < 0 || l.HTTPRequestsPerIP < 0 || l.HTTPTimeout < time.Second {
 		bad("limits.http_connections_per_ip and http_requests_per_ip must not be negative, http_timeout at least 1s")
+	}
+	if l.MaxSessionsPerAccount < 0 {
+		bad("limits.max_sessions_per_account must not be negative")
 	}
 	if l.WriteTimeout < time.Second {
 		bad("limits.write_timeout must be at least 1s, got %s", l.WriteTimeout)

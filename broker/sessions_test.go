@@ -200,3 +200,38 @@ func TestSessions_RetainedMessagesSurviveRestart(t *testing.T) {
 	}
 	a2.Inbox.None(t, 300*time.Millisecond)
 }
+
+// One account cannot pile up persistent sessions with new client ids:
+// past limits.max_sessions_per_account the sessions disconnected longest
+// ago end, in the store too, and a connected one is never ended.
+func TestSessions_CapPerAccount(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.Limits.MaxSessionsPerAccount = 3
+	b := mqtttest.Start(t, cfg)
+	tok := mqtttest.Token(t, "10021")
+	for i := 1; i <= 5; i++ {
+		c := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: fmt.Sprintf("c%d", i), Subscribe: true})
+		c.Disconnect(250)
+		time.Sleep(20 * time.Millisecond)
+	}
+	present := func(i int) bool {
+		c := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tok, mqtttest.V3Options{ClientID: fmt.Sprintf("c%d", i)})
+		defer c.Disconnect(250)
+		return c.SessionPresent
+	}
+	for _, i := range []int{5, 4, 3} {
+		if !present(i) {
+			t.Fatalf("session c%d, among the 3 newest, was ended", i)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := mqtttest.Start(t, cfg) // the store agrees
+	b = b2
+	for _, i := range []int{1, 2} {
+		if present(i) {
+			t.Fatalf("session c%d, over the cap of 3, was kept", i)
+		}
+	}
+}

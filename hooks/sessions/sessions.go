@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +44,11 @@ type Options struct {
 	SweepInterval time.Duration
 	// Timeout bounds each store call (default 5s).
 	Timeout time.Duration
-	Log     *slog.Logger
+	// MaxPerAccount caps the persistent sessions one account keeps on
+	// this node (0: no cap): past it the account's sessions disconnected
+	// longest ago end first. Anonymous clients share no account: uncapped.
+	MaxPerAccount int
+	Log           *slog.Logger
 }
 
 // Hook keeps persistent sessions and retained messages in the store.
@@ -60,6 +66,12 @@ type Hook struct {
 
 	tokenBase string
 	tokenSeq  atomic.Uint64
+
+	// accounts tracks each account's sessions on this node for
+	// MaxPerAccount: session id -> when its connection ended (Unix ms; 0
+	// while connected).
+	mu       sync.Mutex
+	accounts map[string]map[string]int64 // guarded by mu
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -112,7 +124,78 @@ func (h *Hook) Init(config any) error {
 	}
 	h.tokenBase = fmt.Sprintf("%d-%s-", opts.NodeID, hex.EncodeToString(r[:]))
 	h.stop = make(chan struct{})
+	h.accounts = make(map[string]map[string]int64)
 	return nil
+}
+
+// track records that account holds session id, connected (ended 0) or
+// disconnected since ended (Unix ms).
+func (h *Hook) track(account, id string, ended int64) {
+	if account == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.accounts[account]
+	if m == nil {
+		m = make(map[string]int64)
+		h.accounts[account] = m
+	}
+	m[id] = ended
+}
+
+// untrack forgets session id of account.
+func (h *Hook) untrack(account, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.accounts[account]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(h.accounts, account)
+		}
+	}
+}
+
+// overCap returns the sessions of account to end so that it keeps at most
+// MaxPerAccount: those disconnected longest ago, never a connected one.
+func (h *Hook) overCap(account string) []string {
+	if h.opts.MaxPerAccount <= 0 || account == "" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.accounts[account]
+	var ended []string
+	for id, at := range m {
+		if at > 0 {
+			ended = append(ended, id)
+		}
+	}
+	n := len(m) - h.opts.MaxPerAccount
+	if n <= 0 {
+		return nil
+	}
+	slices.SortFunc(ended, func(a, b string) int { return cmp.Compare(m[a], m[b]) })
+	return ended[:min(n, len(ended))]
+}
+
+// endSessions ends sessions of account over the cap: removed from the
+// store (if this node's owner still holds them) and from the server.
+func (h *Hook) endSessions(account string, ids []string) {
+	ctx, cancel := h.ctx()
+	defer cancel()
+	for _, id := range ids {
+		if _, err := h.opts.Store.DeleteSession(ctx, id, h.ownerOf(id)); err != nil {
+			h.opts.Log.Error("session over the account's cap not removed", "client", id, "error", err)
+			continue
+		}
+		if cl, ok := h.opts.Server.Clients.Get(id); ok && cl.Closed() {
+			h.forget(cl)
+		}
+		h.untrack(account, id)
+	}
+	h.opts.Log.Info("persistent sessions ended: over the account's cap", "account", account, "ended", len(ids),
+		"cap", h.opts.MaxPerAccount)
 }
 
 // Restore puts the stored sessions and retained messages back into the
@@ -190,6 +273,7 @@ func (h *Hook) restore(s inbox.Session, now time.Time) {
 	}
 	srv.Clients.Add(cl)
 	h.owners.Store(s.ID, s.Owner)
+	h.track(s.Username, s.ID, max(1, s.Expires-s.ExpiryInterval.Milliseconds()))
 }
 
 // forget removes a disconnected client from the server: its session ended
@@ -202,6 +286,7 @@ func (h *Hook) forget(cl *mqtt.Client) {
 		srv.Clients.Delete(cl.ID)
 	}
 	h.owners.CompareAndDelete(cl.ID, h.ownerOf(cl.ID))
+	h.untrack(string(cl.Properties.Username), cl.ID)
 }
 
 func (h *Hook) ownerOf(id string) string {
@@ -290,8 +375,10 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	ctx, cancel := h.ctx()
 	defer cancel()
+	account := string(cl.Properties.Username)
 	if !persistent(cl) {
 		h.owners.Delete(cl.ID)
+		h.untrack(account, cl.ID)
 		if _, err := h.opts.Store.DeleteSession(ctx, cl.ID, ""); err != nil {
 			h.opts.Log.Error("ended session not removed from the store", "client", cl.ID, "error", err)
 		}
@@ -302,6 +389,10 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.owners.Store(cl.ID, owner)
 	if err := h.opts.Store.PutSession(ctx, h.session(cl, owner)); err != nil {
 		h.opts.Log.Error("session not stored: it will not survive a restart", "client", cl.ID, "error", err)
+	}
+	h.track(account, cl.ID, 0)
+	if over := h.overCap(account); len(over) > 0 {
+		h.endSessions(account, over)
 	}
 }
 
@@ -340,11 +431,13 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	defer cancel()
 	if expire || !persistent(cl) {
 		h.owners.CompareAndDelete(cl.ID, owner)
+		h.untrack(string(cl.Properties.Username), cl.ID)
 		if _, err := h.opts.Store.DeleteSession(ctx, cl.ID, owner); err != nil {
 			h.opts.Log.Error("ended session not removed from the store", "client", cl.ID, "error", err)
 		}
 		return
 	}
+	h.track(string(cl.Properties.Username), cl.ID, time.Now().UnixMilli())
 	s := h.session(cl, owner)
 	s.Expires = time.Now().Add(s.ExpiryInterval).UnixMilli()
 	if _, err := h.opts.Store.UpdateSession(ctx, s); err != nil {
@@ -355,6 +448,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // OnClientExpired removes a session mochi ended from the store, unless
 // another connection (maybe on another node) holds it by now.
 func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	h.untrack(string(cl.Properties.Username), cl.ID)
 	owner := h.ownerOf(cl.ID)
 	if owner == "" {
 		return
