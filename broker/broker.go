@@ -162,10 +162,10 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	}
 	b.sessions = new(sessions.Hook)
 	if err := b.server.AddHook(b.sessions, &sessions.Options{
-		Server:    b.server,
-		Store:     b.store,
-		NodeID:    cfg.NodeID,
-		Shared:    cfg.Store == "redis",
+		Server:        b.server,
+		Store:         b.store,
+		NodeID:        cfg.NodeID,
+		Shared:        cfg.Store == "redis",
 		MaxExpiry:     time.Duration(cfg.MQTT.MaximumSessionExpiryInterval) * time.Second,
 		Timeout:       cfg.storeTimeout(),
 		MaxPerAccount: cfg.Limits.MaxSessionsPerAccount,
