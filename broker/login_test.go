@@ -159,17 +159,8 @@ func TestLogout_311GetsNoDisconnectPacket(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
-				Filters: packets.Subscriptions{{Filter: "inbox/10021", Qos: 0}}}
-			var buf bytes.Buffer
-			if err := sub.SubscribeEncode(&buf); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.Write(buf.Bytes()); err != nil {
-				t.Fatal(err)
-			}
-			if typ, _, err := mqtttest.ReadRawPacket(conn); err != nil || typ != packets.Suback {
-				t.Fatalf("SUBACK: type %d, %v", typ, err)
+			if code, err := mqtttest.RawSubscribe(conn, "inbox/10021", 0); err != nil || code != 0 {
+				t.Fatalf("SUBACK: %#x, %v", code, err)
 			}
 			tc.end()
 			_ = conn.SetReadDeadline(time.Now().Add(wait))

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -26,17 +25,8 @@ func stalledVictim(t *testing.T, addr, uid string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
-		Filters: packets.Subscriptions{{Filter: "inbox/" + uid, Qos: 1}}}
-	var buf bytes.Buffer
-	if err := sub.SubscribeEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _, err := mqtttest.ReadRawPacket(conn); err != nil || typ != packets.Suback {
-		t.Fatalf("SUBACK: %d %v", typ, err)
+	if code, err := mqtttest.RawSubscribe(conn, "inbox/"+uid, 1); err != nil || code != 1 {
+		t.Fatalf("SUBACK: %#x, %v", code, err)
 	}
 	return conn
 }

@@ -5,6 +5,8 @@
 package keyrate
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -40,6 +42,43 @@ func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	e := l.entryLocked(key, now)
+	if !e.lim.AllowN(now, 1) {
+		e.suppressed++
+		return false, 0
+	}
+	suppressed, e.suppressed = e.suppressed, 0
+	return true, suppressed
+}
+
+// ErrWaitTooLong: the event's token would come later than the caller
+// would wait.
+var ErrWaitTooLong = errors.New("keyrate: the wait for a token would exceed its bound")
+
+// Wait takes a token for key, waiting for it up to maxWait (0: not at
+// all). It returns ErrWaitTooLong at once, taking no token, when the token
+// would come later than that. Waiting happens outside the lock.
+func (l *Limiter) Wait(key string, maxWait time.Duration) error {
+	l.mu.Lock()
+	lim := l.entryLocked(key, time.Now()).lim
+	l.mu.Unlock()
+	if maxWait <= 0 {
+		if lim.Allow() {
+			return nil
+		}
+		return ErrWaitTooLong
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), maxWait)
+	defer cancel()
+	if err := lim.Wait(ctx); err != nil {
+		return ErrWaitTooLong
+	}
+	return nil
+}
+
+// entryLocked returns key's bucket, making it, and forgets idle keys once
+// a minute. l.mu must be held.
+func (l *Limiter) entryLocked(key string, now time.Time) *limited {
 	if now.Sub(l.swept) > time.Minute {
 		for k, e := range l.keys {
 			if now.Sub(e.seen) > time.Minute {
@@ -54,10 +93,5 @@ func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
 		l.keys[key] = e
 	}
 	e.seen = now
-	if !e.lim.AllowN(now, 1) {
-		e.suppressed++
-		return false, 0
-	}
-	suppressed, e.suppressed = e.suppressed, 0
-	return true, suppressed
+	return e
 }

@@ -1,6 +1,9 @@
 package keyrate
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestLimiter(t *testing.T) {
 	l := NewLimiter(0.0001, 3)
@@ -28,5 +31,24 @@ func TestLimiter(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+func TestWait(t *testing.T) {
+	l := NewLimiter(20, 1) // a token every 50 ms
+	if err := l.Wait("a", 0); err != nil {
+		t.Fatalf("first token: %v", err)
+	}
+	if err := l.Wait("a", 0); err != ErrWaitTooLong {
+		t.Fatalf("second token without waiting: %v, want ErrWaitTooLong", err)
+	}
+	if err := l.Wait("a", time.Millisecond); err != ErrWaitTooLong {
+		t.Fatalf("a 50 ms wait allowed 1 ms: %v", err)
+	}
+	if err := l.Wait("a", time.Second); err != nil {
+		t.Fatalf("a 50 ms wait allowed 1 s: %v", err)
+	}
+	if err := l.Wait("b", 0); err != nil {
+		t.Fatalf("another key waits for the first: %v", err)
 	}
 }

@@ -88,3 +88,25 @@ func ReadRawPacket(r io.Reader) (typ byte, body []byte, err error) {
 	_, err = io.ReadFull(r, body)
 	return typ, body, err
 }
+
+// RawSubscribe sends a 3.1.1 SUBSCRIBE of filter at qos on conn (from
+// RawConnect) and returns the SUBACK's return code once it came.
+func RawSubscribe(conn net.Conn, filter string, qos byte) (byte, error) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: filter, Qos: qos}}}
+	var buf bytes.Buffer
+	if err := pk.SubscribeEncode(&buf); err != nil {
+		return 0, err
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		return 0, err
+	}
+	typ, body, err := ReadRawPacket(conn)
+	if err != nil {
+		return 0, err
+	}
+	if typ != packets.Suback || len(body) < 3 {
+		return 0, fmt.Errorf("want SUBACK, got packet type %d % x", typ, body)
+	}
+	return body[2], nil
+}
