@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,9 +86,22 @@ func moduleRoot() (string, error) {
 
 // WriteConfig writes a YAML config for the binary: loopback port-0
 // listeners, dataDir, the test secret and accounts, plus extra YAML lines.
+// Tests connect and send fast from one address, so the per-address and
+// per-account limits are off, unless an extra line starts a limits block.
 func WriteConfig(tb testing.TB, dataDir string, extra ...string) string {
 	tb.Helper()
 	admin, service := hashes(tb)
+	limits := `limits:
+  connections_per_ip: 0   # tests connect fast from one address
+  message_rate: 0
+  http_connections_per_ip: 0
+  http_requests_per_ip: 0
+`
+	for _, line := range extra {
+		if strings.HasPrefix(line, "limits:") {
+			limits = ""
+		}
+	}
 	text := fmt.Sprintf(`data_dir: %q
 log:
   level: info
@@ -100,12 +114,7 @@ auth:
   accounts:
     - {name: %s, password_hash: %q, role: admin}
     - {name: %s, password_hash: %q, role: service}
-limits:
-  connections_per_ip: 0   # tests connect fast from one address
-  message_rate: 0
-  http_connections_per_ip: 0
-  http_requests_per_ip: 0
-`, dataDir, Secret, AdminName, admin, ServiceName, service) + strings.Join(extra, "\n")
+`, dataDir, Secret, AdminName, admin, ServiceName, service) + limits + strings.Join(extra, "\n")
 	path := filepath.Join(tb.TempDir(), "inboxmq.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		tb.Fatal(err)
@@ -119,8 +128,12 @@ type Process struct {
 	MQTTAddr, WSAddr, HTTP string
 	mu                     sync.Mutex
 	log                    strings.Builder
+	logBytes               atomic.Int64 // all the process ever logged, also what log dropped
 	exited                 chan struct{}
 }
+
+// LogBytes is how many bytes the process has logged since it started.
+func (p *Process) LogBytes() int64 { return p.logBytes.Load() }
 
 // maxProcessLog bounds the log a Process keeps in memory.
 const maxProcessLog = 2 << 20
@@ -152,6 +165,7 @@ func StartBinary(tb testing.TB, bin, configPath string) *Process {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
+			p.logBytes.Add(int64(len(line) + 1))
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
 			if p.log.Len() > maxProcessLog { // long runs (the soak): keep the recent half
@@ -164,7 +178,8 @@ func StartBinary(tb testing.TB, bin, configPath string) *Process {
 				ready <- m
 			}
 		}
-		_, _ = io.Copy(io.Discard, stderr)
+		n, _ := io.Copy(io.Discard, stderr) // after a line over the scanner's limit
+		p.logBytes.Add(n)
 	}()
 	go func() { _ = p.Cmd.Wait(); close(p.exited) }()
 	tb.Cleanup(func() {
