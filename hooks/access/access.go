@@ -81,6 +81,7 @@ type Hook struct {
 	// refusals bounds refusal log lines per remote address (logins) and
 	// per connection (reads): see package logsafe.
 	refusals *keyrate.Limiter
+	swept    atomic.Int64 // UnixNano of the last sweepIdentities
 }
 
 // Refusal lines per key per second after a burst; the rest are counted.
@@ -223,6 +224,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	// Namespacing the session id by account means a client id chosen by one
 	// account can never take over, read or disturb another account's session.
 	cl.ID = id.UID + IDSeparator + cl.ID
+	h.sweepIdentities()
 	h.identities.Store(cl, id)
 	return true
 }
@@ -420,6 +422,23 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // (and a later session reusing the id would get messages for them).
 func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 	h.opts.Server.UnsubscribeClient(cl)
+}
+
+// sweepIdentities forgets the identities of connections that ended
+// before their session was established (the CONNACK could not be
+// written): mochi calls no OnDisconnect for them. At most once a minute.
+func (h *Hook) sweepIdentities() {
+	now := time.Now().UnixNano()
+	last := h.swept.Load()
+	if now-last < int64(time.Minute) || !h.swept.CompareAndSwap(last, now) {
+		return
+	}
+	h.identities.Range(func(k, _ any) bool {
+		if k.(*mqtt.Client).Closed() {
+			h.identities.Delete(k)
+		}
+		return true
+	})
 }
 
 // OnDisconnect forgets the client's identity.

@@ -249,10 +249,33 @@ func (h *Hook) flowOf(cl *mqtt.Client) *flow {
 // hideReceiveMaximum is OnPacketRead for CONNECT: it keeps the client's
 // Receive Maximum for the flow and hides it from mochi.
 func (h *Hook) hideReceiveMaximum(cl *mqtt.Client, pk *packets.Packet) {
+	h.sweepUnestablished()
 	if rm := pk.Properties.ReceiveMaximum; rm > 0 {
 		h.receiveMax.Store(cl, int(rm))
 	}
 	pk.Properties.ReceiveMaximum = 0
+}
+
+// sweepUnestablished drops the per-client entries of connections that
+// ended before their session was established (a refused CONNECT, a
+// CONNACK that could not be written): mochi calls no OnDisconnect for
+// them, so without this a client that sends CONNECT with a Receive Maximum
+// and leaves would leave an entry behind each time. At most once a
+// minute, from the CONNECT path.
+func (h *Hook) sweepUnestablished() {
+	now := time.Now().UnixNano()
+	last := h.swept.Load()
+	if now-last < int64(time.Minute) || !h.swept.CompareAndSwap(last, now) {
+		return
+	}
+	for _, m := range []*sync.Map{&h.receiveMax, &h.flows, &h.stashes} {
+		m.Range(func(k, _ any) bool {
+			if k.(*mqtt.Client).Closed() {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 }
 
 // startFlow runs in OnSessionEstablish, before mochi can deliver to the new

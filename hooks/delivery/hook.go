@@ -108,9 +108,10 @@ type Hook struct {
 	swaps sync.Map // *mqtt.Client -> idSwap, see packetids.go
 
 	// The client's Receive Maximum, see flow.go.
-	receiveMax sync.Map // *mqtt.Client -> int, from CONNECT until the session is established
-	flows      sync.Map // *mqtt.Client -> *flow
-	stashes    sync.Map // *mqtt.Client -> []packets.Packet, an old connection's unacknowledged publishes
+	receiveMax sync.Map     // *mqtt.Client -> int, from CONNECT until the session is established
+	flows      sync.Map     // *mqtt.Client -> *flow
+	stashes    sync.Map     // *mqtt.Client -> []packets.Packet, an old connection's unacknowledged publishes
+	swept      atomic.Int64 // UnixNano of the last sweepUnestablished
 
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
