@@ -18,6 +18,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/redis/go-redis/v9"
@@ -501,6 +502,7 @@ func (b *Broker) Close() error {
 			b.pprofSrv.Close()
 		}
 		if b.server != nil {
+			b.endConnections()
 			_ = b.server.Close()
 		}
 		if b.notices != nil {
@@ -529,6 +531,25 @@ func (b *Broker) Close() error {
 		b.log.Info("inboxmq stopped")
 	})
 	return b.closeErr
+}
+
+// endConnections ends every connection before mochi's Close, and waits
+// (5 s at most) until they are gone. mochi v2.7.9's Close lists each
+// listener's clients with Clients.GetByListener, which takes the clients'
+// read lock twice; a connection removing itself in between (a clean
+// session ending) waits for the write lock and blocks both for ever, so
+// Close never returns. With no connection left, none removes itself then.
+// MQTT 5 clients get DISCONNECT 0x8B, 3.1.1 clients a closed socket.
+func (b *Broker) endConnections() {
+	for _, cl := range b.server.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			access.EndConnection(b.server, cl, packets.ErrServerShuttingDown)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for atomic.LoadInt64(&b.server.Info.ClientsConnected) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Reload applies a new configuration's credentials (token secret, static
