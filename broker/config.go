@@ -424,7 +424,6 @@ func ParseConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-
 // credentials builds the token verifier and static accounts.
 func (c Config) credentials() (access.Credentials, error) {
 	accounts, err := c.accounts()
