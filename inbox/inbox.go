@@ -69,6 +69,13 @@ type Options struct {
 	Retention time.Duration
 	// NodeID (0..1023) makes message ids unique across nodes sharing a store.
 	NodeID int
+	// DedupeWindow is how long a request with a key is remembered
+	// (inbox.Request.Key); DefaultDedupeWindow when 0.
+	DedupeWindow time.Duration
+	// DedupePerInbox caps the requests remembered per inbox, the oldest
+	// forgotten first; DefaultDedupePerInbox when 0. A record takes at most
+	// MaxRequestKey plus 80 bytes, so this bounds the bytes per inbox.
+	DedupePerInbox int
 	// OnDrop is told of every message dropped by retention (never silently).
 	// reason is "overflow" or "expired". It may be nil.
 	OnDrop func(uid string, n int, reason string)
@@ -111,6 +118,7 @@ type Store interface {
 	// Close flushes and releases the store.
 	Close() error
 
+	Submitter
 	History
 	Pushes
 	Sessions

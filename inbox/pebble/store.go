@@ -39,6 +39,9 @@ type Store struct {
 	ids     *inbox.IDGen
 	heads   map[string]head // uid -> held state, loaded on first use
 	scratch []byte          // key and value buffer for Append
+	// requests counts the request records of inboxes (see requests.go),
+	// counted on first use.
+	requests map[string]int
 
 	// markMu makes the read-compare-write of SetCursor and MarkRead atomic
 	// and guards positions.
@@ -111,7 +114,7 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), positions: make(map[string]position)}
+	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]int), positions: make(map[string]position)}
 	last, err := s.init()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
@@ -186,54 +189,77 @@ type drop struct {
 	n   int
 }
 
-// Append implements inbox.Store. It returns after the batch is fsync'd.
-// Entries of one call for the same uid get consecutive Seqs and share the
-// id, like all entries of one call.
+// Append implements inbox.Store: Submit without a key or pushes.
 func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+	r, err := s.Submit(ctx, inbox.Request{Msgs: msgs})
+	return r.Msgs, err
+}
+
+// Submit implements inbox.Store. It returns after the batch is fsync'd.
+// Entries of one call for the same uid get consecutive Seqs and share the
+// id. The messages, the dedupe record and the push entries are one batch.
+func (s *Store) Submit(ctx context.Context, req inbox.Request) (inbox.Receipt, error) {
+	fail := func(err error) (inbox.Receipt, error) {
+		return inbox.Receipt{}, fmt.Errorf("pebblestore: append: %w: %w", inbox.ErrNotStored, err)
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pebblestore: append: %w", err)
+		return fail(err)
 	}
-	if len(msgs) == 0 {
-		return nil, nil
+	if len(req.Msgs) == 0 {
+		return inbox.Receipt{}, nil
 	}
-	for i := range msgs {
-		if err := checkUID(msgs[i].UID); err != nil {
-			return nil, fmt.Errorf("pebblestore: append: %w", err)
+	if len(req.Key) > inbox.MaxRequestKey {
+		return fail(inbox.ErrBadRequestKey)
+	}
+	for i := range req.Msgs {
+		if err := checkUID(req.Msgs[i].UID); err != nil {
+			return fail(err)
 		}
-		if err := checkThread(msgs[i].Thread()); err != nil {
-			return nil, fmt.Errorf("pebblestore: append: %w", err)
+		if err := checkThread(req.Msgs[i].Thread()); err != nil {
+			return fail(err)
 		}
 	}
 	if err := s.life.Enter(); err != nil {
-		return nil, fmt.Errorf("pebblestore: append: %w", err)
+		return fail(err)
 	}
 	defer s.life.Exit()
 
-	out := slices.Clone(msgs)
+	out := slices.Clone(req.Msgs)
 	b := s.db.NewBatch()
-	drops, err := s.applyAppend(b, out)
+	drops, dup, err := s.applyAppend(b, out, req)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("pebblestore: append: %w", err), b.Close())
+		return inbox.Receipt{}, errors.Join(fmt.Errorf("pebblestore: append: %w: %w", inbox.ErrNotStored, err), b.Close())
+	}
+	if dup {
+		// The original may still be waiting for its fsync: wait for it too.
+		return inbox.Receipt{Msgs: out, Duplicate: true}, errors.Join(s.syncWAL(), b.Close())
 	}
 	// Wait for the fsync outside s.mu, so the next appenders can join it.
 	if err := b.SyncWait(); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebblestore: append: sync: %w", err), b.Close())
+		return inbox.Receipt{}, errors.Join(fmt.Errorf("pebblestore: append: sync: %w", err), b.Close())
 	}
 	if err := b.Close(); err != nil {
-		return nil, fmt.Errorf("pebblestore: append: %w", err)
+		return inbox.Receipt{}, fmt.Errorf("pebblestore: append: %w", err)
 	}
 	s.reportDrops(drops, "overflow")
-	return out, nil
+	return inbox.Receipt{Msgs: out}, nil
 }
 
 // applyAppend assigns id, Time and Seqs to out, writes them, their thread
-// index entries, the overflow deletes, the heads and the last id into b,
-// and applies b without waiting for its fsync.
-func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error) {
+// index entries, the overflow deletes, the heads, the last id, req's
+// dedupe record and push entries into b, and applies b without waiting
+// for its fsync. When req is a duplicate it writes nothing, fills out
+// from the record and returns dup.
+func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Request) (drops []drop, dup bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
 	now := s.now()
+	if req.Key != "" {
+		if dup, err := s.findRequestLocked(out, req, now); dup || err != nil {
+			return nil, dup, err
+		}
+	}
 	id := s.ids.Next(now)
 	idStr := strconv.FormatUint(id, 10)
 	ms := now.UnixMilli()
@@ -252,7 +278,7 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 		if j < 0 {
 			h, err := s.headLocked(m.UID)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			heads = append(heads, touched{m.UID, h, h})
 			j = len(heads) - 1
@@ -265,42 +291,51 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message) ([]drop, error
 		key := appendMsgKey(s.scratch[:0], m.UID, m.Seq)
 		s.scratch = appendMessage(key, id, m)
 		if err := b.Set(key, s.scratch[len(key):], nil); err != nil {
-			return nil, fmt.Errorf("batch: %w", err)
+			return nil, false, fmt.Errorf("batch: %w", err)
 		}
 		if th := m.Thread(); th != "" {
 			key := appendIndexKey(s.scratch[:0], m.UID, th, m.Seq)
 			s.scratch = appendIndexValue(key, m.Kind, m.MsgType)
 			if err := b.Set(key, s.scratch[len(key):], nil); err != nil {
-				return nil, fmt.Errorf("batch: %w", err)
+				return nil, false, fmt.Errorf("batch: %w", err)
 			}
 		}
 	}
 
-	var drops []drop
 	for i := range heads {
 		t := &heads[i]
 		if keep := uint64(s.opts.MaxPerInbox); keep != 0 && t.h.held > keep {
 			n := t.h.held - keep
 			if err := s.dropOldestLocked(b, t.uid, &t.h, t.was, n, out); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			drops = append(drops, drop{t.uid, int(n)})
 		}
 		if err := b.Set(headKey(t.uid), encodeHead(t.h), nil); err != nil {
-			return nil, fmt.Errorf("batch: %w", err)
+			return nil, false, fmt.Errorf("batch: %w", err)
+		}
+	}
+	if req.Key != "" {
+		if err := s.recordRequestLocked(b, out, req, now); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, e := range inbox.PushEntries(out, req.PushAfter) {
+		if err := b.Set(pushKey(e), nil, nil); err != nil {
+			return nil, false, fmt.Errorf("batch: %w", err)
 		}
 	}
 	if err := b.Set(keyLastID, encodeUint(id), nil); err != nil {
-		return nil, fmt.Errorf("batch: %w", err)
+		return nil, false, fmt.Errorf("batch: %w", err)
 	}
 
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, false, fmt.Errorf("apply: %w", err)
 	}
 	for _, t := range heads {
 		s.heads[t.uid] = t.h
 	}
-	return drops, nil
+	return drops, false, nil
 }
 
 // dropOldestLocked writes into b the deletes of the n oldest messages held

@@ -2,11 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,26 +31,34 @@ type target struct {
 	idx  []int // positions of its entries in the Append's msgs
 }
 
-// Append implements inbox.Store; see doc.go for the protocol. In the
-// common case it costs two round trips: one takes the append lock of every
-// inbox involved and reads their last ids, the other appends (one script
-// per inbox) and updates the sweep index. It returns after Redis has
-// acknowledged both. Entries of one call for the same uid get consecutive
-// Seqs and share the id, like all entries of one call.
+// Append implements inbox.Store: Submit without a key or pushes.
 func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+	r, err := s.Submit(ctx, inbox.Request{Msgs: msgs})
+	return r.Msgs, err
+}
+
+// Submit implements inbox.Store; see doc.go for the protocol. On a single
+// Redis (or a Sentinel-managed one) it is one script, one round trip, and
+// atomic. On a Cluster it takes the append locks first (two round trips).
+// Entries of one call for the same uid get consecutive Seqs and share the
+// id, like all entries of one call.
+func (s *Store) Submit(ctx context.Context, req inbox.Request) (inbox.Receipt, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("redisstore: append: %w", err)
+		return inbox.Receipt{}, fmt.Errorf("redisstore: append: %w: %w", inbox.ErrNotStored, err)
 	}
-	if len(msgs) == 0 {
-		return nil, nil
+	if len(req.Msgs) == 0 {
+		return inbox.Receipt{}, nil
+	}
+	if len(req.Key) > inbox.MaxRequestKey {
+		return inbox.Receipt{}, fmt.Errorf("redisstore: append: %w: %w", inbox.ErrNotStored, inbox.ErrBadRequestKey)
 	}
 	// An Append has one or two inboxes, so a slice beats a map.
 	var buf [2]target
 	targets := buf[:0]
-	for i := range msgs {
-		uid := msgs[i].UID
+	for i := range req.Msgs {
+		uid := req.Msgs[i].UID
 		if err := checkUID(uid); err != nil {
-			return nil, fmt.Errorf("redisstore: append: %w", err)
+			return inbox.Receipt{}, fmt.Errorf("redisstore: append: %w: %w", inbox.ErrNotStored, err)
 		}
 		j := slices.IndexFunc(targets, func(t target) bool { return t.uid == uid })
 		if j < 0 {
@@ -57,55 +68,256 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 		targets[j].idx = append(targets[j].idx, i)
 	}
 	if err := s.life.Enter(); err != nil {
-		return nil, fmt.Errorf("redisstore: append: %w", err)
+		return inbox.Receipt{}, fmt.Errorf("redisstore: append: %w: %w", inbox.ErrNotStored, err)
 	}
 	defer s.life.Exit()
 
-	token := s.tokenBase + "-" + strconv.FormatUint(s.tokenSeq.Add(1), 10)
-	floor, err := s.lockAll(ctx, targets, token)
+	var r inbox.Receipt
+	var err error
+	if s.cluster {
+		r, err = s.submitLocked(ctx, req, targets)
+	} else {
+		r, err = s.submitAtomic(ctx, req, targets)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: append: %w", err)
+		return r, fmt.Errorf("redisstore: append: %w", err)
+	}
+	return r, nil
+}
+
+// request is what both protocols derive from a Request and its targets.
+type request struct {
+	req     inbox.Request
+	targets []target
+	out     []inbox.Message
+	token   string
+	sum     string // hex of req.Sum
+	now     time.Time
+	cut     int64 // the oldest request record time still in the window (ms)
+}
+
+func (s *Store) newRequest(req inbox.Request, targets []target) *request {
+	return &request{
+		req:     req,
+		targets: targets,
+		out:     slices.Clone(req.Msgs),
+		token:   s.tokenBase + "-" + strconv.FormatUint(s.tokenSeq.Add(1), 10),
+		sum:     hex.EncodeToString(req.Sum[:]),
+	}
+}
+
+// entryArgs sets the id and time of target t's entries and returns their
+// script arguments (append_entries); push says whether the script puts
+// them on the push schedule.
+func (r *request) entryArgs(t target, body *[]byte, id uint64, push bool) []any {
+	idStr := strconv.FormatUint(id, 10)
+	ms := r.now.UnixMilli()
+	args := make([]any, 0, 4*len(t.idx))
+	for _, j := range t.idx {
+		m := &r.out[j]
+		m.ID, m.Time = idStr, ms
+		*body = appendBody((*body)[:0], id, m)
+		due := ""
+		if push && r.req.PushAfter > 0 && inbox.NeedsPush(*m) {
+			due = strconv.FormatInt(ms+r.req.PushAfter.Milliseconds(), 10)
+		}
+		args = append(args, string(*body), m.Thread(), unreadSuffix(m), due)
+	}
+	return args
+}
+
+// setSeqs gives the entries of target t consecutive Seqs from first.
+func (r *request) setSeqs(t target, first uint64) {
+	for _, j := range t.idx {
+		r.out[j].Seq = first
+		first++
+	}
+}
+
+// record is the request record of the stored entries: "sum time id
+// seq,seq...", the Seqs in target order.
+func (r *request) record() string {
+	var seqs []string
+	for _, t := range r.targets {
+		for _, j := range t.idx {
+			seqs = append(seqs, strconv.FormatUint(r.out[j].Seq, 10))
+		}
+	}
+	return r.sum + " " + strconv.FormatInt(r.out[0].Time, 10) + " " + r.out[0].ID + " " + strings.Join(seqs, ",")
+}
+
+// duplicate fills the entries from a request record found stored.
+func (r *request) duplicate(rec string) (inbox.Receipt, error) {
+	f := strings.Fields(rec)
+	if len(f) != 4 {
+		return inbox.Receipt{}, fmt.Errorf("malformed request record %q", rec)
+	}
+	ms, err1 := strconv.ParseInt(f[1], 10, 64)
+	seqs := strings.Split(f[3], ",")
+	if err1 != nil || !inbox.ValidID(f[2]) || len(seqs) != len(r.out) {
+		return inbox.Receipt{}, fmt.Errorf("malformed request record %q", rec)
+	}
+	k := 0
+	for _, t := range r.targets {
+		for _, j := range t.idx {
+			seq, err := strconv.ParseUint(seqs[k], 10, 64)
+			if err != nil {
+				return inbox.Receipt{}, fmt.Errorf("malformed request record %q", rec)
+			}
+			r.out[j].ID, r.out[j].Time, r.out[j].Seq = f[2], ms, seq
+			k++
+		}
+	}
+	return inbox.Receipt{Msgs: r.out, Duplicate: true}, nil
+}
+
+func (s *Store) dedupeWindow() time.Duration {
+	if s.opts.DedupeWindow > 0 {
+		return s.opts.DedupeWindow
+	}
+	return inbox.DefaultDedupeWindow
+}
+
+func (s *Store) dedupePerInbox() int {
+	if s.opts.DedupePerInbox > 0 {
+		return s.opts.DedupePerInbox
+	}
+	return inbox.DefaultDedupePerInbox
+}
+
+// submitAtomic runs submitScript: one round trip in the common case. It
+// tries again with a higher id when another node's clock ran ahead, and
+// after a backoff when a node of the lock protocol holds an inbox.
+func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []target) (inbox.Receipt, error) {
+	r := s.newRequest(req, targets)
+	n := len(targets)
+	keys := make([]string, 0, 5*n+4)
+	for _, t := range targets {
+		keys = append(keys, t.base+sufMeta, t.base+sufLock, t.base+sufLog, t.base+sufTimes, t.base+sufThreads)
+	}
+	first := targets[0].base
+	keys = append(keys, s.k.oldest(), s.k.pushes(), first+sufRequests, first+sufRequestAges)
+	wait := minLockWait
+	var floor uint64
+	var body []byte
+	for {
+		r.now = s.now()
+		window := s.dedupeWindow()
+		r.cut = r.now.Add(-window).UnixMilli()
+		id := s.nextID(r.now, floor)
+		args := []any{r.token, id, r.now.UnixMilli(), s.opts.MaxPerInbox, n,
+			req.Key, r.sum, r.cut, s.dedupePerInbox(), window.Milliseconds()}
+		for _, t := range targets {
+			args = append(args, t.uid, len(t.idx))
+			args = append(args, r.entryArgs(t, &body, id, true)...)
+		}
+		res, err := scriptSubmit.Run(ctx, s.rdb, keys, args...).Slice()
+		if err != nil {
+			return inbox.Receipt{}, classify(err)
+		}
+		if len(res) < 2 {
+			return inbox.Receipt{}, fmt.Errorf("submit script returned %d values", len(res))
+		}
+		switch res[0] {
+		case "ok":
+			if len(res) != 1+2*n {
+				return inbox.Receipt{}, fmt.Errorf("submit script returned %d values", len(res))
+			}
+			var drops []drop
+			for i, t := range targets {
+				first, _ := res[1+2*i].(int64)
+				r.setSeqs(t, uint64(first))
+				if d, _ := res[2+2*i].(int64); d > 0 {
+					drops = append(drops, drop{t.uid, int(d)})
+				}
+			}
+			s.reportDrops(drops, "overflow")
+			return inbox.Receipt{Msgs: r.out}, nil
+		case "dup":
+			rec, _ := res[1].(string)
+			return r.duplicate(rec)
+		case "floor":
+			last, _ := res[1].(string)
+			if floor, err = strconv.ParseUint(last, 10, 64); err != nil {
+				return inbox.Receipt{}, fmt.Errorf("submit script: last id %q: %w", last, err)
+			}
+			continue
+		case "busy":
+			held, _ := res[1].(int64)
+			if err := sleepJittered(ctx, min(wait, max(time.Duration(held)*time.Millisecond, minLockWait))); err != nil {
+				return inbox.Receipt{}, fmt.Errorf("%w: waiting for an append lock: %w", inbox.ErrNotStored, err)
+			}
+			wait = min(2*wait, maxLockWait)
+			continue
+		}
+		return inbox.Receipt{}, fmt.Errorf("submit script returned %v", res[0])
+	}
+}
+
+// submitLocked is the Cluster protocol (doc.go): the locks, then one
+// append script per inbox. The first inbox's script is the commit point:
+// it holds the request record. The push schedule, in its own slot, is
+// written in the same round trip but not atomically with the entries.
+func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []target) (inbox.Receipt, error) {
+	r := s.newRequest(req, targets)
+	r.now = s.now()
+	window := s.dedupeWindow()
+	r.cut = r.now.Add(-window).UnixMilli()
+	floor, heads, rec, err := s.lockAll(ctx, r)
+	if err != nil {
+		return inbox.Receipt{}, fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
+	}
+	if rec != "" {
+		if err := s.unlockAll(ctx, targets, r.token); err != nil {
+			return inbox.Receipt{}, err
+		}
+		return r.duplicate(rec)
 	}
 
 	// The locks are held: no other appender can write these inboxes until
 	// the append scripts below release them, so an id above every last id
-	// read stays above them.
-	now := s.now()
-	id := s.nextID(now, floor)
-	out := slices.Clone(msgs)
-	idStr := strconv.FormatUint(id, 10)
-	ms := now.UnixMilli()
-	msStr := strconv.FormatInt(ms, 10)
+	// read stays above them, and their Seqs follow the heads read.
+	r.now = s.now()
+	id := s.nextID(r.now, floor)
+	for i, t := range targets {
+		r.setSeqs(t, heads[i]+1)
+	}
 	calls := make([]*call, len(targets))
 	members := make([]redis.Z, len(targets))
 	var body []byte
 	for i, t := range targets {
-		args := make([]any, 0, 5+3*len(t.idx))
-		args = append(args, token, idStr, msStr, s.opts.MaxPerInbox, len(t.idx))
-		for _, j := range t.idx {
-			m := &out[j]
-			m.ID, m.Time = idStr, ms
-			body = appendBody(body[:0], id, m)
-			args = append(args, string(body), m.Thread(), unreadSuffix(m))
+		args := []any{r.token, id, r.now.UnixMilli(), s.opts.MaxPerInbox, len(t.idx), "", "", 0, 0, 0}
+		entries := r.entryArgs(t, &body, id, false)
+		if i == 0 && req.Key != "" {
+			args[5], args[6], args[7], args[8], args[9] = req.Key, r.record(), r.cut, s.dedupePerInbox(), window.Milliseconds()
 		}
 		calls[i] = &call{
 			script: scriptAppend,
-			keys:   []string{t.base + sufMeta, t.base + sufLock, t.base + sufLog, t.base + sufTimes, t.base + sufThreads},
-			args:   args,
+			keys: []string{t.base + sufMeta, t.base + sufLock, t.base + sufLog, t.base + sufTimes, t.base + sufThreads,
+				t.base + sufRequests, t.base + sufRequestAges},
+			args: append(args, entries...),
 		}
-		members[i] = redis.Z{Score: float64(ms), Member: t.uid}
+		members[i] = redis.Z{Score: float64(r.now.UnixMilli()), Member: t.uid}
 	}
-	var index *redis.IntCmd
+	var pushes []redis.Z
+	for _, e := range inbox.PushEntries(r.out, req.PushAfter) {
+		pushes = append(pushes, redis.Z{Score: float64(e.Due.UnixMilli()), Member: strconv.FormatUint(e.Seq, 10) + ":" + e.UID})
+	}
+	var index, pushCmd *redis.IntCmd
 	s.evalAll(ctx, calls, func(p redis.Pipeliner) {
 		// LT adds a missing uid and lowers an entry, never raises it: the
 		// score stays at or below the inbox's oldest message.
 		index = p.ZAddArgs(ctx, s.k.oldest(), redis.ZAddArgs{LT: true, Members: members})
+		if len(pushes) > 0 {
+			pushCmd = p.ZAdd(ctx, s.k.pushes(), pushes...)
+		}
 	})
 
 	var errs []error
 	var done []string
 	var failed []target // their lock may still be ours if the call never ran
 	var drops []drop
+	sure := true // every failure certainly wrote nothing
 	for i, t := range targets {
 		res, err := calls[i].cmd.Int64Slice()
 		if err == nil && len(res) != 2 {
@@ -114,13 +326,12 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inbox %s: %w", t.uid, err))
 			failed = append(failed, t)
+			sure = sure && !errors.Is(classify(err), inbox.ErrNotStored)
 			continue
 		}
 		done = append(done, t.uid)
-		seq := uint64(res[0])
-		for _, j := range t.idx {
-			out[j].Seq = seq
-			seq++
+		if first := uint64(res[0]); first != r.out[t.idx[0]].Seq {
+			r.setSeqs(t, first) // cannot happen under the lock; trust Redis
 		}
 		if res[1] > 0 {
 			drops = append(drops, drop{t.uid, int(res[1])})
@@ -130,17 +341,28 @@ func (s *Store) Append(ctx context.Context, msgs []inbox.Message) ([]inbox.Messa
 	if err := index.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("sweep index: %w", err))
 	}
-	if len(errs) > 0 {
-		if len(done) > 0 {
-			// Inboxes in different Cluster slots are not written atomically.
-			errs = append(errs, fmt.Errorf("entries were stored in %q", done))
-		}
-		if err := s.unlockAll(ctx, failed, token); err != nil {
-			errs = append(errs, err)
-		}
-		return nil, fmt.Errorf("redisstore: append: %w", errors.Join(errs...))
+	if pushCmd != nil && pushCmd.Err() != nil {
+		errs = append(errs, fmt.Errorf("push schedule: %w", pushCmd.Err()))
 	}
-	return out, nil
+	if len(errs) == 0 {
+		return inbox.Receipt{Msgs: r.out}, nil
+	}
+	if err := s.unlockAll(ctx, failed, r.token); err != nil {
+		errs = append(errs, err)
+	}
+	err = errors.Join(errs...)
+	switch {
+	case len(done) > 0 && done[0] == targets[0].uid:
+		// The commit point is written: the request is stored and a resend
+		// finds it; what failed is named in the error.
+		return inbox.Receipt{Msgs: r.out}, fmt.Errorf("%w: %w", inbox.ErrPartial, err)
+	case len(done) == 0 && sure:
+		return inbox.Receipt{}, fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
+	case len(done) > 0:
+		// Inboxes in different Cluster slots are not written atomically.
+		return inbox.Receipt{}, fmt.Errorf("%w (entries were stored in %q)", err, done)
+	}
+	return inbox.Receipt{}, err
 }
 
 // unreadSuffix is what the append script adds to a message's Seq in its
@@ -156,87 +378,125 @@ func unreadSuffix(m *inbox.Message) string {
 	return ":"
 }
 
-// lockAll takes the append lock of every target for token and returns the
-// highest last id among them. When another appender holds one, it lets go
-// of those it took and tries again after a backoff, until ctx is done:
-// taking them one by one in a fixed order would cost a round trip each.
-func (s *Store) lockAll(ctx context.Context, targets []target, token string) (floor uint64, err error) {
+// lockAll takes the append lock of every target for r.token and returns
+// the highest last id among them, each target's highest Seq, and the
+// request record when r's request is stored already (the first target's
+// lock reads it). When another appender holds one, it lets go of those it
+// took and tries again after a backoff, until ctx is done: taking them one
+// by one in a fixed order would cost a round trip each.
+func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []uint64, rec string, err error) {
 	wait := minLockWait
 	ttl := lockTTL.Milliseconds()
+	targets := r.targets
 	calls := make([]*call, len(targets))
+	heads = make([]uint64, len(targets))
 	for {
 		for i, t := range targets {
-			calls[i] = &call{script: scriptLock, keys: []string{t.base + sufMeta, t.base + sufLock}, args: []any{token, ttl}}
+			key := ""
+			if i == 0 {
+				key = r.req.Key
+			}
+			calls[i] = &call{script: scriptLock, keys: []string{t.base + sufMeta, t.base + sufLock, t.base + sufRequests},
+				args: []any{r.token, ttl, key, r.sum, r.cut}}
 		}
 		s.evalAll(ctx, calls, nil)
 		var errs []error
 		var held []target
 		busy := false
 		var pttl time.Duration // the longest a holder may still hold
-		floor = 0
+		floor, rec = 0, ""
 		for i, t := range targets {
-			got, last, left, err := parseLock(calls[i].cmd)
+			l, err := parseLock(calls[i].cmd)
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("lock %s: %w", t.uid, err))
-			case got:
+			case l.got:
 				held = append(held, t)
-				floor = max(floor, last)
+				floor = max(floor, l.lastID)
+				heads[i] = l.head
+				if i == 0 {
+					rec = l.record
+				}
 			default:
 				busy = true
-				pttl = max(pttl, left)
+				pttl = max(pttl, l.busy)
 			}
 		}
 		if len(errs) == 0 && !busy {
-			return floor, nil
+			return floor, heads, rec, nil
 		}
 		// A failed call may have taken its lock before its reply was lost,
 		// so release those too: unlock checks the token.
 		if len(errs) > 0 {
 			held = targets
 		}
-		if err := s.unlockAll(ctx, held, token); err != nil {
+		if err := s.unlockAll(ctx, held, r.token); err != nil {
 			errs = append(errs, err)
 		}
 		if len(errs) > 0 {
-			return 0, errors.Join(errs...)
+			return 0, nil, "", errors.Join(errs...)
 		}
 		// Wait about as long as the holder should still need, jittered so
 		// that two appenders that each took one of the other's inboxes do
 		// not collide again.
-		d := min(wait, max(pttl, minLockWait))
-		d = d/2 + rand.N(d/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("waiting for the append lock: %w", ctx.Err())
-		case <-t.C:
+		if err := sleepJittered(ctx, min(wait, max(pttl, minLockWait))); err != nil {
+			return 0, nil, "", fmt.Errorf("waiting for the append lock: %w", err)
 		}
 		wait = min(2*wait, maxLockWait)
 	}
 }
 
+// sleepJittered waits between d/2 and d, or until ctx is done.
+func sleepJittered(ctx context.Context, d time.Duration) error {
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// lockReply is the reply of scriptLock.
+type lockReply struct {
+	got    bool
+	lastID uint64
+	head   uint64        // the highest Seq, when got
+	record string        // the request record, when got and found
+	busy   time.Duration // how long the holder may still hold, when not got
+}
+
 // parseLock reads the reply of scriptLock.
-func parseLock(cmd *redis.Cmd) (got bool, lastID uint64, busy time.Duration, err error) {
+func parseLock(cmd *redis.Cmd) (lockReply, error) {
 	res, err := cmd.Slice()
 	if err != nil {
-		return false, 0, 0, err
+		return lockReply{}, err
 	}
-	if len(res) != 2 {
-		return false, 0, 0, fmt.Errorf("lock script returned %d values", len(res))
+	if len(res) != 2 && len(res) != 4 {
+		return lockReply{}, fmt.Errorf("lock script returned %d values", len(res))
 	}
-	switch v := res[1].(type) {
-	case string:
-		if v != "" {
-			if lastID, err = strconv.ParseUint(v, 10, 64); err != nil {
-				return false, 0, 0, fmt.Errorf("last id: %w", err)
-			}
+	l := lockReply{got: res[0] == int64(1)}
+	if !l.got {
+		v, _ := res[1].(int64)
+		l.busy = time.Duration(v) * time.Millisecond
+		return l, nil
+	}
+	if len(res) != 4 {
+		return lockReply{}, fmt.Errorf("lock script returned %d values", len(res))
+	}
+	if v, _ := res[1].(string); v != "" {
+		if l.lastID, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return lockReply{}, fmt.Errorf("last id: %w", err)
 		}
-	case int64:
-		busy = time.Duration(v) * time.Millisecond
 	}
-	return res[0] == int64(1), lastID, busy, nil
+	head, _ := res[2].(string)
+	if l.head, err = strconv.ParseUint(head, 10, 64); err != nil {
+		return lockReply{}, fmt.Errorf("head: %w", err)
+	}
+	l.record, _ = res[3].(string)
+	return l, nil
 }
 
 // unlockAll releases the append locks of targets that token still holds,
@@ -291,4 +551,25 @@ func (s *Store) reportDrops(drops []drop, reason string) {
 	for _, d := range drops {
 		s.opts.OnDrop(d.uid, d.n, reason)
 	}
+}
+
+// classify marks the errors after which Redis certainly holds nothing of
+// a call with inbox.ErrNotStored: a refused dial or an exhausted pool (the
+// call was never sent), or an error reply. The scripts check everything
+// before their first write, and Redis refuses a script before it runs
+// (NOSCRIPT, BUSY, LOADING, READONLY, MASTERDOWN) or at its first write
+// (OOM). Anything else (a timeout, a connection lost after the write) may
+// have been stored. This holds only when the client does not retry
+// (Options.Client), as a retry's error hides the first attempt's.
+func classify(err error) error {
+	var reply redis.Error
+	var op *net.OpError
+	switch {
+	case errors.As(err, &reply),
+		errors.As(err, &op) && op.Op == "dial",
+		errors.Is(err, redis.ErrPoolTimeout),
+		errors.Is(err, redis.ErrClosed):
+		return fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
+	}
+	return err
 }

@@ -19,6 +19,9 @@ const (
 	sufCursors = "c"  // HASH: device -> cursor Seq
 	sufMarks   = "r"  // HASH: thread -> read mark Seq
 	sufLock    = "lk" // STRING: append lock token, with a TTL
+
+	sufRequests    = "dd"  // HASH: request key -> record (see scripts.go, record_request)
+	sufRequestAges = "ddt" // ZSET: request key scored by its record's time (ms)
 )
 
 // globalTag is the hash tag of the keys that are not per inbox. They all

@@ -143,22 +143,25 @@ func TestStaleLock(t *testing.T) {
 // first one's result and appends nothing.
 func TestAppendReplay(t *testing.T) {
 	c := sharedServer(t).Client(t)
-	s := openStore(t, c, newPrefix(), inbox.Options{MaxPerInbox: 1})
+	s := openLockStore(t, c, newPrefix(), inbox.Options{MaxPerInbox: 1})
 	ctx := context.Background()
 	notice := inbox.Message{UID: "alice", Kind: inbox.KindNotice, MsgType: 1}
 	if _, err := s.Append(ctx, []inbox.Message{notice}); err != nil {
 		t.Fatal(err)
 	}
 	tg := []target{{uid: "alice", base: s.k.base("alice"), idx: []int{0}}}
-	const token = "replay"
-	floor, err := s.lockAll(ctx, tg, token)
+	r := s.newRequest(inbox.Request{Msgs: []inbox.Message{notice}}, tg)
+	r.token = "replay"
+	token := r.token
+	floor, _, _, err := s.lockAll(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := s.nextID(time.Now(), floor)
 	body := string(appendBody(nil, id, &notice))
-	keys := []string{tg[0].base + sufMeta, tg[0].base + sufLock, tg[0].base + sufLog, tg[0].base + sufTimes, tg[0].base + sufThreads}
-	args := []any{token, strconv.FormatUint(id, 10), "1", 1, 1, body, inbox.NoticeThread, ":1"}
+	b := tg[0].base
+	keys := []string{b + sufMeta, b + sufLock, b + sufLog, b + sufTimes, b + sufThreads, b + sufRequests, b + sufRequestAges}
+	args := []any{token, strconv.FormatUint(id, 10), "1", 1, 1, "", "", 0, 0, 0, body, inbox.NoticeThread, ":1", ""}
 	var res [2][]int64
 	for i := range res {
 		if res[i], err = scriptAppend.Run(ctx, c, keys, args...).Int64Slice(); err != nil {
@@ -379,14 +382,15 @@ func (h *stealHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 }
 
 // TestAppendLockLost takes an inbox's lock away between an Append's round
-// trips, as the lock's expiry under a stalled node would: the Append fails
-// and says which inbox got its entry, and the new holder keeps its lock.
+// trips (the Cluster protocol), as the lock's expiry under a stalled node
+// would: the Append fails and says which inbox got its entry, and the new
+// holder keeps its lock.
 func TestAppendLockLost(t *testing.T) {
 	srv := sharedServer(t)
 	other := srv.Client(t)
 	c := srv.Client(t)
 	prefix := newPrefix()
-	s := openStore(t, c, prefix, inbox.Options{})
+	s := openLockStore(t, c, prefix, inbox.Options{})
 	ctx := context.Background()
 	dm := []inbox.Message{
 		{UID: "alice", Kind: inbox.KindDirect, Peer: "bob"},

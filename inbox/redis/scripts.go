@@ -24,6 +24,7 @@ import (
 // luaPrelude is shared by the scripts. The upper-case names are replaced
 // by constants of package inbox and this package when the scripts are built.
 const luaPrelude = `
+-- base is the inbox the functions below work on (submitScript moves it).
 local base = string.sub(KEYS[1], 1, -2)
 
 -- gt reports whether decimal a > decimal b (both canonical, unsigned).
@@ -89,19 +90,93 @@ local function unindex(s, m)
     redis.call('ZREM', base .. 'th', th)
   end
 end
+
+-- append_entries appends n entries to the inbox at base. Entry i has
+-- body (codec.go), thread ("" for none), unread suffix ("" when not
+-- incoming, else ":" and for notices the msgtype) and push due time (Unix
+-- ms, "" for none) at ARGV[at + 4i] to ARGV[at + 4i + 3]. A due time puts
+-- "seq:uid" on the push schedule pushes. It assigns the Seqs, stores and
+-- indexes the entries, trims overflow beyond max (0: none), records id as
+-- the last id and returns the first Seq and how many messages it dropped.
+local function append_entries(id, now, max, n, at, pushes, uid)
+  local first
+  for i = 0, n - 1 do
+    local p = at + 4 * i
+    local body, th, un, due = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
+    local seq = redis.call('HINCRBY', base .. 'h', 's', 1)
+    first = first or seq
+    local s = string.format('%d', seq)
+    redis.call('ZADD', base .. 'm', s, string.char(CODEC_V1) .. uvarint(seq) .. body)
+    redis.call('ZADD', base .. 'tm', now, s)
+    if th ~= '' then
+      redis.call('ZADD', base .. 't:' .. th, s, s)
+      if un ~= '' then redis.call('ZADD', base .. 'u:' .. th, s, s .. un) end
+      redis.call('ZADD', base .. 'th', s, th)
+    end
+    if due ~= '' then redis.call('ZADD', pushes, due, s .. ':' .. uid) end
+  end
+  local dropped = 0
+  if max > 0 then
+    local over = redis.call('ZCARD', base .. 'm') - max
+    if over > 0 then
+      local old = redis.call('ZRANGE', base .. 'm', 0, over - 1, 'WITHSCORES')
+      for j = 1, #old, 2 do unindex(old[j + 1], old[j]) end
+      redis.call('ZREMRANGEBYRANK', base .. 'm', 0, over - 1)
+      dropped = over
+    end
+  end
+  redis.call('HSET', base .. 'h', 'i', id)
+  return first, dropped
+end
+
+-- find_request returns the record of key in the request records dd if it
+-- is younger than cut (Unix ms) and has sum, else nil. A record is
+-- "sum time id seq,seq...".
+local function find_request(dd, key, sum, cut)
+  if key == '' then return nil end
+  local rec = redis.call('HGET', dd, key)
+  if not rec then return nil end
+  local s, t = string.match(rec, '^(%S+) (%d+) ')
+  if s == sum and tonumber(t) > cut then return rec end
+  return nil
+end
+
+-- record_request stores rec for key in dd, its age in ddt, drops the
+-- records older than cut and those over cap (the oldest first), and lets
+-- both keys expire after window ms without a new record.
+local function record_request(dd, ddt, key, rec, now, cut, cap, window)
+  redis.call('HSET', dd, key, rec)
+  redis.call('ZADD', ddt, now, key)
+  local old = redis.call('ZRANGEBYSCORE', ddt, '-inf', cut)
+  local over = redis.call('ZCARD', ddt) - #old - cap
+  if over > 0 then
+    local more = redis.call('ZRANGE', ddt, #old, #old + over - 1)
+    for _, k in ipairs(more) do old[#old + 1] = k end
+  end
+  for i = 1, #old, 1000 do -- unpack is limited by Lua's stack
+    local j = math.min(i + 999, #old)
+    redis.call('HDEL', dd, unpack(old, i, j))
+    redis.call('ZREM', ddt, unpack(old, i, j))
+  end
+  redis.call('PEXPIRE', dd, window)
+  redis.call('PEXPIRE', ddt, window)
+end
 `
 
 // lockScript takes the append lock of an inbox for token, or finds it
-// taken already by token (a retried call). KEYS: h, lk. ARGV: token, ttl
-// in ms. Returns {1, last id or ""} or, when another token holds the lock,
-// {0, its remaining ms}.
+// taken already by token (a retried call). KEYS: h, lk, dd (the request
+// records). ARGV: token, ttl in ms, request key ("" for none), its sum,
+// the oldest record time still in the window (ms). Returns {1, last id or
+// "", highest Seq, the request's record or ""} or, when another token
+// holds the lock, {0, its remaining ms}.
 const lockScript = `
 local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[2])}
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {1, redis.call('HGET', KEYS[1], 'i') or ''}
+local h = redis.call('HMGET', KEYS[1], 'i', 's')
+return {1, h[1] or '', h[2] or '0', find_request(KEYS[3], ARGV[3], ARGV[4], tonumber(ARGV[5])) or ''}
 `
 
 // unlockScript releases the append lock if token holds it. KEYS: lk.
@@ -113,12 +188,13 @@ end
 return 0
 `
 
-// appendScript appends under the lock token holds. KEYS: h, lk, m, tm, th.
-// ARGV: token, id, time (ms), MaxPerInbox (0: none), n, then per message:
-// body (codec.go), thread ("" for none), unread suffix ("" when not
-// incoming, else ":" and for notices the msgtype). It assigns the Seqs,
-// stores and indexes the messages, trims overflow, records the last id,
-// releases the lock and returns {first seq, messages dropped}.
+// appendScript appends to one inbox under the lock token holds (the
+// Cluster protocol, see doc.go). KEYS: h, lk, m, tm, th, dd, ddt. ARGV:
+// token, id, time (ms), MaxPerInbox (0: none), n, request key ("" for
+// none), its record, the oldest record time kept (ms), records kept at
+// most, window (ms), then per entry the four values of append_entries
+// (push due always "": the schedule is in another slot). It releases the
+// lock and returns {first seq, messages dropped}.
 //
 // It also records its result under "a", so that a call retried after a
 // lost reply (the lock is gone by then) returns the same result instead of
@@ -137,33 +213,69 @@ local last = redis.call('HGET', KEYS[1], 'i')
 if last and not gt(id, last) then
   return redis.error_reply('INBOXID id ' .. id .. ' not above the last id ' .. last)
 end
-local first
-for i = 0, n - 1 do
-  local body, th, un = ARGV[6 + 3 * i], ARGV[7 + 3 * i], ARGV[8 + 3 * i]
-  local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-  first = first or seq
-  local s = string.format('%d', seq)
-  redis.call('ZADD', KEYS[3], s, string.char(CODEC_V1) .. uvarint(seq) .. body)
-  redis.call('ZADD', KEYS[4], now, s)
-  if th ~= '' then
-    redis.call('ZADD', base .. 't:' .. th, s, s)
-    if un ~= '' then redis.call('ZADD', base .. 'u:' .. th, s, s .. un) end
-    redis.call('ZADD', KEYS[5], s, th)
-  end
+local first, dropped = append_entries(id, now, max, n, 11, nil, nil)
+if ARGV[6] ~= '' then
+  record_request(KEYS[6], KEYS[7], ARGV[6], ARGV[7], now, tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10])
 end
-local dropped = 0
-if max > 0 then
-  local over = redis.call('ZCARD', KEYS[3]) - max
-  if over > 0 then
-    local old = redis.call('ZRANGE', KEYS[3], 0, over - 1, 'WITHSCORES')
-    for j = 1, #old, 2 do unindex(old[j + 1], old[j]) end
-    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
-    dropped = over
-  end
-end
-redis.call('HSET', KEYS[1], 'i', id, 'a', token .. ' ' .. string.format('%d %d', first, dropped))
+redis.call('HSET', KEYS[1], 'a', token .. ' ' .. string.format('%d %d', first, dropped))
 redis.call('DEL', KEYS[2])
 return {first, dropped}
+`
+
+// submitScript appends a whole request in one atomic step, on a Redis
+// that is not a Cluster (see doc.go). KEYS: per inbox h, lk, m, tm, th;
+// then the sweep index, the push schedule, and dd, ddt of the first
+// inbox. ARGV: token, id, time (ms), MaxPerInbox, inboxes, request key
+// ("" for none), its sum, the oldest record time kept (ms), records kept
+// at most, window (ms); then per inbox its uid and n, and per entry the
+// four values of append_entries. Returns:
+//
+//	{"ok", first seq, dropped, ...per inbox}  appended (or appended before by token)
+//	{"dup", record}                           the request is stored already
+//	{"busy", ms}                              an appender of the lock protocol holds an inbox
+//	{"floor", last id}                        id is not above an inbox's last id
+const submitScript = `
+local token, id, now, max, ni = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local key, sum, cut, cap, window = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local nk = 5 * ni
+local function recorded()
+  local out = {'ok'}
+  for i = 0, ni - 1 do
+    local done = redis.call('HGET', KEYS[5 * i + 1], 'a')
+    local t, first, dropped = string.match(done or '', '^(%S+) (%d+) (%d+)$')
+    if t ~= token then return nil end
+    out[#out + 1], out[#out + 2] = tonumber(first), tonumber(dropped)
+  end
+  return out
+end
+local again = recorded()
+if again then return again end
+local rec = find_request(KEYS[nk + 3], key, sum, cut)
+if rec then return {'dup', rec} end
+local floor = ''
+for i = 0, ni - 1 do
+  local held = redis.call('PTTL', KEYS[5 * i + 2])
+  if held > 0 then return {'busy', held} end
+  local last = redis.call('HGET', KEYS[5 * i + 1], 'i')
+  if last and not gt(id, last) and gt(last, floor) then floor = last end
+end
+if floor ~= '' then return {'floor', floor} end
+local out, seqs = {'ok'}, {}
+local at = 11
+for i = 0, ni - 1 do
+  base = string.sub(KEYS[5 * i + 1], 1, -2)
+  local uid, n = ARGV[at], tonumber(ARGV[at + 1])
+  local first, dropped = append_entries(id, now, max, n, at + 2, KEYS[nk + 2], uid)
+  at = at + 2 + 4 * n
+  redis.call('HSET', KEYS[5 * i + 1], 'a', token .. ' ' .. string.format('%d %d', first, dropped))
+  redis.call('ZADD', KEYS[nk + 1], 'LT', now, uid)
+  out[#out + 1], out[#out + 2] = first, dropped
+  for s = first, first + n - 1 do seqs[#seqs + 1] = string.format('%d', s) end
+end
+if key ~= '' then
+  record_request(KEYS[nk + 3], KEYS[nk + 4], key, sum .. ' ' .. now .. ' ' .. id .. ' ' .. table.concat(seqs, ','), now, cut, cap, window)
+end
+return out
 `
 
 // boundsScript reads an inbox's held range. KEYS: h, m. Returns {last,
@@ -295,6 +407,7 @@ var (
 	scriptLock    = build("lock", lockScript)
 	scriptUnlock  = build("unlock", unlockScript)
 	scriptAppend  = build("append", appendScript)
+	scriptSubmit  = build("submit", submitScript)
 	scriptBounds  = build("bounds", boundsScript)
 	scriptRaise   = build("raise", raiseScript)
 	scriptExpire  = build("expire", expireScript)

@@ -24,7 +24,10 @@ type Options struct {
 	// owns it: Store.Close does not close it. Reads must go to masters
 	// (no ReadOnly or RouteByLatency) for a reader to see its own appends.
 	// Set ContextTimeoutEnabled so that context deadlines cut network waits
-	// short; without it they bound only the time between round trips.
+	// short; without it they bound only the time between round trips. Set
+	// MaxRetries to -1: go-redis would retry a call whose reply was lost,
+	// and report only the last attempt's error, so a refused retry would
+	// hide that the first attempt may have been stored (see classify).
 	Client redis.UniversalClient
 	// Prefix starts every key, e.g. "inboxmq:", so that stores can share
 	// a Redis. It must not contain '{' or '}'.
@@ -41,10 +44,13 @@ const lockTTL = 3 * time.Second
 
 // Store is an inbox.Store in Redis. Open one with Open.
 type Store struct {
-	rdb  redis.UniversalClient
-	k    keys
-	opts inbox.Options
-	now  func() time.Time // time.Now; tests replace it
+	rdb redis.UniversalClient
+	k   keys
+	// cluster selects the append protocol: a Cluster spreads inboxes over
+	// slots that no one script can write (doc.go).
+	cluster bool
+	opts    inbox.Options
+	now     func() time.Time // time.Now; tests replace it
 
 	// life lets Close wait for the methods in progress: each holds it
 	// shared for its whole run, Close exclusively.
@@ -91,6 +97,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ids:       inbox.NewIDGen(opts.Inbox.NodeID, 0),
 		tokenBase: hex.EncodeToString(rnd[:]),
 	}
+	_, s.cluster = opts.Client.(*redis.ClusterClient)
 	if err := s.checkLayout(ctx); err != nil {
 		return nil, fmt.Errorf("redisstore: open: %w", err)
 	}

@@ -91,6 +91,14 @@ func openStore(tb testing.TB, c redis.UniversalClient, prefix string, opts inbox
 	return s
 }
 
+// openLockStore opens a store that appends with the Cluster protocol
+// (locks, one script per inbox) on any Redis.
+func openLockStore(tb testing.TB, c redis.UniversalClient, prefix string, opts inbox.Options) *Store {
+	s := openStore(tb, c, prefix, opts)
+	s.cluster = true
+	return s
+}
+
 func TestStore(t *testing.T) {
 	c := sharedServer(t).Client(t)
 	storetest.Run(t, func(t *testing.T, opts inbox.Options) inbox.Store {
@@ -127,17 +135,40 @@ func TestCluster(t *testing.T) {
 
 func TestTwoNodes(t *testing.T) { testTwoNodes(t, sharedServer(t).Client(t)) }
 
+// TestLockProtocol runs the suite with the Cluster protocol on a single
+// Redis, and two nodes where one appends with it and the other with the
+// one-script protocol, as during an upgrade from a version that only had
+// the first.
+func TestLockProtocol(t *testing.T) {
+	c := sharedServer(t).Client(t)
+	t.Run("Suite", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, opts inbox.Options) inbox.Store {
+			return openLockStore(t, c, newPrefix(), opts)
+		})
+	})
+	t.Run("Mixed", func(t *testing.T) {
+		prefix := newPrefix()
+		runTwoNodes(t, []*Store{
+			openLockStore(t, c, prefix, inbox.Options{NodeID: 1}),
+			openStore(t, c, prefix, inbox.Options{NodeID: 2}),
+		})
+	})
+}
+
 // testTwoNodes has two stores with different node ids, as two inboxmq
 // nodes would, append concurrently to the same inboxes, one or two at a
 // time: every inbox must keep dense Seqs and increasing ids, and every
 // Append's id must be its own and carry its node's id.
 func testTwoNodes(t *testing.T, c redis.UniversalClient) {
-	ctx := context.Background()
 	prefix := newPrefix()
-	nodes := []*Store{
+	runTwoNodes(t, []*Store{
 		openStore(t, c, prefix, inbox.Options{NodeID: 1}),
 		openStore(t, c, prefix, inbox.Options{NodeID: 2}),
-	}
+	})
+}
+
+func runTwoNodes(t *testing.T, nodes []*Store) {
+	ctx := context.Background()
 	const workers, per = 4, 60
 	type appended struct {
 		node int

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, historyTests...)
 	tests = append(tests, sessionTests...)
 	tests = append(tests, outboxTests...)
+	tests = append(tests, submitTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}

@@ -1,0 +1,304 @@
+package pebblestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/inboxmq/inboxmq/inbox"
+)
+
+// Request records make a resent request harmless (inbox.Request.Key). They
+// are kept with the inbox of the request's first entry, written in the
+// append's batch:
+//
+//	"d" uid 0x00 key           -> sum(32) time(8, Unix ms) id(8) seq(8) per entry
+//	"D" uid 0x00 time(8) key   -> empty: the inbox's records by age
+//
+// An inbox keeps those of the dedupe window, at most DedupePerInbox of them:
+// each append that records one first drops the inbox's records past either
+// bound, oldest first, and ExpireBefore drops those of quiet inboxes.
+const (
+	prefixRequest    = 'd'
+	prefixRequestAge = 'D'
+)
+
+func requestKey(uid, key string) []byte {
+	k := make([]byte, 0, 2+len(uid)+len(key))
+	k = append(k, prefixRequest)
+	k = append(k, uid...)
+	k = append(k, sep)
+	return append(k, key...)
+}
+
+func requestAgePrefix(uid string) []byte {
+	k := make([]byte, 0, 2+len(uid)+8)
+	k = append(k, prefixRequestAge)
+	k = append(k, uid...)
+	return append(k, sep)
+}
+
+func requestAgeKey(uid string, ms int64, key string) []byte {
+	k := binary.BigEndian.AppendUint64(requestAgePrefix(uid), uint64(ms))
+	return append(k, key...)
+}
+
+// parseRequestAgeKey splits an age key into uid, time and request key.
+// Keys hold no 0x00 only by accident, so the first 0x00 ends the uid.
+func parseRequestAgeKey(k []byte) (uid string, ms int64, key string, err error) {
+	i := bytes.IndexByte(k, sep)
+	if len(k) < 1 || k[0] != prefixRequestAge || i < 2 || len(k) < i+1+8 {
+		return "", 0, "", fmt.Errorf("%w: request age key %x", errCorrupt, k)
+	}
+	return string(k[1:i]), int64(binary.BigEndian.Uint64(k[i+1 : i+9])), string(k[i+9:]), nil
+}
+
+type requestRecord struct {
+	sum  [32]byte
+	ms   int64
+	id   uint64
+	seqs []uint64
+}
+
+func encodeRequest(r requestRecord) []byte {
+	v := make([]byte, 0, 32+16+8*len(r.seqs))
+	v = append(v, r.sum[:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(r.ms))
+	v = binary.BigEndian.AppendUint64(v, r.id)
+	for _, s := range r.seqs {
+		v = binary.BigEndian.AppendUint64(v, s)
+	}
+	return v
+}
+
+func decodeRequest(v []byte) (requestRecord, error) {
+	if len(v) < 48 || (len(v)-48)%8 != 0 {
+		return requestRecord{}, fmt.Errorf("%w: request record of %d bytes", errCorrupt, len(v))
+	}
+	var r requestRecord
+	copy(r.sum[:], v)
+	r.ms = int64(binary.BigEndian.Uint64(v[32:]))
+	r.id = binary.BigEndian.Uint64(v[40:])
+	for p := 48; p < len(v); p += 8 {
+		r.seqs = append(r.seqs, binary.BigEndian.Uint64(v[p:]))
+	}
+	return r, nil
+}
+
+func (s *Store) dedupeWindow() time.Duration {
+	if s.opts.DedupeWindow > 0 {
+		return s.opts.DedupeWindow
+	}
+	return inbox.DefaultDedupeWindow
+}
+
+func (s *Store) dedupePerInbox() int {
+	if s.opts.DedupePerInbox > 0 {
+		return s.opts.DedupePerInbox
+	}
+	return inbox.DefaultDedupePerInbox
+}
+
+// getRequest reads the record of key in uid's inbox; ok is false when
+// there is none.
+func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error) {
+	v, closer, err := s.db.Get(requestKey(uid, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return requestRecord{}, false, nil
+	}
+	if err != nil {
+		return requestRecord{}, false, fmt.Errorf("request record: %w", err)
+	}
+	defer closer.Close()
+	r, err = decodeRequest(v)
+	return r, err == nil, err
+}
+
+// findRequestLocked reports whether req was stored within the window, and
+// then gives out the original entries' ID, Time and Seq. s.mu must be held.
+func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (bool, error) {
+	r, ok, err := s.getRequest(out[0].UID, req.Key)
+	if err != nil || !ok {
+		return false, err
+	}
+	if r.sum != req.Sum || r.ms <= now.Add(-s.dedupeWindow()).UnixMilli() || len(r.seqs) != len(out) {
+		return false, nil
+	}
+	id := strconv.FormatUint(r.id, 10)
+	for i := range out {
+		out[i].ID, out[i].Time, out[i].Seq = id, r.ms, r.seqs[i]
+	}
+	return true, nil
+}
+
+// recordRequestLocked writes req's record for the stored entries out into
+// b, replacing an older record of the same key, and drops the inbox's
+// records past the window or the cap. s.mu must be held.
+func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req inbox.Request, now time.Time) error {
+	uid := out[0].UID
+	n, err := s.requestCountLocked(uid)
+	if err != nil {
+		return err
+	}
+	if old, ok, err := s.getRequest(uid, req.Key); err != nil {
+		return err
+	} else if ok {
+		if err := b.Delete(requestAgeKey(uid, old.ms, req.Key), nil); err != nil {
+			return fmt.Errorf("batch: %w", err)
+		}
+		n--
+	}
+	id, err := strconv.ParseUint(out[0].ID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("request record: id %q: %w", out[0].ID, err)
+	}
+	r := requestRecord{sum: req.Sum, ms: out[0].Time, id: id}
+	for _, m := range out {
+		r.seqs = append(r.seqs, m.Seq)
+	}
+	if err := b.Set(requestKey(uid, req.Key), encodeRequest(r), nil); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	if err := b.Set(requestAgeKey(uid, r.ms, req.Key), nil, nil); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	n++
+
+	// The oldest first: past the window, or over the cap.
+	prefix := requestAgePrefix(uid)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("request records: %w", err)
+	}
+	cut := now.Add(-s.dedupeWindow()).UnixMilli()
+	for ok := it.First(); ok; ok = it.Next() {
+		_, ms, key, err := parseRequestAgeKey(it.Key())
+		if err != nil {
+			return errors.Join(err, it.Close())
+		}
+		if ms > cut && n <= s.dedupePerInbox() {
+			break
+		}
+		if key == req.Key {
+			continue // replaced above
+		}
+		if err := errors.Join(b.Delete(it.Key(), nil), b.Delete(requestKey(uid, key), nil)); err != nil {
+			return errors.Join(fmt.Errorf("batch: %w", err), it.Close())
+		}
+		n--
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("request records: %w", err)
+	}
+	s.requests[uid] = n
+	return nil
+}
+
+// requestCountLocked is how many records uid's inbox holds: counted once,
+// then kept by the writes. s.mu must be held.
+func (s *Store) requestCountLocked(uid string) (int, error) {
+	if n, ok := s.requests[uid]; ok {
+		return n, nil
+	}
+	prefix := requestAgePrefix(uid)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("request records: %w", err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("request records: %w", err)
+	}
+	s.requests[uid] = n
+	return n, nil
+}
+
+// expireRequests drops the records older than the dedupe window in every
+// inbox, so quiet inboxes do not keep theirs. It returns how many it dropped.
+func (s *Store) expireRequests(now time.Time) (int, error) {
+	cut := now.Add(-s.dedupeWindow()).UnixMilli()
+	start := []byte{prefixRequestAge}
+	dropped := 0
+	for {
+		n, next, err := s.expireRequestsFrom(start, cut)
+		dropped += n
+		if err != nil || next == nil {
+			return dropped, err
+		}
+		start = next
+	}
+}
+
+// expireRequestsFrom drops expired records from start on, at most a batch
+// of them under s.mu, and returns where to go on (nil when done).
+func (s *Store) expireRequestsFrom(start []byte, cut int64) (dropped int, next []byte, err error) {
+	const perBatch = 1000
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: []byte{prefixRequestAge + 1}})
+	if err != nil {
+		return 0, nil, fmt.Errorf("request records: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	ok := it.First()
+	for ok && dropped < perBatch {
+		uid, ms, key, err := parseRequestAgeKey(it.Key())
+		if err != nil {
+			return 0, nil, errors.Join(err, it.Close())
+		}
+		if ms > cut {
+			// The rest of this inbox is younger: on to the next inbox.
+			ok = it.SeekGE(prefixEnd(requestAgePrefix(uid)))
+			continue
+		}
+		if err := errors.Join(b.Delete(it.Key(), nil), b.Delete(requestKey(uid, key), nil)); err != nil {
+			return 0, nil, errors.Join(fmt.Errorf("batch: %w", err), it.Close())
+		}
+		if n, counted := s.requests[uid]; counted {
+			if n <= 1 {
+				delete(s.requests, uid)
+			} else {
+				s.requests[uid] = n - 1
+			}
+		}
+		dropped++
+		ok = it.Next()
+	}
+	if ok {
+		next = bytes.Clone(it.Key())
+	}
+	if err := it.Close(); err != nil {
+		return 0, nil, fmt.Errorf("request records: %w", err)
+	}
+	if dropped > 0 {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return 0, nil, fmt.Errorf("request records: %w", err)
+		}
+	}
+	return dropped, next, nil
+}
+
+// prefixEnd is the first key after every key starting with prefix, whose
+// last byte is below 0xff (here always the 0x00 separator).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	end[len(end)-1]++
+	return end
+}
+
+// syncWAL makes everything applied so far durable.
+func (s *Store) syncWAL() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: sync: %w", err)
+	}
+	return nil
+}
