@@ -510,9 +510,15 @@ func (a *api) reply(w http.ResponseWriter, r *http.Request, err error, okStatus 
 	writeError(w, status, be.Code, be.Detail)
 }
 
-// internal logs the error and answers 500 without details.
+// internal logs the error and answers without details: 503 when the
+// store certainly kept nothing, else 500 (a write may have been stored: a
+// message resent with the same cid is then found, not stored twice).
 func (a *api) internal(w http.ResponseWriter, r *http.Request, err error) {
 	a.Log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	if errors.Is(err, inbox.ErrNotStored) {
+		writeError(w, http.StatusServiceUnavailable, bridge.CodeInternal, "not stored, try again later")
+		return
+	}
 	writeError(w, http.StatusInternalServerError, bridge.CodeInternal, "internal error, try again later")
 }
 

@@ -85,9 +85,11 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	}
 
 	if err := b.openStore(inbox.Options{
-		MaxPerInbox: cfg.Inbox.MaxMessages,
-		Retention:   cfg.Inbox.Retention,
-		NodeID:      cfg.NodeID,
+		MaxPerInbox:    cfg.Inbox.MaxMessages,
+		Retention:      cfg.Inbox.Retention,
+		NodeID:         cfg.NodeID,
+		DedupeWindow:   cfg.Inbox.DedupeWindow,
+		DedupePerInbox: cfg.Inbox.DedupePerInbox,
 		OnDrop: func(uid string, n int, reason string) {
 			log.Warn("inbox messages dropped by retention", "uid", uid, "count", n, "reason", reason)
 			if b.metrics != nil {
@@ -154,6 +156,8 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Push:         delivery.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
 		TokenLeeway:  cfg.Auth.TokenLeeway,
 		WriteTimeout: cfg.Limits.WriteTimeout,
+		// One store call, or a few for a delete: redis.timeout bounds each.
+		RequestTimeout: cfg.storeTimeout(),
 	}); err != nil {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
@@ -204,19 +208,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 func (b *Broker) openStore(opts inbox.Options) error {
 	cfg := b.cfg
 	if len(cfg.Redis.Addresses) > 0 { // the Redis store, cluster signals, event channels
-		r := cfg.Redis
-		b.redis = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:                 r.Addresses,
-			IsClusterMode:         r.Cluster,
-			MasterName:            r.MasterName,
-			Username:              r.Username,
-			Password:              r.Password,
-			DB:                    r.DB,
-			DialTimeout:           r.DialTimeout,
-			ReadTimeout:           r.Timeout,
-			WriteTimeout:          r.Timeout,
-			ContextTimeoutEnabled: true,
-		})
+		b.redis = newRedisClient(cfg.Redis)
 	}
 	if cfg.Store == "redis" {
 		r := cfg.Redis

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 )
 
@@ -264,6 +265,11 @@ type InboxConfig struct {
 	DeliveryWindow  int           `yaml:"delivery_window"`
 	SingleLogin     bool          `yaml:"single_login"`
 	ExpireInterval  time.Duration `yaml:"expire_interval"`
+	// DedupeWindow and DedupePerInbox bound the records that make a
+	// resent request (same cid) harmless: how long, and how many per
+	// recipient inbox.
+	DedupeWindow   time.Duration `yaml:"dedupe_window"`
+	DedupePerInbox int           `yaml:"dedupe_per_inbox"`
 }
 
 // MQTTConfig is every mochi capability, given explicitly: a partial
@@ -327,6 +333,8 @@ func DefaultConfig() Config {
 			DeliveryWindow:  64,
 			SingleLogin:     true,
 			ExpireInterval:  time.Minute,
+			DedupeWindow:    inbox.DefaultDedupeWindow,
+			DedupePerInbox:  inbox.DefaultDedupePerInbox,
 		},
 		Limits: LimitsConfig{
 			ConnectTimeout:        10 * time.Second,

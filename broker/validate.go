@@ -73,6 +73,12 @@ func (c Config) Validate() error {
 	if c.Inbox.MaxMessageBytes < 1 || c.Inbox.MaxMessageBytes > 1<<20 {
 		bad("inbox.max_message_bytes must be 1..1048576")
 	}
+	if c.Inbox.DedupeWindow < time.Second || c.Inbox.DedupeWindow > 24*time.Hour {
+		bad("inbox.dedupe_window must be 1s..24h, got %s", c.Inbox.DedupeWindow)
+	}
+	if c.Inbox.DedupePerInbox < 1 || c.Inbox.DedupePerInbox > 100000 {
+		bad("inbox.dedupe_per_inbox must be 1..100000")
+	}
 	if c.Inbox.DeliveryWindow < 1 || c.Inbox.DeliveryWindow > 1000 {
 		bad("inbox.delivery_window must be 1..1000")
 	}

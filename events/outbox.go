@@ -151,13 +151,14 @@ func NewOutbox(o OutboxOptions) (*Outbox, error) {
 	return b, nil
 }
 
-// Emit stores e for every sink that wants it, off the caller's path. A
-// zero e.Time is set to now and an empty e.ID to a new delivery id.
-func (b *Outbox) Emit(e Event) {
+// prepare completes e (a zero Time is now, an empty ID a new delivery
+// id) and encodes it; ok is false, after counting and logging, when e
+// cannot be sent.
+func (b *Outbox) prepare(e *Event) (body []byte, ok bool) {
 	if err := e.Validate(); err != nil {
 		b.invalid.Add(1)
 		b.log.Warn("events: invalid event not sent", "type", e.Type, "error", err)
-		return
+		return nil, false
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -170,6 +171,45 @@ func (b *Outbox) Emit(e Event) {
 	if err != nil {
 		b.invalid.Add(1)
 		b.log.Warn("events: event not encodable, not sent", "type", e.Type, "error", err)
+		return nil, false
+	}
+	return body, true
+}
+
+// EmitStored stores e for every sink that wants it before it returns, so
+// that the caller may forget what e reports. An e stored again under the
+// same ID replaces the waiting one (or, once delivered, is delivered again
+// under that id, which receivers de-duplicate). It returns an error when
+// the store failed; an invalid event is logged and dropped (nil error).
+func (b *Outbox) EmitStored(ctx context.Context, e Event) error {
+	body, ok := b.prepare(&e)
+	if !ok {
+		return nil
+	}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	var entries []inbox.OutboxEntry
+	for _, w := range b.workers {
+		if w.filter == nil || w.filter.Wants(e.Type) {
+			entries = append(entries, inbox.OutboxEntry{Sink: w.name, ID: e.ID, Type: e.Type, Body: body, Created: now, Due: now})
+		}
+	}
+	if err := b.o.Store.EnqueueEvents(ctx, entries); err != nil {
+		return fmt.Errorf("events: store %s: %w", e.Type, err)
+	}
+	for _, w := range b.workers {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Emit stores e for every sink that wants it, off the caller's path. A
+// zero e.Time is set to now and an empty e.ID to a new delivery id.
+func (b *Outbox) Emit(e Event) {
+	body, ok := b.prepare(&e)
+	if !ok {
 		return
 	}
 	// Age counts from now, whatever time the event says it happened at.

@@ -134,10 +134,17 @@ type Pushes interface {
 	// a crash may lose a push, never a message).
 	SchedulePush(ctx context.Context, entries []PushEntry) error
 
-	// ClaimDuePushes removes and returns up to limit entries due at or
-	// before now, earliest first. Each entry is claimed by exactly one
-	// caller, also across nodes.
-	ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([]PushEntry, error)
+	// ClaimDuePushes returns up to limit entries due at or before now,
+	// earliest first, and makes them due again at now+lease: an entry is
+	// claimed by one caller at a time, also across nodes, and comes back
+	// unless the claimer removes it with DonePushes, so a claimer that fails
+	// or dies mid-check loses nothing. The returned entries carry their new
+	// Due.
+	ClaimDuePushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]PushEntry, error)
+
+	// DonePushes removes claimed entries (as ClaimDuePushes returned them)
+	// from the schedule. An entry claimed again since is left alone.
+	DonePushes(ctx context.Context, entries []PushEntry) error
 }
 
 // PushEntry is one scheduled push check.

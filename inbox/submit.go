@@ -70,7 +70,7 @@ var ErrNotStored = errors.New("not stored")
 // first entry (a resend finds it, the recipient gets it) but failed to
 // write some of the rest: another inbox's entry or the push schedule. Only
 // a store that cannot write all of them atomically (Redis Cluster) returns
-// it, with the receipt of what it stored.
+// it, with the receipt: the entries it did not store have Seq 0.
 var ErrPartial = errors.New("stored in part")
 
 // ErrBadRequestKey is returned for a Request.Key over MaxRequestKey bytes.

@@ -105,24 +105,23 @@ func TestTailBoundedByBytes(t *testing.T) {
 	}
 }
 
-// A resend is recognised by its cid and a digest of what it sent; the
-// content itself is not kept.
-func TestRecentSendsKeepNoContent(t *testing.T) {
-	r := newRecentSends()
+// A resend is recognised by its cid and a digest of what it sent: any
+// change of recipient, content or extra makes another request, also where
+// the fields' bytes run together.
+func TestContentSum(t *testing.T) {
 	sum := contentSum("10021", "hello", "x")
-	r.put("10001", "c1", sum, inbox.Message{UID: "10021", ID: "42", Content: "hello", Extra: "x"})
-	m, ok := r.get("10001", "c1", sum)
-	if !ok || m.ID != "42" || m.Content != "" || m.Extra != "" {
-		t.Fatalf("get = %+v, %v", m, ok)
-	}
 	for _, other := range [][32]byte{
 		contentSum("10021", "hello!", "x"), contentSum("10022", "hello", "x"), contentSum("10021", "hellox", ""),
+		contentSum("10021hello", "", "x"),
 	} {
-		if _, ok := r.get("10001", "c1", other); ok {
-			t.Fatal("a different request with the same cid matched")
+		if other == sum {
+			t.Fatal("a different request has the same sum")
 		}
 	}
-	if _, ok := r.get("10002", "c1", sum); ok {
-		t.Fatal("another account's cid matched")
+	if contentSum("10021", "hello", "x") != sum {
+		t.Fatal("the same request has another sum")
+	}
+	if requestKey("10001", "") != "" || requestKey("10001", "c1") == requestKey("10002", "c1") {
+		t.Fatal("request keys: none without a cid, one per sender")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +76,13 @@ type Options struct {
 	// WriteTimeout bounds a write to a connection (DefaultWriteTimeout when
 	// 0): a client that stops reading is disconnected after it.
 	WriteTimeout time.Duration
+	// RequestTimeout bounds the store work of one MQTT request
+	// (DefaultRequestTimeout when 0): its sender learns the outcome within it.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout when 0.
+const DefaultRequestTimeout = 5 * time.Second
 
 // DefaultWriteTimeout is Options.WriteTimeout when 0.
 const DefaultWriteTimeout = 10 * time.Second
@@ -121,7 +128,6 @@ type Hook struct {
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
 	pushes *pushScheduler             // nil without the push fallback
-	recent *recentSends               // cids of recent sends, against resends
 	// refusals bounds "request refused" lines per connection: a client
 	// sending garbage in a loop must not fill the disk.
 	refusals *keyrate.Limiter
@@ -181,6 +187,9 @@ func (h *Hook) Init(config any) error {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
@@ -198,7 +207,6 @@ func (h *Hook) Init(config any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	h.learnBroadcastEnd(ctx)
 	cancel()
-	h.recent = newRecentSends()
 	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
 	if opts.Emitter != nil && opts.Push.After > 0 {
@@ -505,15 +513,31 @@ func (h *Hook) kickLocal(uid, reason string) int {
 	return len(list)
 }
 
-// appendAndNotify appends one logical message and wakes its recipients.
-func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inbox.Message, error) {
+// submitAndNotify stores one logical message and wakes its recipients.
+// A duplicate (a resend found stored) wakes nobody: it was announced when
+// it was stored. ErrPartial (a Redis Cluster wrote the commit point but not
+// everything) counts as stored: the error is logged, the rest announced.
+func (h *Hook) submitAndNotify(ctx context.Context, req inbox.Request) (inbox.Receipt, error) {
 	start := time.Now()
-	out, err := h.opts.Store.Append(ctx, msgs)
-	if err != nil {
-		return nil, err
+	r, err := h.opts.Store.Submit(ctx, req)
+	if errors.Is(err, inbox.ErrPartial) {
+		h.opts.Log.Error("message stored for its recipient, not everywhere", "error", err)
+		r.Msgs = slices.DeleteFunc(r.Msgs, func(m inbox.Message) bool { return m.Seq == 0 })
+	} else if err != nil {
+		return inbox.Receipt{}, err
 	}
+	if r.Duplicate {
+		return r, nil
+	}
+	out := r.Msgs
 	h.opts.Events.Appended(out, time.Since(start))
-	h.schedulePushes(out)
+	if len(out) > 0 && out[0].UID == inbox.BroadcastInbox {
+		h.offerBroadcasts(out)
+		if h.wakes != nil {
+			h.wakes.add(inbox.BroadcastInbox)
+		}
+		return r, nil
+	}
 	// One registry lookup per recipient inbox: hand its connections the new
 	// entries, then wake them (per run of consecutive entries of one inbox).
 	for i := 0; i < len(out); {
@@ -533,7 +557,7 @@ func (h *Hook) appendAndNotify(ctx context.Context, msgs []inbox.Message) ([]inb
 		}
 		i = j
 	}
-	return out, nil
+	return r, nil
 }
 
 type noEvents struct{}

@@ -13,6 +13,7 @@ import (
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
+	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
@@ -109,13 +110,23 @@ func (r *request) actor() Actor {
 	return a
 }
 
+// requestContext bounds the store work of one request (redis.timeout):
+// the client is told within it whether the request was stored.
+func (h *Hook) requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+}
+
 func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
-	_, err := h.SendMessage(context.Background(), r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	ctx, cancel := h.requestContext()
+	defer cancel()
+	_, err := h.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
 	return h.answer(r, err)
 }
 
 func (h *Hook) delMsg(r *request) (packets.Packet, error) {
-	return h.answer(r, h.DeleteMessage(context.Background(), r.actor(), r.req.MsgID, r.req.UID))
+	ctx, cancel := h.requestContext()
+	defer cancel()
+	return h.answer(r, h.DeleteMessage(ctx, r.actor(), r.req.MsgID, r.req.UID))
 }
 
 func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
@@ -134,16 +145,21 @@ func (h *Hook) systemAdmin(r *request) (packets.Packet, error) {
 	if r.req.UID != "" {
 		n.UIDs = []string{r.req.UID}
 	}
-	return h.answer(r, h.SendNotice(context.Background(), r.actor(), n))
+	ctx, cancel := h.requestContext()
+	defer cancel()
+	return h.answer(r, h.SendNotice(ctx, r.actor(), n))
 }
 
 func (h *Hook) markRead(r *request) (packets.Packet, error) {
-	return h.answer(r, h.MarkRead(context.Background(), r.actor(), r.req.UID, r.req.MsgID))
+	ctx, cancel := h.requestContext()
+	defer cancel()
+	return h.answer(r, h.MarkRead(ctx, r.actor(), r.req.UID, r.req.MsgID))
 }
 
 // answer turns an operation's result into mochi's ack decision: success
 // acks without routing; a *bridge.Error is the client's fault; anything
-// else is the broker's.
+// else is the broker's, and then it matters whether the store may have
+// kept the request.
 func (h *Hook) answer(r *request, err error) (packets.Packet, error) {
 	if err == nil {
 		return r.pk, packets.CodeSuccessIgnore
@@ -152,13 +168,42 @@ func (h *Hook) answer(r *request, err error) (packets.Packet, error) {
 	if errors.As(err, &be) {
 		return h.refuse(r, be.Code, be.Detail)
 	}
-	return h.storeFailed(r, err)
+	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", clip(r.pk.TopicName),
+		"stored", storedState(err), "error", err)
+	if errors.Is(err, inbox.ErrNotStored) {
+		return h.notStored(r, bridge.CodeInternal, "not stored, try again", fmt.Errorf("request not stored: %w", err))
+	}
+	return h.outcomeUnknown(r, err)
 }
 
-// storeFailed reports a failure that is not the client's fault; see notStored.
-func (h *Hook) storeFailed(r *request, err error) (packets.Packet, error) {
-	h.opts.Log.Error("request failed", "uid", r.id.UID, "client", r.id.ClientID, "topic", clip(r.pk.TopicName), "error", err)
-	return h.notStored(r, bridge.CodeInternal, "try again later", fmt.Errorf("request not stored: %w", err))
+func storedState(err error) string {
+	if errors.Is(err, inbox.ErrNotStored) {
+		return "no"
+	}
+	return "unknown"
+}
+
+// outcomeUnknown answers a request the store may or may not have kept (a
+// timeout after the write was sent). A failure code would be a lie if it
+// was stored, and a resend after one would store it twice; a success would
+// be a lie if it was not. So a QoS 1 or 2 sender of either protocol gets no
+// acknowledgement and loses its connection (MQTT 5: DISCONNECT 0x80): its
+// library sends the publish again after reconnecting, and the store answers
+// a resend of a stored request (same cid) with the original message. A QoS
+// 0 sender gets the Error envelope, as for any failure.
+func (h *Hook) outcomeUnknown(r *request, cause error) (packets.Packet, error) {
+	h.opts.Events.Rejected(bridge.CodeInternal)
+	if r.pk.FixedHeader.Qos == 0 {
+		if r.c != nil {
+			r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: bridge.CodeInternal,
+				Detail: "may not have been stored: send it again with the same cid"}, r.pk.TopicName, r.req.CID))
+		}
+		return r.pk, packets.CodeSuccessIgnore
+	}
+	h.opts.Log.Info("connection closed without an ack: the request may have been stored", "uid", r.id.UID,
+		"client", r.id.ClientID, "error", cause)
+	access.EndConnection(h.opts.Server, r.cl, packets.ErrUnspecifiedError)
+	return r.pk, packets.ErrRejectPacket
 }
 
 // notStored answers a request that was not stored but may be if sent again

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
-	"strings"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -17,7 +19,8 @@ import (
 // one "push" event for the back-end, which talks to APNs/FCM. It is
 // derived from the log, not from timers alone: every incoming entry is put
 // on the store's durable push schedule, so a due push survives a restart,
-// and nodes sharing a store split the schedule between them.
+// and nodes sharing a store split the schedule between them. The entry is
+// written in the same atomic step as the message.
 
 // AckedThread names the read mark that records, in multi-device mode, the
 // highest Seq any device of a user acknowledged. (In single-login mode the
@@ -45,75 +48,20 @@ type Emitter interface {
 	Emit(events.Event)
 }
 
-// schedulePushes records the incoming entries of an append on the push
-// schedule, off the sender's path.
-func (h *Hook) schedulePushes(msgs []inbox.Message) {
-	if h.pushes == nil {
-		return
-	}
-	for _, m := range msgs {
-		if m.Incoming() && !strings.HasPrefix(m.UID, "$") {
-			h.pushes.add(inbox.PushEntry{UID: m.UID, Seq: m.Seq, Due: time.UnixMilli(m.Time).Add(h.opts.Push.After)})
-		}
-	}
-}
-
-// pushScheduler batches SchedulePush calls and runs the due checks.
+// pushScheduler runs the due checks. The schedule itself is written by
+// the store with each message (inbox.Request.PushAfter), so no stored
+// message misses its check, whatever fails after it was stored.
 type pushScheduler struct {
-	h       *Hook
-	mu      sync.Mutex
-	pending []inbox.PushEntry // guarded by mu
-	kick    chan struct{}
-	stop    chan struct{}
-	done    sync.WaitGroup
+	h    *Hook
+	stop chan struct{}
+	done sync.WaitGroup
 }
 
 func newPushScheduler(h *Hook) *pushScheduler {
-	p := &pushScheduler{h: h, kick: make(chan struct{}, 1), stop: make(chan struct{})}
-	p.done.Add(2)
-	go p.writeLoop()
+	p := &pushScheduler{h: h, stop: make(chan struct{})}
+	p.done.Add(1)
 	go p.checkLoop()
 	return p
-}
-
-func (p *pushScheduler) add(e inbox.PushEntry) {
-	p.mu.Lock()
-	p.pending = append(p.pending, e)
-	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop stores scheduled entries in batches.
-func (p *pushScheduler) writeLoop() {
-	defer p.done.Done()
-	for {
-		select {
-		case <-p.stop:
-			p.flush() // what is pending still gets scheduled
-			return
-		case <-p.kick:
-			p.flush()
-		}
-	}
-}
-
-func (p *pushScheduler) flush() {
-	p.mu.Lock()
-	batch := p.pending
-	p.pending = nil
-	p.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.h.opts.Store.SchedulePush(ctx, batch); err != nil {
-		p.h.opts.Log.Error("push schedule not written: these messages will not produce push events",
-			"entries", len(batch), "error", err)
-	}
 }
 
 // checkLoop claims due entries and emits push events for unacknowledged ones.
@@ -131,26 +79,57 @@ func (p *pushScheduler) checkLoop() {
 	}
 }
 
+// pushLease is how long a claimed push check is the claimer's: if the
+// check fails, or its node dies, the entry is checked again after it.
+const pushLease = 30 * time.Second
+
 func (p *pushScheduler) checkDue() {
 	h := p.h
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		due, err := h.opts.Store.ClaimDuePushes(ctx, time.Now(), 500)
+		due, err := h.opts.Store.ClaimDuePushes(ctx, time.Now(), pushLease, 500)
+		cancel()
 		if err != nil {
-			cancel()
 			h.opts.Log.Error("push schedule not readable", "error", err)
 			return
 		}
+		done := make([]inbox.PushEntry, 0, len(due))
 		for _, e := range due {
-			if err := h.checkPush(ctx, e); err != nil {
-				h.opts.Log.Error("push check failed", "uid", e.UID, "seq", e.Seq, "error", err)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := h.checkPush(ctx, e)
+			cancel()
+			if err != nil {
+				h.opts.Log.Error("push check failed; checked again later", "uid", e.UID, "seq", e.Seq,
+					"retry_in", pushLease, "error", err)
+				continue
 			}
+			done = append(done, e)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.opts.Store.DonePushes(ctx, done); err != nil {
+			// Checked again after the lease: the event goes out under
+			// the same id, which replaces or repeats it, never adds one.
+			h.opts.Log.Warn("push checks not recorded as done; checked again later", "entries", len(done), "error", err)
 		}
 		cancel()
 		if len(due) < 500 {
 			return
 		}
 	}
+}
+
+// storedEmitter is an Emitter that can store an event before returning
+// (*events.Outbox): a push check is done only once its event is stored.
+type storedEmitter interface {
+	EmitStored(ctx context.Context, e events.Event) error
+}
+
+// pushEventID is the delivery id of the push event of message seq of
+// uid: the same for every check of it, so a check repeated after a
+// failure replaces or repeats the event instead of adding one.
+func pushEventID(uid string, seq uint64) string {
+	sum := sha256.Sum256([]byte("push\x00" + uid + "\x00" + strconv.FormatUint(seq, 10)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // checkPush emits the push event for e unless a device acknowledged it or
@@ -180,15 +159,22 @@ func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
 	if err := h.opts.Store.MarkRead(ctx, e.UID, PushedThread, e.Seq); err != nil {
 		h.opts.Log.Warn("push not recorded: no push_cancel will follow it", "uid", e.UID, "seq", e.Seq, "error", err)
 	}
-	h.opts.Events.Pushed()
-	h.opts.Emitter.Emit(events.Event{Type: events.TypePush, Data: map[string]any{
+	ev := events.Event{ID: pushEventID(e.UID, e.Seq), Type: events.TypePush, Data: map[string]any{
 		"uid":      e.UID,
 		"msgid":    m.ID,
 		"from":     m.Peer,
 		"nickname": m.Nickname,
 		"preview":  preview(m.Content, 60),
 		"unread":   unread.Total,
-	}})
+	}}
+	if se, ok := h.opts.Emitter.(storedEmitter); ok {
+		if err := se.EmitStored(ctx, ev); err != nil {
+			return err
+		}
+	} else {
+		h.opts.Emitter.Emit(ev)
+	}
+	h.opts.Events.Pushed()
 	for _, c := range h.online(e.UID) {
 		c.notePushed(e.Seq)
 	}

@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
@@ -44,23 +43,20 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 	case h.opts.Limits.MaxContent > 0 && len(msg) > h.opts.Limits.MaxContent:
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
-	var sum [32]byte
-	if cid != "" {
-		sum = contentSum(to, msg, extra)
-		if m, ok := h.recent.get(from.UID, cid, sum); ok && m.UID == to {
-			m.Content, m.Extra = msg, extra
-			return m, nil // a resend: already stored
-		}
-	}
-	out, err := h.appendAndNotify(ctx, []inbox.Message{
+	req := h.request([]inbox.Message{
 		{UID: to, Kind: inbox.KindDirect, Peer: from.UID, Nickname: from.Nickname, Avatar: from.Avatar, Content: msg, Extra: extra},
 		{UID: from.UID, Kind: inbox.KindSent, Peer: to, Content: msg, Extra: extra, CID: cid},
 	})
+	if req.Key = requestKey(from.UID, cid); req.Key != "" {
+		req.Sum = contentSum(to, msg, extra)
+	}
+	r, err := h.submitAndNotify(ctx, req)
 	if err != nil {
 		return inbox.Message{}, err
 	}
-	if cid != "" {
-		h.recent.put(from.UID, cid, sum, out[0])
+	out := r.Msgs
+	if r.Duplicate {
+		return out[0], nil // a resend: stored already, and announced then
 	}
 	if h.opts.EmitMessages && h.opts.Emitter != nil {
 		h.opts.Emitter.Emit(events.Event{Type: events.TypeMessage, Data: map[string]any{
@@ -87,10 +83,10 @@ func (h *Hook) DeleteMessage(ctx context.Context, by Actor, msgid, peer string) 
 	}
 	// Tell both sides first: if the broker dies before the deletes below,
 	// the sender can delete again (its copy is still there).
-	if _, err := h.appendAndNotify(ctx, []inbox.Message{
+	if _, err := h.submitAndNotify(ctx, h.request([]inbox.Message{
 		{UID: sent.Peer, Kind: inbox.KindDelete, Peer: by.UID, Ref: sent.ID},
 		{UID: by.UID, Kind: inbox.KindDelete, Peer: sent.Peer, Ref: sent.ID},
-	}); err != nil {
+	})); err != nil {
 		return err
 	}
 	recv, ok, err := inbox.FindByID(ctx, store, sent.Peer, sent.ID)
@@ -124,7 +120,7 @@ func (h *Hook) MarkRead(ctx context.Context, by Actor, peer, msgid string) error
 	if err := h.opts.Store.MarkRead(ctx, by.UID, peer, m.Seq); err != nil {
 		return err
 	}
-	_, err = h.appendAndNotify(ctx, []inbox.Message{{UID: peer, Kind: inbox.KindReceipt, Peer: by.UID, Ref: m.ID}})
+	_, err = h.submitAndNotify(ctx, h.request([]inbox.Message{{UID: peer, Kind: inbox.KindReceipt, Peer: by.UID, Ref: m.ID}}))
 	return err
 }
 
@@ -159,17 +155,11 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 	notice := inbox.Message{Kind: inbox.KindNotice, Content: n.Content, MsgType: n.MsgType, Event: n.Event, Ref: n.Ref, Peer: by.UID}
 	if len(n.UIDs) == 0 {
 		notice.UID = inbox.BroadcastInbox
-		start := time.Now()
-		out, err := h.opts.Store.Append(ctx, []inbox.Message{notice})
+		r, err := h.submitAndNotify(ctx, inbox.Request{Msgs: []inbox.Message{notice}})
 		if err != nil {
 			return err
 		}
-		h.opts.Events.Appended(out, time.Since(start))
-		h.offerBroadcasts(out)
-		if h.wakes != nil {
-			h.wakes.add(inbox.BroadcastInbox)
-		}
-		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType, "seq", out[0].Seq)
+		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType, "seq", r.Msgs[0].Seq)
 		return nil
 	}
 	msgs := make([]inbox.Message, 0, len(n.UIDs))
@@ -185,7 +175,7 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 			msgs = append(msgs, m)
 		}
 	}
-	_, err := h.appendAndNotify(ctx, msgs)
+	_, err := h.submitAndNotify(ctx, h.request(msgs))
 	return err
 }
 

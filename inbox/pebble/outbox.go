@@ -88,6 +88,14 @@ func (s *Store) putOutbox(b *pebble.Batch, e inbox.OutboxEntry) error {
 	if err != nil {
 		return err
 	}
+	// An entry waiting under the same id is replaced, not doubled.
+	if old, ok, err := s.getUint("outbox index", outboxIDKey(e.Sink, e.ID)); err != nil {
+		return err
+	} else if ok {
+		if err := b.Delete(outboxKey(e.Sink, time.UnixMilli(int64(old)), e.ID), nil); err != nil {
+			return err
+		}
+	}
 	if err := b.Set(outboxKey(e.Sink, e.Due, e.ID), val, nil); err != nil {
 		return err
 	}

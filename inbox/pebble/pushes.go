@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,8 +66,9 @@ func (s *Store) SchedulePush(ctx context.Context, entries []inbox.PushEntry) err
 	return nil
 }
 
-// ClaimDuePushes removes and returns up to limit entries due by now.
-func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([]inbox.PushEntry, error) {
+// ClaimDuePushes implements inbox.Pushes: the claimed entries' keys move
+// to their new due time, in one batch.
+func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]inbox.PushEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
 	}
@@ -88,18 +90,21 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	again := time.UnixMilli(now.Add(lease).UnixMilli())
 	var out []inbox.PushEntry
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
 		e, err := parsePushKey(it.Key())
+		if err == nil {
+			err = b.Delete(it.Key(), nil)
+		}
+		if err == nil {
+			e.Due = again
+			err = b.Set(pushKey(e), nil, nil)
+		}
 		if err != nil {
-			it.Close()
-			return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
+			return nil, errors.Join(fmt.Errorf("pebblestore: claim pushes: %w", err), it.Close())
 		}
 		out = append(out, e)
-		if err := b.Delete(it.Key(), nil); err != nil {
-			it.Close()
-			return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
-		}
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
@@ -107,8 +112,33 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([
 	if len(out) == 0 {
 		return nil, nil
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(pebble.Sync); err != nil {
 		return nil, fmt.Errorf("pebblestore: claim pushes: %w", err)
 	}
 	return out, nil
+}
+
+// DonePushes implements inbox.Pushes. An entry claimed again since has
+// another key, which this leaves alone.
+func (s *Store) DonePushes(ctx context.Context, entries []inbox.PushEntry) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pebblestore: done pushes: %w", err)
+	}
+	if err := s.life.Enter(); err != nil {
+		return fmt.Errorf("pebblestore: done pushes: %w", err)
+	}
+	defer s.life.Exit()
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, e := range entries {
+		if err := b.Delete(pushKey(e), nil); err != nil {
+			return fmt.Errorf("pebblestore: done pushes: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("pebblestore: done pushes: %w", err)
+	}
+	return nil
 }

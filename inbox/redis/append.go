@@ -213,7 +213,7 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 		}
 		res, err := scriptSubmit.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
-			return inbox.Receipt{}, classify(err)
+			return inbox.Receipt{}, s.classify(err)
 		}
 		if len(res) < 2 {
 			return inbox.Receipt{}, fmt.Errorf("submit script returned %d values", len(res))
@@ -326,7 +326,7 @@ func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []t
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inbox %s: %w", t.uid, err))
 			failed = append(failed, t)
-			sure = sure && !errors.Is(classify(err), inbox.ErrNotStored)
+			sure = sure && errors.Is(s.classify(err), inbox.ErrNotStored)
 			continue
 		}
 		done = append(done, t.uid)
@@ -354,7 +354,13 @@ func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []t
 	switch {
 	case len(done) > 0 && done[0] == targets[0].uid:
 		// The commit point is written: the request is stored and a resend
-		// finds it; what failed is named in the error.
+		// finds it; what failed is named in the error, and its entries
+		// have no Seq.
+		for _, t := range failed {
+			for _, j := range t.idx {
+				r.out[j].Seq = 0
+			}
+		}
 		return inbox.Receipt{Msgs: r.out}, fmt.Errorf("%w: %w", inbox.ErrPartial, err)
 	case len(done) == 0 && sure:
 		return inbox.Receipt{}, fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
@@ -561,14 +567,22 @@ func (s *Store) reportDrops(drops []drop, reason string) {
 // (OOM). Anything else (a timeout, a connection lost after the write) may
 // have been stored. This holds only when the client does not retry
 // (Options.Client), as a retry's error hides the first attempt's.
-func classify(err error) error {
+//
+// A bare context error (not a network error that wraps one) comes from
+// go-redis's pool, which gives up waiting for a connection or a dial when
+// the caller's context ends: nothing was sent. Once a command is written,
+// a deadline shows as a network timeout instead. A Cluster client also
+// sleeps between redirections, where a context error can follow a sent
+// command, so there it is not taken as proof.
+func (s *Store) classify(err error) error {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
 	case errors.As(err, &reply),
 		errors.As(err, &op) && op.Op == "dial",
 		errors.Is(err, redis.ErrPoolTimeout),
-		errors.Is(err, redis.ErrClosed):
+		errors.Is(err, redis.ErrClosed),
+		!s.cluster && (err == context.DeadlineExceeded || err == context.Canceled):
 		return fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
 	}
 	return err

@@ -13,18 +13,30 @@ import (
 )
 
 // The push schedule is one ZSET in its own slot, P {$global}:push: member
-// "seq:uid", score the due time in Unix ms. SchedulePush is one ZADD;
-// ClaimDuePushes one script that takes due members and removes them in a
-// single step, so every entry goes to exactly one claimer on any node.
+// "seq:uid", score the due time in Unix ms. SchedulePush is one ZADD (and
+// Submit writes its entries in its own script); ClaimDuePushes one script
+// that takes due members and moves their score to the end of the lease in
+// a single step, so an entry goes to one claimer at a time on any node;
+// DonePushes removes them, if still leased at the score it was given.
 
 func (k keys) pushes() string { return k.prefix + globalTag + ":push" }
 
 var scriptClaimPushes = redis.NewScript(`-- inboxmq claim pushes
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local members = {}
-for i = 1, #due, 2 do members[#members + 1] = due[i] end
-if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], m) end
 return due
+`)
+
+// scriptDonePushes removes members still at the score they were claimed
+// with. ARGV: pairs of member and score.
+var scriptDonePushes = redis.NewScript(`-- inboxmq done pushes
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
 `)
 
 // SchedulePush adds entries to the push schedule: one round trip.
@@ -52,8 +64,8 @@ func (s *Store) SchedulePush(ctx context.Context, entries []inbox.PushEntry) err
 	return nil
 }
 
-// ClaimDuePushes removes and returns up to limit due entries: one round trip.
-func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([]inbox.PushEntry, error) {
+// ClaimDuePushes implements inbox.Pushes: one round trip.
+func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]inbox.PushEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisstore: claim pushes: %w", err)
 	}
@@ -64,19 +76,38 @@ func (s *Store) ClaimDuePushes(ctx context.Context, now time.Time, limit int) ([
 		return nil, fmt.Errorf("redisstore: claim pushes: %w", err)
 	}
 	defer s.life.Exit()
-	res, err := scriptClaimPushes.Run(ctx, s.rdb, []string{s.k.pushes()}, now.UnixMilli(), limit).StringSlice()
+	again := now.Add(lease).UnixMilli()
+	res, err := scriptClaimPushes.Run(ctx, s.rdb, []string{s.k.pushes()}, now.UnixMilli(), limit, again).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: claim pushes: %w", err)
 	}
-	out := make([]inbox.PushEntry, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		seqStr, uid, ok := strings.Cut(res[i], ":")
-		seq, err1 := strconv.ParseUint(seqStr, 10, 64)
-		due, err2 := strconv.ParseFloat(res[i+1], 64)
-		if !ok || err1 != nil || err2 != nil {
-			return out, fmt.Errorf("redisstore: claim pushes: bad schedule member %q", res[i])
+	out := make([]inbox.PushEntry, 0, len(res))
+	for _, m := range res {
+		seqStr, uid, ok := strings.Cut(m, ":")
+		seq, err := strconv.ParseUint(seqStr, 10, 64)
+		if !ok || err != nil {
+			return out, fmt.Errorf("redisstore: claim pushes: bad schedule member %q", m)
 		}
-		out = append(out, inbox.PushEntry{UID: uid, Seq: seq, Due: time.UnixMilli(int64(due))})
+		out = append(out, inbox.PushEntry{UID: uid, Seq: seq, Due: time.UnixMilli(again)})
 	}
 	return out, nil
+}
+
+// DonePushes implements inbox.Pushes: one round trip.
+func (s *Store) DonePushes(ctx context.Context, entries []inbox.PushEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := s.life.Enter(); err != nil {
+		return fmt.Errorf("redisstore: done pushes: %w", err)
+	}
+	defer s.life.Exit()
+	args := make([]any, 0, 2*len(entries))
+	for _, e := range entries {
+		args = append(args, strconv.FormatUint(e.Seq, 10)+":"+e.UID, strconv.FormatInt(e.Due.UnixMilli(), 10))
+	}
+	if err := scriptDonePushes.Run(ctx, s.rdb, []string{s.k.pushes()}, args...).Err(); err != nil {
+		return fmt.Errorf("redisstore: done pushes: %w", err)
+	}
+	return nil
 }

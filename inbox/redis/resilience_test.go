@@ -426,3 +426,54 @@ func TestAppendLockLost(t *testing.T) {
 		t.Errorf("lock after the failed Append = %q, %v, want the thief's", got, err)
 	}
 }
+
+// TestSubmitOutcome: a Submit that fails says whether Redis may hold the
+// request. Redis down: certainly not (ErrNotStored). Redis paused past the
+// deadline: unknown, and indeed the script runs once Redis resumes; the
+// resend then finds the request instead of storing it again.
+func TestSubmitOutcome(t *testing.T) {
+	srv := redistest.Start(t, redistest.Config{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer c.Close()
+	s := openStore(t, c, newPrefix(), inbox.Options{})
+	ctx := context.Background()
+	req := func(cid string) inbox.Request {
+		return inbox.Request{Msgs: []inbox.Message{
+			{UID: "bob", Kind: inbox.KindDirect, Peer: "alice", Content: cid},
+			{UID: "alice", Kind: inbox.KindSent, Peer: "bob", Content: cid, CID: cid},
+		}, Key: "alice " + cid}
+	}
+	if _, err := s.Submit(ctx, req("warm")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err := s.Submit(short, req("paused"))
+	cancel()
+	if err == nil || errors.Is(err, inbox.ErrNotStored) {
+		t.Errorf("Submit to a paused Redis = %v, want an error of unknown outcome", err)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Submit(ctx, req("paused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate {
+		t.Error("the request sent before the pause was not stored once Redis resumed (the test shows nothing)")
+	}
+
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = s.Submit(short, req("down"))
+	cancel()
+	if !errors.Is(err, inbox.ErrNotStored) {
+		t.Errorf("Submit with Redis down = %v, want ErrNotStored", err)
+	}
+}

@@ -14,6 +14,30 @@ import (
 var outboxTests = []subtest{
 	{"OutboxClaimLeaseDelete", testOutboxClaimLeaseDelete},
 	{"OutboxClaimedOnce", testOutboxClaimedOnce},
+	{"OutboxSameIDReplaces", testOutboxSameIDReplaces},
+}
+
+// An event enqueued again under its id (a push re-checked after its
+// checker failed) replaces the waiting one: one entry, one delivery.
+func testOutboxSameIDReplaces(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, inbox.Options{})
+	now := time.UnixMilli(time.Now().UnixMilli())
+	if err := s.EnqueueEvents(ctx, []inbox.OutboxEntry{outboxEntry("webhook", "p", now)}); err != nil {
+		t.Fatal(err)
+	}
+	again := outboxEntry("webhook", "p", now.Add(time.Second))
+	again.Body = []byte(`{"event":"push","id":"p","again":true}`)
+	if err := s.EnqueueEvents(ctx, []inbox.OutboxEntry{again}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.OutboxLen(ctx, "webhook"); err != nil || n != 1 {
+		t.Fatalf("OutboxLen = %d, %v, want 1", n, err)
+	}
+	got, err := s.ClaimDueEvents(ctx, "webhook", now.Add(time.Hour), time.Minute, 10)
+	if err != nil || len(got) != 1 || string(got[0].Body) != string(again.Body) {
+		t.Fatalf("claim = %+v, %v, want the second entry alone", got, err)
+	}
 }
 
 func outboxEntry(sink, id string, due time.Time) inbox.OutboxEntry {

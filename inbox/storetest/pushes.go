@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ func testPushes(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t, inbox.Options{})
 	base := time.UnixMilli(time.Now().UnixMilli())
+	const lease = time.Minute
 	entries := []inbox.PushEntry{
 		{UID: "10021", Seq: 3, Due: base.Add(2 * time.Second)},
 		{UID: "10021", Seq: 1, Due: base},
@@ -23,25 +25,47 @@ func testPushes(t *testing.T, open Opener) {
 	if err := s.SchedulePush(ctx, entries); err != nil {
 		t.Fatalf("SchedulePush: %v", err)
 	}
-	if got, err := s.ClaimDuePushes(ctx, base.Add(-time.Millisecond), 10); err != nil || len(got) != 0 {
+	if got, err := s.ClaimDuePushes(ctx, base.Add(-time.Millisecond), lease, 10); err != nil || len(got) != 0 {
 		t.Fatalf("nothing is due yet: %v, %v", got, err)
 	}
-	got, err := s.ClaimDuePushes(ctx, base.Add(2*time.Second), 2)
+	now := base.Add(2 * time.Second)
+	first, err := s.ClaimDuePushes(ctx, now, lease, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(keysOf(got)) != "[10021/1 1002/7]" || !got[0].Due.Equal(base) {
-		t.Fatalf("first claim (limit 2) = %v", got)
+	if fmt.Sprint(keysOf(first)) != "[10021/1 1002/7]" || !first[0].Due.Equal(now.Add(lease)) {
+		t.Fatalf("first claim (limit 2) = %v, want 10021/1 and 1002/7 due again at %v", first, now.Add(lease))
 	}
-	got, err = s.ClaimDuePushes(ctx, base.Add(2*time.Second), 10)
-	if err != nil || fmt.Sprint(keysOf(got)) != "[10021/3]" {
-		t.Fatalf("second claim = %v, %v", got, err)
+	second, err := s.ClaimDuePushes(ctx, now, lease, 10)
+	if err != nil || fmt.Sprint(keysOf(second)) != "[10021/3]" {
+		t.Fatalf("second claim = %v, %v", second, err)
 	}
-	if got, _ := s.ClaimDuePushes(ctx, base.Add(2*time.Second), 10); len(got) != 0 {
-		t.Fatalf("claimed twice: %v", got)
+	if got, _ := s.ClaimDuePushes(ctx, now, lease, 10); len(got) != 0 {
+		t.Fatalf("claimed twice within the lease: %v", got)
 	}
-	if got, _ := s.ClaimDuePushes(ctx, base.Add(2*time.Hour), 10); fmt.Sprint(keysOf(got)) != "[10/1]" {
-		t.Fatalf("later claim = %v", got)
+	// The first claimer is done with 10021/1 only; the rest come back
+	// when their lease ends, as if their claimer had died.
+	if err := s.DonePushes(ctx, first[:1]); err != nil {
+		t.Fatalf("DonePushes: %v", err)
+	}
+	later := now.Add(lease)
+	got, err := s.ClaimDuePushes(ctx, later, lease, 10)
+	if err != nil || fmt.Sprint(sortedKeys(got)) != "[1002/7 10021/3]" {
+		t.Fatalf("claim after the lease = %v, %v; want 1002/7 and 10021/3 back, 10021/1 done", got, err)
+	}
+	// A Done from a claim whose lease ended and was claimed again does not
+	// remove the new claim.
+	if err := s.DonePushes(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ClaimDuePushes(ctx, later.Add(lease), lease, 10); fmt.Sprint(sortedKeys(got)) != "[1002/7 10021/3]" {
+		t.Fatalf("claim after a stale Done = %v, want 1002/7 and 10021/3", got)
+	}
+	if err := s.DonePushes(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ClaimDuePushes(ctx, base.Add(3*time.Hour), lease, 10); fmt.Sprint(keysOf(got)) != "[10/1]" {
+		t.Fatalf("last claim = %v, want 10/1 alone", got)
 	}
 }
 
@@ -64,7 +88,7 @@ func testPushesClaimedOnce(t *testing.T, open Opener) {
 		go func() {
 			defer wg.Done()
 			for {
-				got, err := s.ClaimDuePushes(ctx, due, 13)
+				got, err := s.ClaimDuePushes(ctx, due, time.Hour, 13)
 				if err != nil {
 					t.Error(err)
 					return
@@ -89,6 +113,12 @@ func testPushesClaimedOnce(t *testing.T, open Opener) {
 			t.Fatalf("%s claimed %d times", k, n)
 		}
 	}
+}
+
+func sortedKeys(es []inbox.PushEntry) []string {
+	k := keysOf(es)
+	slices.Sort(k)
+	return k
 }
 
 func keysOf(es []inbox.PushEntry) []string {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +173,27 @@ func (s *Server) Kill() error {
 		return fmt.Errorf("redistest: kill %s: %w", s.Addr, err)
 	}
 	<-done
+	return nil
+}
+
+// Pause stops the server with SIGSTOP: it keeps its connections and the
+// kernel still accepts new ones, but it answers nothing until Resume, as a
+// server stalled by a long fork, a swap storm or a VM pause.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("redistest: %s is not running", s.Addr)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("redistest: signal %s: %w", s.Addr, err)
+	}
 	return nil
 }
 
