@@ -41,7 +41,9 @@
 //	"m" uid 0x00 seq               -> message, encoded as below (uid and seq are in the key)
 //	"t" uid 0x00 thread 0x00 seq   -> thread index entry: kind (1 byte), msgtype (varint)
 //	"r" uid 0x00 thread            -> read mark Seq (any thread name, so it is last)
-//	"p" due(8) uid 0x00 seq        -> push schedule entry (empty; due is Unix ms)
+//	"p" due(8) uid 0x00 seq        -> push schedule entry (empty; due is Unix ms; a claim moves it)
+//	"d" uid 0x00 key               -> request record: sum(32) time(8) id(8) seq(8) per entry
+//	"D" uid 0x00 time(8) key       -> empty: an inbox's request records by age (requests.go)
 //	"h" uid                        -> head: last, first, held (see below)
 //	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
 //	"s" id                         -> persistent MQTT session (inbox.EncodeSession)
@@ -74,6 +76,11 @@
 // so first..last may have holes. The store caches heads in memory after
 // first use, so Bounds and the overflow check cost no reads. Overflow and
 // expiry read the messages they drop, to find their index entries.
+//
+// Submit writes a request's messages, thread index entries, heads, push
+// schedule entries and request record in one synced batch, after looking
+// the record up under the append mutex: a request is stored whole or not
+// at all, and a resend of a stored one is answered from its record.
 //
 // Layout 1 (no thread index, heads of last only) is upgraded by Open, in
 // batches, writing the version last, so an interrupted upgrade is redone.

@@ -40,12 +40,17 @@
 //	                            for notices, "Seq:MsgType"
 //	P im:{uid}:c          HASH  device -> cursor Seq
 //	P im:{uid}:r          HASH  thread -> read mark Seq (any thread name)
-//	P im:{uid}:lk         STRING append lock: the holder's token, expiring after 3s
+//	P im:{uid}:lk         STRING append lock (Cluster protocol): the holder's token, expiring after 3s
+//	P im:{uid}:dd         HASH  request key -> record "sum time id seq,seq..." of requests whose
+//	                            first entry is in this inbox (inbox.Request.Key)
+//	P im:{uid}:ddt        ZSET  request key scored by its record's time; both expire after the
+//	                            dedupe window without a new record
 //	P {$global}:oldest    ZSET  sweep index: member uid, score about its oldest message time
 //	P {$global}:layout    STRING layout version, 1
 //	P {$global}:sess      HASH  session id -> persistent MQTT session (inbox.EncodeSession)
 //	P {$global}:sessx     ZSET  expiry index: session id scored by Expires (Unix ms)
 //	P {$global}:ret       HASH  topic -> retained message of an opened topic (opaque)
+//	P {$global}:push      ZSET  push schedule: member "seq:uid", score due time (Unix ms)
 //	P {$global}:ev:<sink> ZSET  event outbox of a sink: entry id scored by due time (Unix ms)
 //	P {$global}:evd:<sink> HASH entry id -> event waiting for the sink (inbox.EncodeOutboxEntry)
 //
@@ -69,44 +74,69 @@
 //
 // # Append
 //
-// An Append writes one or two inboxes (recipient and sender's copy), which
-// on a Cluster are in different slots, so no single script can write both.
-// All its entries must share one id, and ids must increase in every inbox
-// in Seq order, across nodes. Append therefore takes a short lock on every
-// inbox it writes:
+// Submit (and Append, which is Submit without a key or pushes) writes one
+// or two inboxes (recipient and sender's copy), the request record of a
+// keyed request in the first inbox, and the push schedule. All entries
+// share one id, and ids must increase in every inbox in Seq order, across
+// nodes. How that is done depends on the Redis:
+//
+// A single Redis (or a Sentinel-managed one) runs one script per Submit,
+// one round trip, atomic: it returns the original entries if the request
+// record is there (a resend), checks the node's id is above every inbox's
+// last id (else it returns the highest, the node moves its generator past
+// it and tries again: another node's clock ran ahead), appends to each
+// inbox, adds the push entries and the sweep index entries, and writes the
+// record. So a request is stored whole or not at all, and a resend of a
+// stored one is found. It also waits for an inbox's append lock held by a
+// node of the Cluster protocol, which older versions used everywhere.
+//
+// A Redis Cluster puts the inboxes in different slots, so no one script
+// can write both. Submit takes a short lock on every inbox first:
 //
 //  1. One pipelined round trip runs a lock script per inbox: it sets the
-//     inbox's lock to a token unique to this Append (SET PX 3s) and returns
-//     the inbox's last id. If another appender holds a lock, Append
-//     releases those it took and tries again after a short jittered
-//     backoff, until its context is done. A crashed holder's lock expires.
+//     inbox's lock to a token unique to this Submit (SET PX 3s) and returns
+//     the inbox's last id and highest Seq; the first inbox's also returns
+//     the request record, if any (then Submit releases the locks and
+//     returns the original entries). If another appender holds a lock,
+//     Submit releases those it took and tries again after a short
+//     jittered backoff, until its context is done. A crashed holder's lock
+//     expires.
 //  2. Holding every lock, the node picks the id: from its inbox.IDGen,
 //     moved past the highest last id read if another node went further.
 //     Every id carries the node id, so nodes never issue the same one.
-//  3. One pipelined round trip runs an append script per inbox and a ZADD
-//     LT of the uids to the sweep index. The script checks the lock is still
-//     the Append's, assigns the Seqs (HINCRBY of the head), stores and
-//     indexes the messages, trims overflow beyond MaxPerInbox, records the
-//     id and releases the lock.
+//  3. One pipelined round trip runs an append script per inbox, a ZADD LT
+//     of the uids to the sweep index and a ZADD of the push entries (their
+//     Seqs follow the heads read under the locks). Each script checks the
+//     lock is still the Submit's, assigns the Seqs, stores and indexes the
+//     messages, trims overflow beyond MaxPerInbox, records the id and
+//     releases the lock; the first inbox's also writes the request record.
 //
-// Each inbox's part is atomic. The whole is not: readers may see one
-// inbox's entry a moment before the other's, and if Redis fails between
-// the two scripts (a master down, a reply lost, a holder stalled past the
-// lock's TTL) one inbox can keep its entry while Append returns an error
-// that names the inboxes written. A retried append script (go-redis retries
-// after a lost reply) finds its result recorded under "a" and returns it
-// instead of appending twice.
+// Each inbox's part is atomic; the first inbox's is the commit point. If
+// Redis fails after it (a master down, a reply lost, a holder stalled past
+// the lock's TTL) Submit returns the entries with inbox.ErrPartial, naming
+// what failed: the request is stored for its recipient and a resend finds
+// it. If it fails before, Submit returns an error that names any inbox
+// written. A retried append script (after a lost reply) finds its result
+// recorded under "a" and returns it instead of appending twice.
 //
 // The locks serialise appends to one inbox, across all nodes, to about one
 // per two round trips: a few thousand per second on a LAN, far above what
 // one user receives.
+//
+// # Failures
+//
+// An error wrapping inbox.ErrNotStored means Redis certainly holds nothing
+// of the request (see classify): a refused dial, the pool giving up before
+// sending, an error reply. A timeout after the script was sent is not such
+// an error: the script may run when Redis resumes. This needs a client
+// with MaxRetries -1 (Options.Client).
 //
 // # Round trips
 //
 // In the common case, with the scripts cached in Redis:
 //
 //	Open                         1
-//	Append                       2 (one more per retry when a lock is busy, plus the backoff)
+//	Submit, Append               1 (Cluster: 2, one more per retry when a lock is busy, plus the backoff)
 //	Read, Bounds, Cursor         1
 //	SetCursor, MarkRead          1 (a script: compare and set, forward only)
 //	ReadMark                     1
@@ -127,12 +157,13 @@
 // call, with their index entries, and returns the oldest time left. The
 // sweep then rescores the entry, or removes it when the inbox is empty and
 // not locked for an append, and probes such inboxes once more, putting back
-// the entry of any that an append reached meanwhile. Because an Append
-// takes its lock before it writes its index entry, a racing append either
+// the entry of any that an append reached meanwhile. A single Redis writes
+// the index entry in the append script itself; on a Cluster an append takes
+// its lock before it writes its index entry, so a racing append either
 // shows in the probe or writes its entry after the removal: an inbox that
-// holds messages never loses its entry. If an Append fails after its
+// holds messages never loses its entry. If a Cluster append fails after its
 // script but before its index write, the entry comes back with the inbox's
-// next Append. Message times are each node's clock, so with clocks apart a
+// next append. Message times are each node's clock, so with clocks apart a
 // message may outlive its retention by the difference. Several nodes may
 // sweep at once; each message is dropped and reported once.
 //
