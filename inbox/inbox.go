@@ -81,6 +81,18 @@ type Options struct {
 	OnDrop func(uid string, n int, reason string)
 }
 
+// Dedupe returns DedupeWindow and DedupePerInbox with their defaults.
+func (o Options) Dedupe() (window time.Duration, perInbox int) {
+	window, perInbox = o.DedupeWindow, o.DedupePerInbox
+	if window <= 0 {
+		window = DefaultDedupeWindow
+	}
+	if perInbox <= 0 {
+		perInbox = DefaultDedupePerInbox
+	}
+	return window, perInbox
+}
+
 // ErrClosed is returned by a store after Close.
 var ErrClosed = errors.New("inbox: store closed")
 

@@ -118,27 +118,27 @@ func TestCluster_RedisOutages(t *testing.T) {
 	wg.Go(func() { sent[0] = o.runV5(t, nodes[0].MQTTAddr, "10001") })
 	wg.Go(func() { sent[1] = o.runV3(t, nodes[1].MQTTAddr, "10002") })
 
+	// Each outage: Redis goes away, stays away, comes back; then 2 s of
+	// normal traffic.
 	time.Sleep(time.Second)
-	o.setUp(false)
-	if err := r.Pause(); err != nil {
-		t.Fatal(err)
+	for _, outage := range []struct {
+		down, up func() error
+		length   time.Duration
+	}{
+		{r.Pause, r.Resume, 5 * time.Second},
+		{r.Kill, r.Restart, 2 * time.Second},
+	} {
+		o.setUp(false)
+		if err := outage.down(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(outage.length)
+		if err := outage.up(); err != nil {
+			t.Fatal(err)
+		}
+		o.setUp(true)
+		time.Sleep(2 * time.Second)
 	}
-	time.Sleep(5 * time.Second)
-	if err := r.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	o.setUp(true)
-	time.Sleep(2 * time.Second)
-	o.setUp(false)
-	if err := r.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	if err := r.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	o.setUp(true)
-	time.Sleep(2 * time.Second)
 	close(o.stop)
 	wg.Wait()
 	if t.Failed() {
@@ -229,6 +229,25 @@ func (o *outageRun) thread(t *testing.T, uid, peer string, kind inbox.Kind) []st
 	return out
 }
 
+func (o *outageRun) stopped() bool {
+	select {
+	case <-o.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// count counts a resend of cid (every attempt after the first).
+func (o *outageRun) count(m map[string]int, cid string, attempt int) {
+	if attempt == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m[cid]++
+}
+
 // refusedThenAbsent records a 0x80 for cid and checks, once Redis is back,
 // that neither inbox holds the request: 0x80 means not stored.
 func (o *outageRun) refusedThenAbsent(t *testing.T, from, cid string) {
@@ -258,19 +277,10 @@ func (o *outageRun) runV5(t *testing.T, addr, uid string) []string {
 			c.Close()
 		}
 	}()
-	for i := 0; ; i++ {
-		select {
-		case <-o.stop:
-			return done
-		default:
-		}
+	for i := 0; !o.stopped(); i++ {
 		cid := fmt.Sprintf("%s-%d", uid, i)
 		for attempt := 0; ; attempt++ {
-			if attempt > 0 {
-				o.mu.Lock()
-				o.resent[cid]++
-				o.mu.Unlock()
-			}
+			o.count(o.resent, cid, attempt)
 			for c == nil {
 				var err error
 				if c, err = mqtttest.ConnectV5(addr, uid, mqtttest.Token(t, uid), mqtttest.V5Options{}); err != nil {
@@ -305,6 +315,7 @@ func (o *outageRun) runV5(t *testing.T, addr, uid string) []string {
 		done = append(done, cid)
 		time.Sleep(10 * time.Millisecond)
 	}
+	return done
 }
 
 // runV3 sends requests one at a time over MQTT 3.1.1 with a persistent
@@ -319,19 +330,10 @@ func (o *outageRun) runV3(t *testing.T, addr, uid string) []string {
 			c.Disconnect(100)
 		}
 	}()
-	for i := 0; ; i++ {
-		select {
-		case <-o.stop:
-			return done
-		default:
-		}
+	for i := 0; !o.stopped(); i++ {
 		cid := fmt.Sprintf("%s-%d", uid, i)
 		for attempt := 0; ; attempt++ {
-			if attempt > 0 {
-				o.mu.Lock()
-				o.resent[cid]++
-				o.mu.Unlock()
-			}
+			o.count(o.resent, cid, attempt)
 			for c == nil {
 				var err error
 				if c, lost, err = dialV3(addr, uid, mqtttest.Token(t, uid), nil); err != nil {
@@ -359,6 +361,7 @@ func (o *outageRun) runV3(t *testing.T, addr, uid string) []string {
 		done = append(done, cid)
 		time.Sleep(10 * time.Millisecond)
 	}
+	return done
 }
 
 // pubOrLost publishes a request and returns its PUBACK reason code, or an

@@ -90,20 +90,6 @@ func decodeRequest(v []byte) (requestRecord, error) {
 	return r, nil
 }
 
-func (s *Store) dedupeWindow() time.Duration {
-	if s.opts.DedupeWindow > 0 {
-		return s.opts.DedupeWindow
-	}
-	return inbox.DefaultDedupeWindow
-}
-
-func (s *Store) dedupePerInbox() int {
-	if s.opts.DedupePerInbox > 0 {
-		return s.opts.DedupePerInbox
-	}
-	return inbox.DefaultDedupePerInbox
-}
-
 // getRequest reads the record of key in uid's inbox; ok is false when
 // there is none.
 func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error) {
@@ -122,11 +108,12 @@ func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error
 // findRequestLocked reports whether req was stored within the window, and
 // then gives out the original entries' ID, Time and Seq. s.mu must be held.
 func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (bool, error) {
+	window, _ := s.opts.Dedupe()
 	r, ok, err := s.getRequest(out[0].UID, req.Key)
 	if err != nil || !ok {
 		return false, err
 	}
-	if r.sum != req.Sum || r.ms <= now.Add(-s.dedupeWindow()).UnixMilli() || len(r.seqs) != len(out) {
+	if r.sum != req.Sum || r.ms <= now.Add(-window).UnixMilli() || len(r.seqs) != len(out) {
 		return false, nil
 	}
 	id := strconv.FormatUint(r.id, 10)
@@ -175,13 +162,14 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 	if err != nil {
 		return fmt.Errorf("request records: %w", err)
 	}
-	cut := now.Add(-s.dedupeWindow()).UnixMilli()
+	window, perInbox := s.opts.Dedupe()
+	cut := now.Add(-window).UnixMilli()
 	for ok := it.First(); ok; ok = it.Next() {
 		_, ms, key, err := parseRequestAgeKey(it.Key())
 		if err != nil {
 			return errors.Join(err, it.Close())
 		}
-		if ms > cut && n <= s.dedupePerInbox() {
+		if ms > cut && n <= perInbox {
 			break
 		}
 		if key == req.Key {
@@ -224,7 +212,8 @@ func (s *Store) requestCountLocked(uid string) (int, error) {
 // expireRequests drops the records older than the dedupe window in every
 // inbox, so quiet inboxes do not keep theirs. It returns how many it dropped.
 func (s *Store) expireRequests(now time.Time) (int, error) {
-	cut := now.Add(-s.dedupeWindow()).UnixMilli()
+	window, _ := s.opts.Dedupe()
+	cut := now.Add(-window).UnixMilli()
 	start := []byte{prefixRequestAge}
 	dropped := 0
 	for {

@@ -171,20 +171,6 @@ func (r *request) duplicate(rec string) (inbox.Receipt, error) {
 	return inbox.Receipt{Msgs: r.out, Duplicate: true}, nil
 }
 
-func (s *Store) dedupeWindow() time.Duration {
-	if s.opts.DedupeWindow > 0 {
-		return s.opts.DedupeWindow
-	}
-	return inbox.DefaultDedupeWindow
-}
-
-func (s *Store) dedupePerInbox() int {
-	if s.opts.DedupePerInbox > 0 {
-		return s.opts.DedupePerInbox
-	}
-	return inbox.DefaultDedupePerInbox
-}
-
 // submitAtomic runs submitScript: one round trip in the common case. It
 // tries again with a higher id when another node's clock ran ahead, and
 // after a backoff when a node of the lock protocol holds an inbox.
@@ -202,11 +188,11 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 	var body []byte
 	for {
 		r.now = s.now()
-		window := s.dedupeWindow()
+		window, perInbox := s.opts.Dedupe()
 		r.cut = r.now.Add(-window).UnixMilli()
 		id := s.nextID(r.now, floor)
 		args := []any{r.token, id, r.now.UnixMilli(), s.opts.MaxPerInbox, n,
-			req.Key, r.sum, r.cut, s.dedupePerInbox(), window.Milliseconds()}
+			req.Key, r.sum, r.cut, perInbox, window.Milliseconds()}
 		for _, t := range targets {
 			args = append(args, t.uid, len(t.idx))
 			args = append(args, r.entryArgs(t, &body, id, true)...)
@@ -261,7 +247,7 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []target) (inbox.Receipt, error) {
 	r := s.newRequest(req, targets)
 	r.now = s.now()
-	window := s.dedupeWindow()
+	window, perInbox := s.opts.Dedupe()
 	r.cut = r.now.Add(-window).UnixMilli()
 	floor, heads, rec, err := s.lockAll(ctx, r)
 	if err != nil {
@@ -289,7 +275,7 @@ func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []t
 		args := []any{r.token, id, r.now.UnixMilli(), s.opts.MaxPerInbox, len(t.idx), "", "", 0, 0, 0}
 		entries := r.entryArgs(t, &body, id, false)
 		if i == 0 && req.Key != "" {
-			args[5], args[6], args[7], args[8], args[9] = req.Key, r.record(), r.cut, s.dedupePerInbox(), window.Milliseconds()
+			args[5], args[6], args[7], args[8], args[9] = req.Key, r.record(), r.cut, perInbox, window.Milliseconds()
 		}
 		calls[i] = &call{
 			script: scriptAppend,
