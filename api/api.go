@@ -13,27 +13,32 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
-	"github.com/inboxmq/inboxmq/hooks/delivery"
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // PageSize is the default and largest page of messages or notices.
 const PageSize = 50
 
-// Service performs writes; *delivery.Hook implements it.
+// Service performs writes; *messaging.Service implements it.
 type Service interface {
-	DeleteMessage(ctx context.Context, by delivery.Actor, msgid, peer string) error
-	MarkRead(ctx context.Context, by delivery.Actor, peer, msgid string) error
-	SendNotice(ctx context.Context, by delivery.Actor, n delivery.Notice) error
+	DeleteMessage(ctx context.Context, by messaging.Actor, msgid, peer string) error
+	MarkRead(ctx context.Context, by messaging.Actor, peer, msgid string) error
+	SendNotice(ctx context.Context, by messaging.Actor, n messaging.Notice) error
+}
+
+// Connections answers presence and kicks; the delivery hook implements it.
+type Connections interface {
 	Kick(uid, reason string) int
 	Online(uid string) int
 }
 
 // Options configure the API.
 type Options struct {
-	Store   inbox.Store // required
-	Service Service     // required
+	Store       inbox.Store // required
+	Service     Service     // required
+	Connections Connections // required
 	// Credentials returns the current token verifier and static accounts
 	// (either may be nil); it is called per request, so reloads apply.
 	Credentials func() (*auth.Tokens, *auth.Accounts)
@@ -55,10 +60,10 @@ func New(opts Options) http.Handler {
 	}
 	a := &api{opts}
 	mux := http.NewServeMux()
-	user := func(h func(http.ResponseWriter, *http.Request, delivery.Actor)) http.HandlerFunc {
+	user := func(h func(http.ResponseWriter, *http.Request, messaging.Actor)) http.HandlerFunc {
 		return a.authenticated(false, h)
 	}
-	admin := func(h func(http.ResponseWriter, *http.Request, delivery.Actor)) http.HandlerFunc {
+	admin := func(h func(http.ResponseWriter, *http.Request, messaging.Actor)) http.HandlerFunc {
 		return a.authenticated(true, h)
 	}
 	mux.HandleFunc("GET /api/v1/conversations", user(a.conversations))
@@ -80,7 +85,7 @@ func New(opts Options) http.Handler {
 // authenticated resolves the caller: a bearer token (users, token admins)
 // or basic auth (static accounts). adminOnly endpoints need the admin or
 // service role.
-func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Request, delivery.Actor)) http.HandlerFunc {
+func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Request, messaging.Actor)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		actor, ok, err := a.identify(r)
 		if errors.Is(err, auth.ErrBusy) {
@@ -107,37 +112,37 @@ func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Re
 // of MQTT logins of the back-end's services.
 const bcryptWait = 200 * time.Millisecond
 
-func (a *api) identify(r *http.Request) (delivery.Actor, bool, error) {
+func (a *api) identify(r *http.Request) (messaging.Actor, bool, error) {
 	tokens, accounts := a.Credentials()
 	if name, password, ok := r.BasicAuth(); ok {
 		if accounts == nil {
-			return delivery.Actor{}, false, nil
+			return messaging.Actor{}, false, nil
 		}
 		id, ok, err := accounts.AuthenticateWait(name, password, bcryptWait)
 		if err != nil {
-			return delivery.Actor{}, false, err
+			return messaging.Actor{}, false, err
 		}
 		if !ok {
 			a.Log.Warn("api login refused", "account", logsafe.Clip(name), "remote", r.RemoteAddr, "reason", "bad_password")
-			return delivery.Actor{}, false, nil
+			return messaging.Actor{}, false, nil
 		}
 		role, err := acl.ParseRole(id.Role)
-		return delivery.Actor{UID: id.UID, Role: role}, err == nil, nil
+		return messaging.Actor{UID: id.UID, Role: role}, err == nil, nil
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tokens == nil {
-		return delivery.Actor{}, false, nil
+		return messaging.Actor{}, false, nil
 	}
 	id, err := tokens.VerifyBearer(strings.TrimSpace(token))
 	if err != nil {
 		a.Log.Warn("api token refused", "remote", r.RemoteAddr, "error", err)
-		return delivery.Actor{}, false, nil
+		return messaging.Actor{}, false, nil
 	}
 	if accounts != nil && accounts.Has(id.UID) {
-		return delivery.Actor{}, false, nil // account names are not token subjects
+		return messaging.Actor{}, false, nil // account names are not token subjects
 	}
 	role, err := acl.ParseRole(id.Role)
-	return delivery.Actor{UID: id.UID, Role: role, Nickname: id.Nickname, Avatar: id.Avatar}, err == nil, nil
+	return messaging.Actor{UID: id.UID, Role: role, Nickname: id.Nickname, Avatar: id.Avatar}, err == nil, nil
 }
 
 // Message is one message as the API shows it.
@@ -170,7 +175,7 @@ type Conversation struct {
 	Unread int     `json:"unread"`
 }
 
-func (a *api) conversations(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) conversations(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	threads, err := a.Store.Threads(r.Context(), me.UID)
 	if err != nil {
 		a.internal(w, r, err)
@@ -211,7 +216,7 @@ func (a *api) seqBefore(ctx context.Context, uid, before string) (uint64, error)
 	return inbox.SeqAtOrAfterID(ctx, a.Store, uid, before)
 }
 
-func (a *api) messages(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) messages(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	peer := r.PathValue("peer")
 	if !acl.ValidUID(peer) {
 		writeError(w, http.StatusBadRequest, bridge.CodeBadUID, "peer is not a valid uid")
@@ -251,7 +256,7 @@ type msgidBody struct {
 	MsgID string `json:"msgid"`
 }
 
-func (a *api) markRead(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) markRead(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	var body msgidBody
 	if !a.decode(w, r, &body) {
 		return
@@ -259,7 +264,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, me delivery.Actor
 	a.reply(w, r, a.Service.MarkRead(r.Context(), me, r.PathValue("peer"), body.MsgID), http.StatusOK)
 }
 
-func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	a.reply(w, r, a.Service.DeleteMessage(r.Context(), me, r.PathValue("msgid"), ""), http.StatusOK)
 }
 
@@ -284,7 +289,7 @@ func toNotice(m inbox.Message, broadcast bool) Notice {
 
 // notices merges the caller's targeted notices and the broadcast log,
 // newest first, paged by msgid (ids are unique across both).
-func (a *api) notices(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) notices(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	before, limit, err := page(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, bridge.CodeBadField, err.Error())
@@ -315,7 +320,7 @@ func (a *api) notices(w http.ResponseWriter, r *http.Request, me delivery.Actor)
 }
 
 // markNoticesRead marks targeted and broadcast notices read up to msgid.
-func (a *api) markNoticesRead(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) markNoticesRead(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	var body msgidBody
 	if !a.decode(w, r, &body) {
 		return
@@ -361,7 +366,7 @@ type Unread struct {
 	Total     int            `json:"total"`
 }
 
-func (a *api) unread(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) unread(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	ctx := r.Context()
 	u, err := a.Store.Unread(ctx, me.UID)
 	if err != nil {
@@ -403,12 +408,12 @@ type noticeBody struct {
 	MsgID   json.RawMessage   `json:"msgid"`
 }
 
-func (a *api) sendNotice(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) sendNotice(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	var body noticeBody
 	if !a.decode(w, r, &body) {
 		return
 	}
-	n := delivery.Notice{Content: body.Content, MsgType: body.MsgType, Event: body.Event, Ref: string(body.MsgID)}
+	n := messaging.Notice{Content: body.Content, MsgType: body.MsgType, Event: body.Event, Ref: string(body.MsgID)}
 	raw := body.UIDs
 	if len(body.UID) > 0 && string(body.UID) != "null" {
 		raw = append(raw, body.UID)
@@ -439,17 +444,17 @@ func uidString(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-func (a *api) online(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) online(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	uid := r.URL.Query().Get("uid")
 	if !acl.ValidUID(uid) {
 		writeError(w, http.StatusBadRequest, bridge.CodeBadUID, "uid is not a valid uid")
 		return
 	}
-	n := a.Service.Online(uid)
+	n := a.Connections.Online(uid)
 	writeJSON(w, http.StatusOK, map[string]any{"uid": uid, "online": n > 0, "devices": n})
 }
 
-func (a *api) kick(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
+func (a *api) kick(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 	var body struct {
 		UID    json.RawMessage `json:"uid"`
 		Reason string          `json:"reason"`
@@ -465,7 +470,7 @@ func (a *api) kick(w http.ResponseWriter, r *http.Request, me delivery.Actor) {
 	if body.Reason == "" {
 		body.Reason = "logged out by an administrator"
 	}
-	n := a.Service.Kick(uid, body.Reason)
+	n := a.Connections.Kick(uid, body.Reason)
 	a.Log.Info("kicked by api", "uid", uid, "by", me.UID, "connections", n)
 	writeJSON(w, http.StatusOK, map[string]any{"uid": uid, "kicked": n})
 }

@@ -2,7 +2,7 @@
 // counts and read marks for users, and notices, presence and kicks for
 // admin and back-end accounts. It reads the same inbox log that drives
 // MQTT delivery and performs writes through the same operations as MQTT
-// requests (package delivery), so both paths follow one set of rules.
+// requests (package messaging), so both paths follow one set of rules.
 //
 // Users authenticate with "Authorization: Bearer <token>" (the MQTT access
 // tokens); static accounts with HTTP basic auth. Errors are JSON

@@ -31,6 +31,7 @@ import (
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // Broker is one inboxmq node.
@@ -44,6 +45,7 @@ type Broker struct {
 	notices  *events.Listener      // nil without Redis or a notification channel
 	server   *mqtt.Server
 	access   *access.Hook
+	service  *messaging.Service // the operations MQTT and HTTP share
 	delivery *delivery.Hook
 	sessions *sessions.Hook
 	metrics  *metrics
@@ -117,9 +119,23 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		b.closeStore()
 		return nil, err
 	}
-	var emitter delivery.Emitter // a nil *Dispatcher must stay a nil interface
+	var emitter messaging.Emitter // a nil *Outbox must stay a nil interface
 	if b.events != nil {
 		emitter = b.events
+	}
+	b.service, err = messaging.New(messaging.Options{
+		Store:        b.store,
+		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
+		SingleLogin:  cfg.Inbox.SingleLogin,
+		Emitter:      emitter,
+		EmitMessages: cfg.Events.Messages,
+		Push:         messaging.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
+		Metrics:      b.metrics,
+		Log:          log,
+	})
+	if err != nil {
+		b.closeStore()
+		return nil, err
 	}
 	b.access = new(access.Hook)
 	if err := b.server.AddHook(b.access, &access.Options{
@@ -151,9 +167,8 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		MessageWait:  cfg.Limits.MessageWait,
 		Log:          log,
 		Events:       b.metrics,
+		Service:      b.service,
 		Emitter:      emitter,
-		EmitMessages: cfg.Events.Messages,
-		Push:         delivery.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
 		TokenLeeway:  cfg.Auth.TokenLeeway,
 		WriteTimeout: cfg.Limits.WriteTimeout,
 		// One store call, or a few for a delete: redis.timeout bounds each.
@@ -162,6 +177,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
 	}
+	b.service.Attach(b.delivery)
 	b.sessions = new(sessions.Hook)
 	if err := b.server.AddHook(b.sessions, &sessions.Options{
 		Server:        b.server,
@@ -447,6 +463,9 @@ func (b *Broker) Close() error {
 		}
 		if b.delivery != nil {
 			b.delivery.Wait()
+		}
+		if b.service != nil {
+			b.service.Close()
 		}
 		if b.sessions != nil {
 			b.sessions.Close()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/events"
-	"github.com/inboxmq/inboxmq/hooks/delivery"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // startEvents builds the event outbox from the configured sinks: the
@@ -65,16 +65,16 @@ func (b *Broker) startEvents() error {
 }
 
 // systemActor sends the notices that come from the back-end's channel.
-var systemActor = delivery.Actor{UID: "system", Role: acl.RoleService}
+var systemActor = messaging.Actor{UID: "system", Role: acl.RoleService}
 
 // handleNotice takes one notice from the Redis notification channel.
 // Every node receives it. Without needStore each node delivers it to its
 // own online users; with needStore one node (the first to claim it) stores
 // it, and the stored notice reaches the other nodes' users like any message.
 func (b *Broker) handleNotice(ctx context.Context, n events.Notice) error {
-	notice := delivery.Notice{UIDs: n.UIDs, Content: n.Content, MsgType: n.MsgType, Event: n.Event, Ref: n.MsgID}
+	notice := messaging.Notice{UIDs: n.UIDs, Content: n.Content, MsgType: n.MsgType, Event: n.Event, Ref: n.MsgID}
 	if !n.NeedStore {
-		return b.delivery.SendLiveNotice(notice)
+		return b.service.SendLiveNotice(notice)
 	}
 	if b.node != nil {
 		first, err := b.claimNotice(ctx, n)
@@ -82,7 +82,7 @@ func (b *Broker) handleNotice(ctx context.Context, n events.Notice) error {
 			return err
 		}
 	}
-	return b.delivery.SendNotice(ctx, systemActor, notice)
+	return b.service.SendNotice(ctx, systemActor, notice)
 }
 
 // claimNotice makes one node of the cluster store a notice: the first to

@@ -29,8 +29,9 @@ func (b *Broker) httpHandler() http.Handler {
 		mux.Handle("/", b.webHandler())
 	}
 	mux.Handle("/api/", api.New(api.Options{
-		Store:   b.store,
-		Service: b.delivery,
+		Store:       b.store,
+		Service:     b.service,
+		Connections: b.delivery,
 		Credentials: func() (*auth.Tokens, *auth.Accounts) {
 			c := b.access.Credentials()
 			return c.Tokens, c.Accounts

@@ -32,9 +32,15 @@ func ValidID(s string) bool {
 	return err == nil
 }
 
+// Finder is what FindByID and SeqAtOrAfterID read: every Store is one.
+type Finder interface {
+	Bounds(ctx context.Context, uid string) (first, last uint64, err error)
+	Read(ctx context.Context, uid string, from uint64, limit int) ([]Message, error)
+}
+
 // FindByID looks a message up by id in uid's inbox. ok is false when the
 // inbox holds no message with that id.
-func FindByID(ctx context.Context, s Store, uid, id string) (m Message, ok bool, err error) {
+func FindByID(ctx context.Context, s Finder, uid, id string) (m Message, ok bool, err error) {
 	if !ValidID(id) {
 		return Message{}, false, nil
 	}
@@ -57,7 +63,7 @@ func FindByID(ctx context.Context, s Store, uid, id string) (m Message, ok bool,
 // below it: every message with a smaller Seq has a smaller ID. Ids increase
 // with Seq in every inbox, so a binary search over Seq finds it with
 // O(log n) reads, on any Store.
-func SeqAtOrAfterID(ctx context.Context, s Store, uid, id string) (uint64, error) {
+func SeqAtOrAfterID(ctx context.Context, s Finder, uid, id string) (uint64, error) {
 	first, last, err := s.Bounds(ctx, uid)
 	if err != nil {
 		return 0, fmt.Errorf("search %s in %s: %w", id, uid, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // Acknowledgements: a PUBACK frees its packet id and its unit of the
@@ -103,7 +105,7 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 		c.h.pumps.Add(1) // Wait covers it, so the store outlives it
 		go func() {
 			defer c.h.pumps.Done()
-			c.h.cancelPush(uid, seq)
+			c.h.opts.Service.CancelPush(uid, seq)
 		}()
 	}
 	if !c.persist && !c.marksAcked(l) {
@@ -124,11 +126,11 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 	}
 }
 
-// marksAcked reports whether acks on l also move the user's AckedThread
+// marksAcked reports whether acks on l also move the user's messaging.AckedThread
 // mark: with several devices of a user, the push fallback needs the
 // highest inbox ack of any.
 func (c *conn) marksAcked(l *lane) bool {
-	return l == &c.lanes[laneInbox] && c.h.pushes != nil && c.device != c.id.UID
+	return l == &c.lanes[laneInbox] && c.h.opts.Service.PushEnabled() && c.device != c.id.UID
 }
 
 // flushLocked writes the lanes' acknowledged positions. Writing under c.mu
@@ -153,7 +155,7 @@ func (c *conn) flushLocked() {
 			}
 		}
 		if c.marksAcked(l) {
-			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, AckedThread, seq); err != nil {
+			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, messaging.AckedThread, seq); err != nil {
 				c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", seq, "error", err)
 			}
 		}

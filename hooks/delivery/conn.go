@@ -16,6 +16,7 @@ import (
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // conn is one connection's view of the logs it receives: its user's inbox
@@ -223,11 +224,11 @@ func (c *conn) loadCursor(lane int) error {
 		}
 	}
 	var pushed, cancelled uint64
-	if lane == laneInbox && c.h.pushes != nil {
-		if pushed, err = store.ReadMark(ctx, c.id.UID, PushedThread); err != nil {
+	if lane == laneInbox && c.h.opts.Service.PushEnabled() {
+		if pushed, err = store.ReadMark(ctx, c.id.UID, messaging.PushedThread); err != nil {
 			return err
 		}
-		if cancelled, err = store.ReadMark(ctx, c.id.UID, PushCancelledThread); err != nil {
+		if cancelled, err = store.ReadMark(ctx, c.id.UID, messaging.PushCancelledThread); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/keyrate"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // InboxPrefix starts every inbox topic: inbox/{uid}.
@@ -64,12 +64,11 @@ type Options struct {
 	Log          *slog.Logger
 	// Events, if set, is told what happens (metrics). It must not block.
 	Events Events
-	// Emitter, if set, receives events for the back-end: push, login,
-	// logout, and (with EmitMessages) every direct message.
-	Emitter      Emitter
-	EmitMessages bool
-	// Push configures the push fallback (needs Emitter).
-	Push PushOptions
+	// Service performs the requests (required); the hook is its delivery
+	// side (Attach).
+	Service *messaging.Service
+	// Emitter, if set, receives the login and logout events.
+	Emitter messaging.Emitter
 	// TokenLeeway is how long past its token's expiry a connection may
 	// last (the clock skew tokens are verified with).
 	TokenLeeway time.Duration
@@ -90,8 +89,6 @@ const DefaultWriteTimeout = 10 * time.Second
 // Events receives what happens, for metrics. Every method must be cheap
 // and must not block: they run on client and delivery goroutines.
 type Events interface {
-	// Appended: one Append stored msgs in took.
-	Appended(msgs []inbox.Message, took time.Duration)
 	// Delivered: one inbox message written to a connection, age after it was stored.
 	Delivered(kind inbox.Kind, age time.Duration)
 	// Acked: a connection acknowledged n more inbox messages.
@@ -102,8 +99,6 @@ type Events interface {
 	Rejected(code string)
 	// Kicked: a connection logged out by a newer login or an admin.
 	Kicked()
-	// Pushed: a push event was emitted for an unacknowledged message.
-	Pushed()
 }
 
 // Hook delivers inboxes and handles client requests.
@@ -127,7 +122,6 @@ type Hook struct {
 	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
-	pushes *pushScheduler             // nil without the push fallback
 	// refusals bounds "request refused" lines per connection: a client
 	// sending garbage in a loop must not fill the disk.
 	refusals *keyrate.Limiter
@@ -140,15 +134,10 @@ func (h *Hook) SetMessageRate(perSecond float64, burst int, maxWait time.Duratio
 	h.rates.Store(newRateLimits(perSecond, burst, maxWait))
 }
 
-// Wait blocks until every delivery goroutine has ended and pending push
-// schedule entries are written. Call it after the server has closed,
-// before closing the store.
+// Wait blocks until every delivery goroutine has ended. Call it after the
+// server has closed, before closing the store.
 func (h *Hook) Wait() {
 	h.pumps.Wait()
-	if h.pushes != nil {
-		close(h.pushes.stop)
-		h.pushes.done.Wait()
-	}
 }
 
 // ID names the hook.
@@ -181,8 +170,8 @@ func (h *Hook) Init(config any) error {
 	if !ok || opts == nil {
 		return fmt.Errorf("delivery: Init needs *delivery.Options, got %T", config)
 	}
-	if opts.Server == nil || opts.Store == nil || opts.Identities == nil || opts.Policy == nil {
-		return errors.New("delivery: Server, Store, Identities and Policy are required")
+	if opts.Server == nil || opts.Store == nil || opts.Identities == nil || opts.Policy == nil || opts.Service == nil {
+		return errors.New("delivery: Server, Store, Identities, Policy and Service are required")
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
@@ -209,12 +198,6 @@ func (h *Hook) Init(config any) error {
 	cancel()
 	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
-	if opts.Emitter != nil && opts.Push.After > 0 {
-		if h.opts.Push.Interval <= 0 {
-			h.opts.Push.Interval = time.Second
-		}
-		h.pushes = newPushScheduler(h)
-	}
 	return nil
 }
 
@@ -513,30 +496,15 @@ func (h *Hook) kickLocal(uid, reason string) int {
 	return len(list)
 }
 
-// submitAndNotify stores one logical message and wakes its recipients.
-// A duplicate (a resend found stored) wakes nobody: it was announced when
-// it was stored. ErrPartial (a Redis Cluster wrote the commit point but not
-// everything) counts as stored: the error is logged, the rest announced.
-func (h *Hook) submitAndNotify(ctx context.Context, req inbox.Request) (inbox.Receipt, error) {
-	start := time.Now()
-	r, err := h.opts.Store.Submit(ctx, req)
-	if errors.Is(err, inbox.ErrPartial) {
-		h.opts.Log.Error("message stored for its recipient, not everywhere", "error", err)
-		r.Msgs = slices.DeleteFunc(r.Msgs, func(m inbox.Message) bool { return m.Seq == 0 })
-	} else if err != nil {
-		return inbox.Receipt{}, err
-	}
-	if r.Duplicate {
-		return r, nil
-	}
-	out := r.Msgs
-	h.opts.Events.Appended(out, time.Since(start))
+// Stored hands entries the messaging service stored to the connections of
+// their inboxes (or of the broadcast log), and wakes other nodes.
+func (h *Hook) Stored(out []inbox.Message) {
 	if len(out) > 0 && out[0].UID == inbox.BroadcastInbox {
 		h.offerBroadcasts(out)
 		if h.wakes != nil {
 			h.wakes.add(inbox.BroadcastInbox)
 		}
-		return r, nil
+		return
 	}
 	// One registry lookup per recipient inbox: hand its connections the new
 	// entries, then wake them (per run of consecutive entries of one inbox).
@@ -557,15 +525,57 @@ func (h *Hook) submitAndNotify(ctx context.Context, req inbox.Request) (inbox.Re
 		}
 		i = j
 	}
-	return r, nil
+}
+
+// Live delivers a notice that is not stored to the connections online on
+// this node now.
+func (h *Hook) Live(uids []string, envelope []byte) error {
+	if len(uids) == 0 {
+		// Not in the broadcast log, so not through the lanes: mochi
+		// publishes it to whoever is subscribed now, at QoS 0 like the
+		// targeted live notices (at QoS 1 mochi would keep it in memory
+		// for every subscriber that never acknowledges).
+		return h.opts.Server.Publish(BroadcastTopic, envelope, false, 0)
+	}
+	for _, uid := range uids {
+		for _, c := range h.online(uid) {
+			c.writeTransient(envelope)
+		}
+	}
+	return nil
+}
+
+// ProfileChanged stamps a new nickname and avatar on what uid sends from
+// its current connections.
+func (h *Hook) ProfileChanged(uid, nickname, avatar string) {
+	for _, c := range h.online(uid) {
+		c.setProfile(nickname, avatar)
+	}
+}
+
+// Pushed tells uid's connections that a push event went out for seq.
+func (h *Hook) Pushed(uid string, seq uint64) {
+	for _, c := range h.online(uid) {
+		c.notePushed(seq)
+	}
+}
+
+// emitPresence sends login and logout events for user connections.
+func (h *Hook) emitPresence(typ string, c *conn, reason string) {
+	if h.opts.Emitter == nil || c.id.Role == acl.RoleAnonymous {
+		return
+	}
+	data := map[string]any{"uid": c.id.UID, "device": c.id.ClientID, "remote": c.cl.Net.Remote}
+	if reason != "" {
+		data["reason"] = reason
+	}
+	h.opts.Emitter.Emit(events.Event{Type: typ, Data: data})
 }
 
 type noEvents struct{}
 
-func (noEvents) Appended([]inbox.Message, time.Duration) {}
-func (noEvents) Delivered(inbox.Kind, time.Duration)     {}
-func (noEvents) Backlog(uint64)                          {}
-func (noEvents) Acked(int)                               {}
-func (noEvents) Pushed()                                 {}
-func (noEvents) Rejected(string)                         {}
-func (noEvents) Kicked()                                 {}
+func (noEvents) Delivered(inbox.Kind, time.Duration) {}
+func (noEvents) Backlog(uint64)                      {}
+func (noEvents) Acked(int)                           {}
+func (noEvents) Rejected(string)                     {}
+func (noEvents) Kicked()                             {}

@@ -15,6 +15,7 @@ import (
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
+	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // methodTopics names the specific topic of each request, so a request that
@@ -102,8 +103,8 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 // actor is the requesting connection as an Actor, with its current profile.
-func (r *request) actor() Actor {
-	a := Actor{UID: r.id.UID, Role: r.id.Role}
+func (r *request) actor() messaging.Actor {
+	a := messaging.Actor{UID: r.id.UID, Role: r.id.Role}
 	if r.c != nil {
 		a.Nickname, a.Avatar = r.c.profile()
 	}
@@ -119,14 +120,14 @@ func (h *Hook) requestContext() (context.Context, context.CancelFunc) {
 func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	_, err := h.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	_, err := h.opts.Service.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
 	return h.answer(r, err)
 }
 
 func (h *Hook) delMsg(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	return h.answer(r, h.DeleteMessage(ctx, r.actor(), r.req.MsgID, r.req.UID))
+	return h.answer(r, h.opts.Service.DeleteMessage(ctx, r.actor(), r.req.MsgID, r.req.UID))
 }
 
 func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
@@ -136,24 +137,24 @@ func (h *Hook) updateProfile(r *request) (packets.Packet, error) {
 	if err := auth.CheckProfile(r.req.Nickname, r.req.Avatar); err != nil {
 		return h.refuse(r, bridge.CodeBadField, err.Error())
 	}
-	h.UpdateProfile(r.id.UID, r.req.Nickname, r.req.Avatar)
+	h.opts.Service.UpdateProfile(r.id.UID, r.req.Nickname, r.req.Avatar)
 	return r.pk, packets.CodeSuccessIgnore
 }
 
 func (h *Hook) systemAdmin(r *request) (packets.Packet, error) {
-	n := Notice{Content: r.req.Msg, MsgType: r.req.MsgType, Event: r.req.Event, Ref: r.req.MsgID}
+	n := messaging.Notice{Content: r.req.Msg, MsgType: r.req.MsgType, Event: r.req.Event, Ref: r.req.MsgID}
 	if r.req.UID != "" {
 		n.UIDs = []string{r.req.UID}
 	}
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	return h.answer(r, h.SendNotice(ctx, r.actor(), n))
+	return h.answer(r, h.opts.Service.SendNotice(ctx, r.actor(), n))
 }
 
 func (h *Hook) markRead(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	return h.answer(r, h.MarkRead(ctx, r.actor(), r.req.UID, r.req.MsgID))
+	return h.answer(r, h.opts.Service.MarkRead(ctx, r.actor(), r.req.UID, r.req.MsgID))
 }
 
 // answer turns an operation's result into mochi's ack decision: success

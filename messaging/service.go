@@ -1,19 +1,157 @@
-package delivery
+package messaging
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
 // The operations below are what users and back-ends can do to inboxes.
-// MQTT requests (OnPublish) and the HTTP API both call them, so the rules
-// live in one place. They return a *bridge.Error for the caller's faults
-// (bad or forbidden requests); any other error is the broker's (internal).
+// MQTT requests (the delivery hook) and the HTTP API both call them, so
+// the rules live in one place. They return a *bridge.Error for the
+// caller's faults (bad or forbidden requests); any other error is the
+// broker's (internal), and wraps inbox.ErrNotStored when nothing was
+// stored.
+
+// Store is what the operations need of the inbox log.
+type Store interface {
+	inbox.Submitter
+	Bounds(ctx context.Context, uid string) (first, last uint64, err error)
+	Read(ctx context.Context, uid string, from uint64, limit int) ([]inbox.Message, error)
+	Cursor(ctx context.Context, uid, device string) (seq uint64, ok bool, err error)
+	Delete(ctx context.Context, uid string, seq uint64) (ok bool, err error)
+	MarkRead(ctx context.Context, uid, thread string, seq uint64) error
+	ReadMark(ctx context.Context, uid, thread string) (uint64, error)
+	Unread(ctx context.Context, uid string) (inbox.Unread, error)
+	ClaimDuePushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]inbox.PushEntry, error)
+	DonePushes(ctx context.Context, entries []inbox.PushEntry) error
+}
+
+// Delivery hands what the operations stored to the connections: the
+// delivery hook implements it. Its methods must not block on the network.
+type Delivery interface {
+	// Stored is told of entries just stored (never of a resend found
+	// stored): their inboxes' connections get them, other nodes a wake.
+	Stored(entries []inbox.Message)
+	// Live delivers an envelope that is not stored to the connections of
+	// uids online now on this node (none: every broadcast subscriber).
+	Live(uids []string, envelope []byte) error
+	// ProfileChanged: what uid sends from its current connections is
+	// stamped with this nickname and avatar from now on.
+	ProfileChanged(uid, nickname, avatar string)
+	// Pushed: a push event went out for uid's message seq.
+	Pushed(uid string, seq uint64)
+}
+
+// Emitter receives events for the back-end; *events.Outbox implements it.
+// Emit must not block.
+type Emitter interface {
+	Emit(events.Event)
+}
+
+// Metrics is told what the operations did. Its methods must not block.
+type Metrics interface {
+	// Appended: one request stored msgs in took.
+	Appended(msgs []inbox.Message, took time.Duration)
+	// Pushed: a push event was emitted for an unacknowledged message.
+	Pushed()
+}
+
+// Options configure a Service.
+type Options struct {
+	Store  Store // required
+	Limits bridge.Limits
+	// SingleLogin: a user's connections share one delivery cursor, which
+	// then says what the user acknowledged (see ackedUpTo).
+	SingleLogin bool
+	// Emitter, if set, receives the push events and, with EmitMessages,
+	// every direct message.
+	Emitter      Emitter
+	EmitMessages bool
+	// Push configures the push fallback (needs Emitter).
+	Push    PushOptions
+	Metrics Metrics
+	Log     *slog.Logger
+}
+
+// Service performs the operations. Create it with New, hand it the
+// delivery side with Attach, and Close it after the last operation.
+type Service struct {
+	opts   Options
+	mu     sync.Mutex
+	deliv  Delivery       // guarded by mu; nil until Attach
+	pushes *pushScheduler // nil without the push fallback
+}
+
+// New returns a Service; with Options.Push.After and an Emitter it starts
+// checking the push schedule.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil {
+		return nil, errors.New("messaging: a Store is required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
+	s := &Service{opts: opts}
+	if opts.Emitter != nil && opts.Push.After > 0 {
+		if s.opts.Push.Interval <= 0 {
+			s.opts.Push.Interval = time.Second
+		}
+		s.pushes = newPushScheduler(s)
+	}
+	return s, nil
+}
+
+// Attach gives the Service the delivery side. Until then, what is stored
+// reaches connections only when they next read their inbox.
+func (h *Service) Attach(d Delivery) {
+	h.mu.Lock()
+	h.deliv = d
+	h.mu.Unlock()
+}
+
+func (h *Service) delivery() Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deliv
+}
+
+// PushEnabled reports whether push events are on: then acknowledgements
+// matter to the push checks (see AckedThread).
+func (h *Service) PushEnabled() bool { return h.pushes != nil }
+
+// Close stops the push checks, waiting for the one in progress. It may be
+// called more than once.
+func (h *Service) Close() {
+	h.mu.Lock()
+	p := h.pushes
+	h.pushes = nil
+	h.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Appended([]inbox.Message, time.Duration) {}
+func (noMetrics) Pushed()                                 {}
+
+// clip keeps client-controlled strings short in logs and envelopes.
+func clip(s string) string { return logsafe.Clip(s) }
 
 // Actor is who performs an operation: an authenticated account and the
 // profile stamped on what it sends.
@@ -32,7 +170,7 @@ func refusal(code, detail string) error { return &bridge.Error{Code: code, Detai
 // SendMessage sends a direct message and returns the recipient's copy
 // (its ID is the msgid both parties see). It returns once both copies are
 // durably stored.
-func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid string) (inbox.Message, error) {
+func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid string) (inbox.Message, error) {
 	switch {
 	case !acl.ValidUID(to):
 		return inbox.Message{}, refusal(bridge.CodeBadUID, "uid is not a valid uid")
@@ -69,7 +207,7 @@ func (h *Hook) SendMessage(ctx context.Context, from Actor, to, msg, extra, cid 
 // DeleteMessage deletes a message by its sender: both copies leave history
 // and the recipient's undelivered queue, and both parties get DelMsg.
 // peer, when given, must be the message's recipient.
-func (h *Hook) DeleteMessage(ctx context.Context, by Actor, msgid, peer string) error {
+func (h *Service) DeleteMessage(ctx context.Context, by Actor, msgid, peer string) error {
 	store := h.opts.Store
 	sent, ok, err := inbox.FindByID(ctx, store, by.UID, msgid)
 	if err != nil {
@@ -106,7 +244,7 @@ func (h *Hook) DeleteMessage(ctx context.Context, by Actor, msgid, peer string) 
 
 // MarkRead marks by's conversation with peer read up to msgid and sends
 // peer a ReadMsg receipt.
-func (h *Hook) MarkRead(ctx context.Context, by Actor, peer, msgid string) error {
+func (h *Service) MarkRead(ctx context.Context, by Actor, peer, msgid string) error {
 	if !acl.ValidUID(peer) || peer == by.UID {
 		return refusal(bridge.CodeBadUID, "uid must be the peer whose messages you read")
 	}
@@ -135,7 +273,7 @@ type Notice struct {
 
 // SendNotice stores a notice (per recipient, or in the broadcast log) and
 // delivers it. Only admin and service accounts may send notices.
-func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
+func (h *Service) SendNotice(ctx context.Context, by Actor, n Notice) error {
 	switch {
 	case by.Role != acl.RoleAdmin && by.Role != acl.RoleService:
 		return refusal(bridge.CodeForbidden, "only admin and service accounts send notices")
@@ -183,7 +321,7 @@ func (h *Hook) SendNotice(ctx context.Context, by Actor, n Notice) error {
 // node now (uids, or everyone via broadcast); nothing is stored, so offline
 // users never see it. Every node runs it for a notice from the back-end's
 // Redis channel without needStore.
-func (h *Hook) SendLiveNotice(n Notice) error {
+func (h *Service) SendLiveNotice(n Notice) error {
 	if n.Ref == "" {
 		n.Ref = "0"
 	}
@@ -192,28 +330,44 @@ func (h *Hook) SendLiveNotice(n Notice) error {
 	if err != nil {
 		return err
 	}
-	if len(n.UIDs) == 0 {
-		// Not in the broadcast log, so not through the lanes: mochi
-		// publishes it to whoever is subscribed now, at QoS 0 like the
-		// targeted live notices (at QoS 1 mochi would keep it in memory
-		// for every subscriber that never acknowledges).
-		if err := h.opts.Server.Publish(BroadcastTopic, payload, false, 0); err != nil {
-			return fmt.Errorf("live broadcast: %w", err)
-		}
+	d := h.delivery()
+	if d == nil {
 		return nil
 	}
-	for _, uid := range n.UIDs {
-		for _, c := range h.online(uid) {
-			c.writeTransient(payload)
-		}
+	if err := d.Live(n.UIDs, payload); err != nil {
+		return fmt.Errorf("live notice: %w", err)
 	}
 	return nil
 }
 
 // UpdateProfile changes the nickname and avatar stamped on what uid sends
 // from its current connections.
-func (h *Hook) UpdateProfile(uid, nickname, avatar string) {
-	for _, c := range h.online(uid) {
-		c.setProfile(nickname, avatar)
+func (h *Service) UpdateProfile(uid, nickname, avatar string) {
+	if d := h.delivery(); d != nil {
+		d.ProfileChanged(uid, nickname, avatar)
 	}
+}
+
+// submitAndNotify stores one logical message and hands it to the delivery
+// side. A duplicate (a resend found stored) is handed to nobody: it was
+// when it was stored. ErrPartial (a Redis Cluster wrote the commit point
+// but not everything) counts as stored: the error is logged, the rest
+// handed on.
+func (h *Service) submitAndNotify(ctx context.Context, req inbox.Request) (inbox.Receipt, error) {
+	start := time.Now()
+	r, err := h.opts.Store.Submit(ctx, req)
+	if errors.Is(err, inbox.ErrPartial) {
+		h.opts.Log.Error("message stored for its recipient, not everywhere", "error", err)
+		r.Msgs = slices.DeleteFunc(r.Msgs, func(m inbox.Message) bool { return m.Seq == 0 })
+	} else if err != nil {
+		return inbox.Receipt{}, err
+	}
+	if r.Duplicate {
+		return r, nil
+	}
+	h.opts.Metrics.Appended(r.Msgs, time.Since(start))
+	if d := h.delivery(); d != nil {
+		d.Stored(r.Msgs)
+	}
+	return r, nil
 }

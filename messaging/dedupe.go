@@ -1,4 +1,4 @@
-package delivery
+package messaging
 
 import (
 	"crypto/sha256"
@@ -40,7 +40,7 @@ func contentSum(to, msg, extra string) [sha256.Size]byte {
 
 // request builds the store request of one logical message: its entries,
 // and the push schedule of the incoming ones when the push fallback is on.
-func (h *Hook) request(msgs []inbox.Message) inbox.Request {
+func (h *Service) request(msgs []inbox.Message) inbox.Request {
 	req := inbox.Request{Msgs: msgs}
 	if h.pushes != nil {
 		req.PushAfter = h.opts.Push.After

@@ -1,4 +1,4 @@
-package delivery
+package messaging
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
 )
@@ -42,32 +41,32 @@ type PushOptions struct {
 	Interval time.Duration // how often due pushes are checked
 }
 
-// Emitter receives events for the back-end; *events.Outbox implements it.
-// Emit must not block.
-type Emitter interface {
-	Emit(events.Event)
-}
-
 // pushScheduler runs the due checks. The schedule itself is written by
 // the store with each message (inbox.Request.PushAfter), so no stored
 // message misses its check, whatever fails after it was stored.
 type pushScheduler struct {
-	h    *Hook
+	s    *Service
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-func newPushScheduler(h *Hook) *pushScheduler {
-	p := &pushScheduler{h: h, stop: make(chan struct{})}
+func newPushScheduler(s *Service) *pushScheduler {
+	p := &pushScheduler{s: s, stop: make(chan struct{})}
 	p.done.Add(1)
 	go p.checkLoop()
 	return p
 }
 
+// close stops the checks and waits for the one in progress.
+func (p *pushScheduler) close() {
+	close(p.stop)
+	p.done.Wait()
+}
+
 // checkLoop claims due entries and emits push events for unacknowledged ones.
 func (p *pushScheduler) checkLoop() {
 	defer p.done.Done()
-	t := time.NewTicker(p.h.opts.Push.Interval)
+	t := time.NewTicker(p.s.opts.Push.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -84,7 +83,7 @@ func (p *pushScheduler) checkLoop() {
 const pushLease = 30 * time.Second
 
 func (p *pushScheduler) checkDue() {
-	h := p.h
+	h := p.s
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		due, err := h.opts.Store.ClaimDuePushes(ctx, time.Now(), pushLease, 500)
@@ -134,7 +133,7 @@ func pushEventID(uid string, seq uint64) string {
 
 // checkPush emits the push event for e unless a device acknowledged it or
 // it was deleted meanwhile.
-func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
+func (h *Service) checkPush(ctx context.Context, e inbox.PushEntry) error {
 	acked, err := h.ackedUpTo(ctx, e.UID)
 	if err != nil {
 		return err
@@ -174,17 +173,17 @@ func (h *Hook) checkPush(ctx context.Context, e inbox.PushEntry) error {
 	} else {
 		h.opts.Emitter.Emit(ev)
 	}
-	h.opts.Events.Pushed()
-	for _, c := range h.online(e.UID) {
-		c.notePushed(e.Seq)
+	h.opts.Metrics.Pushed()
+	if d := h.delivery(); d != nil {
+		d.Pushed(e.UID, e.Seq)
 	}
 	return nil
 }
 
-// cancelPush emits push_cancel for uid: a device acknowledged the messages
+// CancelPush emits push_cancel for uid: a device acknowledged the messages
 // up to seq, the highest a push event was emitted for, so the back-end
 // clears the notification and sets the badge to the unread total.
-func (h *Hook) cancelPush(uid string, seq uint64) {
+func (h *Service) CancelPush(uid string, seq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.opts.Store.MarkRead(ctx, uid, PushCancelledThread, seq); err != nil {
@@ -205,7 +204,7 @@ func (h *Hook) cancelPush(uid string, seq uint64) {
 // ackedUpTo is the highest Seq of uid's inbox some device acknowledged:
 // the user's shared cursor in single-login mode, the AckedThread mark of
 // devices with their own cursors (multi-device mode, static accounts).
-func (h *Hook) ackedUpTo(ctx context.Context, uid string) (uint64, error) {
+func (h *Service) ackedUpTo(ctx context.Context, uid string) (uint64, error) {
 	mark, err := h.opts.Store.ReadMark(ctx, uid, AckedThread)
 	if err != nil || !h.opts.SingleLogin {
 		return mark, err
@@ -227,16 +226,4 @@ func preview(s string, n int) string {
 		i++
 	}
 	return s
-}
-
-// emitPresence sends login and logout events for user connections.
-func (h *Hook) emitPresence(typ string, c *conn, reason string) {
-	if h.opts.Emitter == nil || c.id.Role == acl.RoleAnonymous {
-		return
-	}
-	data := map[string]any{"uid": c.id.UID, "device": c.id.ClientID, "remote": c.cl.Net.Remote}
-	if reason != "" {
-		data["reason"] = reason
-	}
-	h.opts.Emitter.Emit(events.Event{Type: typ, Data: data})
 }
