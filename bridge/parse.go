@@ -373,7 +373,7 @@ func (o object) uid(key string, required bool) (string, *Error) {
 	case c == '-' || isDigit(c):
 		// The literal is kept as text: no float64 round trip, so uids
 		// beyond 2^53 survive, unlike in the Node.js server.
-		if !isDigits(raw) {
+		if !IsDigits(raw) {
 			return "", errorf(CodeBadUID, "%s must be a non-negative integer or a string", key)
 		}
 		s = string(raw)
@@ -404,7 +404,7 @@ func (o object) msgID(key string) (string, *Error) {
 			return "", errorf(CodeBadField, "%s must not be empty", key)
 		}
 	case c == '-' || isDigit(c):
-		if !isDigits(raw) {
+		if !IsDigits(raw) {
 			return "", errorf(CodeBadField, "%s must be a string or a non-negative integer", key)
 		}
 		s = string(raw)
@@ -466,8 +466,9 @@ func decodeString(raw json.RawMessage, key string) (string, *Error) {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// isDigits reports whether b is a non-empty run of ASCII digits.
-func isDigits(b []byte) bool {
+// IsDigits reports whether b is a non-empty run of ASCII digits: a JSON
+// number that is a uid or a msgid.
+func IsDigits(b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}

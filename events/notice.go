@@ -106,7 +106,7 @@ func ParseNotice(payload []byte) (Notice, error) {
 		n.MsgType = int(v)
 	}
 	if raw := field(o, "msgid"); raw != nil {
-		if c := raw[0]; c != '"' && c != '-' && !isDigit(c) {
+		if c := raw[0]; c != '"' && c != '-' && !bridge.IsDigits(raw[:1]) {
 			return Notice{}, badNotice("msgid must be a number or a string")
 		}
 		if err := bridge.ValidateMsgIDLiteral(string(raw)); err != nil {
@@ -173,7 +173,7 @@ func noticeUIDs(raw json.RawMessage) ([]string, error) {
 			if err := json.Unmarshal(it, &uid); err != nil {
 				return nil, badNotice("toWho[%d] must be a string or a non-negative integer", i)
 			}
-		case isDigits(it):
+		case bridge.IsDigits(it):
 			// Kept as text: uids beyond 2^53 stay exact.
 			uid = string(it)
 		default:
@@ -193,19 +193,4 @@ func noticeUIDs(raw json.RawMessage) ([]string, error) {
 
 func badNotice(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadNotice, fmt.Sprintf(format, args...))
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// isDigits reports whether b is a non-empty run of ASCII digits.
-func isDigits(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !isDigit(c) {
-			return false
-		}
-	}
-	return true
 }

@@ -98,7 +98,7 @@ func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
 		cl:       cl,
 		id:       id,
 		device:   cl.ID,
-		persist:  !sessionExpires(cl),
+		persist:  !access.SessionExpires(cl),
 		loginAt:  time.Now(),
 		nickname: id.Nickname,
 		avatar:   id.Avatar,
@@ -129,13 +129,6 @@ func (c *conn) laneOf(topic string) int {
 		}
 	}
 	return -1
-}
-
-func sessionExpires(cl *mqtt.Client) bool {
-	if cl.Properties.ProtocolVersion == 5 {
-		return cl.Properties.Props.SessionExpiryInterval == 0
-	}
-	return cl.Properties.Clean
 }
 
 func (c *conn) profile() (nickname, avatar string) {

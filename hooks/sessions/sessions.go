@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
@@ -300,12 +301,7 @@ func (h *Hook) ctx() (context.Context, context.CancelFunc) {
 }
 
 // persistent reports whether cl's session outlives its connection.
-func persistent(cl *mqtt.Client) bool {
-	if cl.Properties.ProtocolVersion == 5 {
-		return cl.Properties.Props.SessionExpiryInterval > 0
-	}
-	return !cl.Properties.Clean
-}
+func persistent(cl *mqtt.Client) bool { return !access.SessionExpires(cl) }
 
 // expiry is how long cl's session outlives its connection.
 func (h *Hook) expiry(cl *mqtt.Client) time.Duration {

@@ -11,15 +11,12 @@ import (
 	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 )
 
-// codecV1 is the version byte of the message encoding described in doc.go.
-const codecV1 = 1
-
 var errCorrupt = errors.New("corrupt message value")
 
 // appendMessage appends the encoding of m, with id in place of m.ID, to
 // dst. UID and Seq are in the key and not encoded.
 func appendMessage(dst []byte, id uint64, m *inbox.Message) []byte {
-	dst = append(dst, codecV1)
+	dst = append(dst, varcodec.Version1)
 	dst = binary.AppendUvarint(dst, id)
 	dst = binary.AppendVarint(dst, m.Time)
 	dst = append(dst, byte(m.Kind))
@@ -33,7 +30,7 @@ func decodeMessage(b []byte, m *inbox.Message) error {
 	// One string for the whole value: every string field is a slice of it,
 	// so decoding costs one allocation however many fields are set.
 	d := varcodec.Decoder{S: string(b), Corrupt: errCorrupt}
-	if v := d.Byte(); v != codecV1 {
+	if v := d.Byte(); v != varcodec.Version1 {
 		if d.Err != nil {
 			return d.Err
 		}
@@ -73,7 +70,7 @@ func (m msgMeta) thread() string {
 // decodeMeta decodes the fields of msgMeta from an encoded message.
 // Corrupt input returns an error wrapping errCorrupt, never panics.
 func decodeMeta(b []byte) (msgMeta, error) {
-	if len(b) == 0 || b[0] != codecV1 {
+	if len(b) == 0 || b[0] != varcodec.Version1 {
 		return msgMeta{}, fmt.Errorf("%w: missing or unknown version", errCorrupt)
 	}
 	b = b[1:]

@@ -70,8 +70,6 @@ type head struct {
 
 var _ inbox.Store = (*Store)(nil)
 
-// Open opens or creates the store in directory dir, upgrading a store
-// written in layout 1 (see doc.go).
 // DefaultMemTableSize is Pebble's memtable size unless Tuning says
 // otherwise: large enough that flushes and compactions stay out of the
 // write path's profile (with Pebble's default of 4 MiB compaction took 19%
@@ -84,7 +82,8 @@ type Tuning struct {
 	MemTableSize int64 // bytes; DefaultMemTableSize when 0
 }
 
-// Open opens (or creates) the store in dir with the default Tuning.
+// Open opens (or creates) the store in dir with the default Tuning,
+// upgrading a store written in layout 1 (see doc.go).
 func Open(dir string, opts inbox.Options) (*Store, error) {
 	return OpenTuned(dir, opts, Tuning{})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 	"github.com/inboxmq/inboxmq/inbox/storetest"
 )
 
@@ -245,7 +246,7 @@ func TestCorruptValue(t *testing.T) {
 	if _, err := s.Append(ctx, []inbox.Message{{UID: "u", Content: "x"}}); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	if err := s.db.Set(appendMsgKey(nil, "u", 1), []byte{codecV1, 0xff}, pebble.Sync); err != nil {
+	if err := s.db.Set(appendMsgKey(nil, "u", 1), []byte{varcodec.Version1, 0xff}, pebble.Sync); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
 	if _, err := s.Read(ctx, "u", 1, 10); !errors.Is(err, errCorrupt) {

@@ -10,10 +10,6 @@ import (
 	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 )
 
-// codecV1 is the version byte of the message encoding described in doc.go.
-// The append script writes it, so it is also in scripts.go.
-const codecV1 = 1
-
 var errCorrupt = errors.New("corrupt message value")
 
 // appendBody appends the part of m's encoding the client builds, with id
@@ -32,7 +28,7 @@ func appendBody(dst []byte, id uint64, m *inbox.Message) []byte {
 // script stores for seq and a body from appendBody. Tests use it; the
 // store itself never builds a member in Go.
 func appendMember(dst []byte, seq, id uint64, m *inbox.Message) []byte {
-	dst = append(dst, codecV1)
+	dst = append(dst, varcodec.Version1)
 	dst = binary.AppendUvarint(dst, seq)
 	return appendBody(dst, id, m)
 }
@@ -43,7 +39,7 @@ func appendMember(dst []byte, seq, id uint64, m *inbox.Message) []byte {
 // decoding allocates nothing but the id's digits.
 func decodeMember(s string, m *inbox.Message) error {
 	d := varcodec.Decoder{S: s, Corrupt: errCorrupt}
-	if v := d.Byte(); v != codecV1 {
+	if v := d.Byte(); v != varcodec.Version1 {
 		if d.Err != nil {
 			return d.Err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -57,8 +58,8 @@ func TestCodecCorrupt(t *testing.T) {
 		{"empty", nil},
 		{"unknown version", append([]byte{2}, valid[1:]...)},
 		{"trailing byte", append(append([]byte(nil), valid...), 0)},
-		{"string past end", []byte{codecV1, 1, 1, 10, 'a'}},
-		{"varint too long", []byte{codecV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{"string past end", []byte{varcodec.Version1, 1, 1, 10, 'a'}},
+		{"varint too long", []byte{varcodec.Version1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	}
 	for i := 1; i < len(valid); i++ {
 		tests = append(tests, struct {
@@ -122,7 +123,7 @@ func FuzzDecode(f *testing.F) {
 		Time: 1735689600000, Kind: inbox.KindNotice, Content: "hi", MsgType: 3, Event: "e", Ref: "r",
 	}))
 	f.Add([]byte{})
-	f.Add([]byte{codecV1})
+	f.Add([]byte{varcodec.Version1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m inbox.Message
 		if err := decodeMember(string(b), &m); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/inbox/internal/varcodec"
 )
 
 // The Lua scripts. Each runs on one inbox: KEYS[1] is always the inbox's
@@ -426,7 +427,7 @@ func build(name, body string) *redis.Script {
 		panic(fmt.Sprintf("redisstore: NoticeThread %q cannot be a Lua literal", inbox.NoticeThread))
 	}
 	src := strings.NewReplacer(
-		"CODEC_V1", strconv.Itoa(codecV1),
+		"CODEC_V1", strconv.Itoa(varcodec.Version1),
 		"KIND_DIRECT", strconv.Itoa(int(inbox.KindDirect)),
 		"KIND_SENT", strconv.Itoa(int(inbox.KindSent)),
 		"KIND_NOTICE", strconv.Itoa(int(inbox.KindNotice)),

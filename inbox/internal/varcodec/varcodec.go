@@ -11,6 +11,12 @@ import (
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
+// Version1 is the first byte of a message value in either store: the
+// version of that store's message encoding (each store's doc.go describes
+// its own). A store that changes its encoding writes a new version and
+// keeps reading this one.
+const Version1 = 1
+
 // Decoder reads from S. After the first error every read returns the zero
 // value and Err holds the error, wrapping Corrupt; so a caller reads every
 // field and checks Err once. Decoding a string allocates nothing: strings
