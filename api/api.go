@@ -126,8 +126,7 @@ func (a *api) identify(r *http.Request) (messaging.Actor, bool, error) {
 			a.Log.Warn("api login refused", "account", logsafe.Clip(name), "remote", r.RemoteAddr, "reason", "bad_password")
 			return messaging.Actor{}, false, nil
 		}
-		role, err := acl.ParseRole(id.Role)
-		return messaging.Actor{UID: id.UID, Role: role}, err == nil, nil
+		return messaging.Actor{UID: id.UID, Role: id.Role}, true, nil
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tokens == nil {
@@ -141,8 +140,7 @@ func (a *api) identify(r *http.Request) (messaging.Actor, bool, error) {
 	if accounts != nil && accounts.Has(id.UID) {
 		return messaging.Actor{}, false, nil // account names are not token subjects
 	}
-	role, err := acl.ParseRole(id.Role)
-	return messaging.Actor{UID: id.UID, Role: role, Nickname: id.Nickname, Avatar: id.Avatar}, err == nil, nil
+	return messaging.Actor{UID: id.UID, Role: id.Role, Nickname: id.Nickname, Avatar: id.Avatar}, true, nil
 }
 
 // Message is one message as the API shows it.

@@ -36,9 +36,9 @@ const (
 // Account is a static account from the config file: an operator or a
 // back-end service.
 type Account struct {
-	Name         string // valid uid: 1..64 of [A-Za-z0-9_.-]
-	PasswordHash string // bcrypt hash ($2a$, $2b$ or $2y$), as made by HashPassword
-	Role         string // RoleAdmin, RoleService or RoleUser
+	Name         string   // valid uid: 1..64 of [A-Za-z0-9_.-]
+	PasswordHash string   // bcrypt hash ($2a$, $2b$ or $2y$), as made by HashPassword
+	Role         acl.Role // RoleAdmin, RoleService or RoleUser
 }
 
 type account struct {

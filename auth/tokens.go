@@ -222,7 +222,7 @@ func (t *Tokens) verify(username, token string) (Identity, error) {
 		if err := checkTokenRole(role); err != nil {
 			return Identity{}, fmt.Errorf("%w: %w", ErrTokenClaims, err)
 		}
-		id.Role = role
+		id.Role = acl.Role(role)
 	}
 	return id, nil
 }
@@ -328,7 +328,7 @@ func CheckProfile(nickname, avatar string) error {
 
 // checkTokenRole allows the roles a token may carry.
 func checkTokenRole(role string) error {
-	switch role {
+	switch acl.Role(role) {
 	case RoleUser, RoleAdmin:
 		return nil
 	case RoleService:
@@ -354,7 +354,7 @@ type Claims struct {
 	UID      string        // becomes sub; must be a valid uid
 	Nickname string        // optional, at most MaxNicknameRunes, no control characters
 	Avatar   string        // optional, at most MaxAvatarBytes, no control characters
-	Role     string        // "" (meaning RoleUser), RoleUser or RoleAdmin
+	Role     acl.Role      // "" (meaning RoleUser), RoleUser or RoleAdmin
 	TTL      time.Duration // lifetime from now; at least one second
 }
 
@@ -377,7 +377,7 @@ func (t *Tokens) Mint(c Claims) (string, error) {
 		return "", fmt.Errorf("auth: mint: %w", err)
 	}
 	if c.Role != "" {
-		if err := checkTokenRole(c.Role); err != nil {
+		if err := checkTokenRole(string(c.Role)); err != nil {
 			return "", fmt.Errorf("auth: mint: %w", err)
 		}
 	}
@@ -390,7 +390,7 @@ func (t *Tokens) Mint(c Claims) (string, error) {
 		},
 		Nickname: c.Nickname,
 		Avatar:   c.Avatar,
-		Role:     c.Role,
+		Role:     string(c.Role),
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.secret)
 	if err != nil {

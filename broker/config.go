@@ -272,8 +272,9 @@ type InboxConfig struct {
 	DedupePerInbox int           `yaml:"dedupe_per_inbox"`
 }
 
-// MQTTConfig is every mochi capability, given explicitly: a partial
-// capabilities block would zero the rest (see mochi-pitfalls).
+// MQTTConfig is every mochi capability, given explicitly: mochi takes its
+// Capabilities as one struct, so a partial block would leave the other
+// capabilities at zero instead of at mochi's defaults.
 type MQTTConfig struct {
 	MaximumClients               int64  `yaml:"maximum_clients"`
 	MaximumMessageExpiryInterval int64  `yaml:"maximum_message_expiry_interval"`
@@ -451,7 +452,7 @@ func (c Config) credentials() (access.Credentials, error) {
 func (c Config) accounts() (*auth.Accounts, error) {
 	list := make([]auth.Account, 0, len(c.Auth.Accounts))
 	for _, a := range c.Auth.Accounts {
-		list = append(list, auth.Account{Name: a.Name, PasswordHash: a.PasswordHash, Role: a.Role})
+		list = append(list, auth.Account{Name: a.Name, PasswordHash: a.PasswordHash, Role: acl.Role(a.Role)})
 	}
 	return auth.NewAccounts(list)
 }

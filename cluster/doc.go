@@ -10,7 +10,8 @@
 //     nodes log out that user's older connections.
 //   - kick: an admin logged a user out.
 //
-// All signals go on one channel, {prefix}signals, that every node
+// All signals go on one channel, <prefix>{signals} (the store's key prefix,
+// then a hash tag of its own, so on a Cluster it has its own slot), that every node
 // subscribes to; a node ignores its own signals (it already acted locally).
 // A signal carries no message content, only the uid, so a lost signal is
 // never a lost message: the log still holds it, and every node re-reads

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/broker"
 )
@@ -182,7 +183,7 @@ func mintToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := tokens.Mint(auth.Claims{UID: *uid, Nickname: *nickname, Avatar: *avatar, Role: *role, TTL: *ttl})
+	tok, err := tokens.Mint(auth.Claims{UID: *uid, Nickname: *nickname, Avatar: *avatar, Role: acl.Role(*role), TTL: *ttl})
 	if err != nil {
 		return err
 	}

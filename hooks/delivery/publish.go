@@ -38,9 +38,12 @@ type request struct {
 }
 
 // OnPublish authorizes every client publish and handles the im/ requests.
-// Its return value decides the ack (see mochi-pitfalls): CodeSuccessIgnore
-// acks without routing; a packets.Code sends that reason code to an MQTT 5
-// QoS 1 publisher; ErrRejectPacket withholds the ack so the client retries.
+// Its return value decides the ack (mochi v2.7.9 processPublish):
+// CodeSuccessIgnore acks without routing; a packets.Code sends that reason
+// code to an MQTT 5 QoS>0 publisher, in a PUBACK even for QoS 2, and any
+// other client gets a normal ack; ErrRejectPacket sends no ack at all and
+// leaves the connection open (3.1.1 libraries resend only after a
+// reconnect, so notStored closes the connection too).
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // the broker's own publishes (broadcasts)
