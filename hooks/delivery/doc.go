@@ -1,13 +1,16 @@
 // Package delivery is the mochi hook that turns inboxmq's inbox log into
-// MQTT traffic and client requests into inbox log entries.
+// MQTT traffic and client requests into calls of the messaging core.
 //
 // Inbound: every client PUBLISH passes OnPublish. Requests on the im/
-// topics are parsed by package bridge, authorized by acl.Policy, appended
-// durably to the inbox log, and only then acknowledged (the PUBACK follows
-// OnPublish), so an acknowledged message is never lost. Bad input gets an
-// Error envelope on the sender's inbox topic, a reason code for MQTT 5
-// senders, and a log line; the connection stays up. Publishes to other
-// topics are decided by the policy here (see package access for why).
+// topics are parsed by package bridge, authorized by acl.Policy, and
+// performed by a messaging.Service, which stores them durably; only then
+// are they acknowledged (the PUBACK follows OnPublish), so an acknowledged
+// message is never lost. Bad input gets an Error envelope on the sender's
+// inbox topic, a reason code for MQTT 5 senders, and a log line; the
+// connection stays up. Publishes to other topics are decided by the policy
+// here (see package access for why). The hook is the service's
+// messaging.Delivery: what the service stores reaches connections through
+// Hook.Stored.
 //
 // Outbound: mochi never routes inbox messages or stored broadcasts. Each
 // connection has a conn with two lanes: its inbox on inbox/{uid}, and the
@@ -19,7 +22,7 @@
 // when the windows are full or the logs are drained, so an idle connection
 // costs no goroutine. Packet ids come from a block at the top of the id
 // space, registered in mochi's inflight map only once mochi's own ids come
-// near it, so they never collide (see workarounds.go); they are removed
+// near it, so they never collide (see packetids.go); they are removed
 // from it when the connection ends, because the log (not mochi's
 // unordered, lossy inflight store) is what redelivers them on the next
 // connection. A broadcast is stored once and
