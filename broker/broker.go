@@ -68,7 +68,7 @@ type Broker struct {
 
 // New builds a broker from cfg (already validated by LoadConfig/ParseConfig)
 // and opens its store. Nothing listens until Start.
-func New(cfg Config, log *slog.Logger) (*Broker, error) {
+func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,6 +76,13 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		log = slog.Default()
 	}
 	b := &Broker{cfg: cfg, log: log, stop: make(chan struct{})}
+	// One cleanup path: whatever New started before failing, Close stops
+	// (it skips what was never set).
+	defer func() {
+		if err != nil {
+			_ = b.Close()
+		}
+	}()
 
 	policy, err := cfg.policy()
 	if err != nil {
@@ -116,7 +123,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
 	if err := b.startEvents(); err != nil {
-		b.closeStore()
 		return nil, err
 	}
 	var emitter messaging.Emitter // a nil *Outbox must stay a nil interface
@@ -134,7 +140,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		Log:          log,
 	})
 	if err != nil {
-		b.closeStore()
 		return nil, err
 	}
 	b.access = new(access.Hook)
@@ -151,7 +156,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		OnACLDenied:      b.metrics.aclDeniedOnce,
 		BeforeTakeover:   b.delivery.BeforeTakeover,
 	}); err != nil {
-		b.closeStore()
 		return nil, fmt.Errorf("access hook: %w", err)
 	}
 	if err := b.server.AddHook(b.delivery, &delivery.Options{
@@ -174,7 +178,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		// One store call, or a few for a delete: redis.timeout bounds each.
 		RequestTimeout: cfg.storeTimeout(),
 	}); err != nil {
-		b.closeStore()
 		return nil, fmt.Errorf("delivery hook: %w", err)
 	}
 	b.service.Attach(b.delivery)
@@ -189,7 +192,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		MaxPerAccount: cfg.Limits.MaxSessionsPerAccount,
 		Log:           log,
 	}); err != nil {
-		b.closeStore()
 		return nil, fmt.Errorf("sessions hook: %w", err)
 	}
 	if b.redis != nil {
@@ -199,8 +201,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 			Client: b.redis, Prefix: cfg.Redis.Prefix, NodeID: cfg.NodeID, Local: b.delivery, Log: log,
 		})
 		if err != nil {
-			b.closeStore()
-			return nil, err
+				return nil, err
 		}
 		b.delivery.SetRouter(b.node)
 	}
@@ -212,7 +213,6 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 			Log: log, OnMalformed: b.metrics.noticeMalformed,
 		})
 		if err != nil {
-			_ = b.Close()
 			return nil, fmt.Errorf("notification channel: %w", err)
 		}
 	}
@@ -224,7 +224,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 func (b *Broker) openStore(opts inbox.Options) error {
 	cfg := b.cfg
 	if len(cfg.Redis.Addresses) > 0 { // the Redis store, cluster signals, event channels
-		b.redis = newRedisClient(cfg.Redis)
+		b.redis = newRedisClient(cfg.Redis, b.stop)
 	}
 	if cfg.Store == "redis" {
 		r := cfg.Redis
@@ -443,10 +443,13 @@ func (b *Broker) expireLoop() {
 // down), listeners close, deliveries stop, and the store is flushed.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		var errs []error
 		close(b.stop)
 		if b.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = b.httpSrv.Shutdown(ctx)
+			if err := b.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http: %w", err))
+			}
 			cancel()
 		} else if b.httpLn != nil {
 			b.httpLn.Close()
@@ -456,13 +459,15 @@ func (b *Broker) Close() error {
 		}
 		if b.server != nil {
 			b.endConnections()
-			_ = b.server.Close()
+			_ = b.server.Close() // always nil in mochi v2.7.9
 		}
 		if b.notices != nil {
-			_ = b.notices.Close()
+			if err := b.notices.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("notification channel: %w", err))
+			}
 		}
 		if b.delivery != nil {
-			b.delivery.Wait()
+			b.delivery.Close()
 		}
 		if b.service != nil {
 			b.service.Close()
@@ -473,17 +478,21 @@ func (b *Broker) Close() error {
 		if b.events != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := b.events.Close(ctx); err != nil {
+				// Not lost: they wait in the store for the next start.
 				b.log.Warn("events not all delivered before shutdown", "error", err)
 			}
 			cancel()
 		}
 		b.wg.Wait()
 		if b.node != nil {
-			_ = b.node.Close()
+			if err := b.node.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("cluster: %w", err))
+			}
 		}
 		if err := b.closeStore(); err != nil {
-			b.closeErr = err
+			errs = append(errs, err)
 		}
+		b.closeErr = errors.Join(errs...)
 		b.log.Info("inboxmq stopped")
 	})
 	return b.closeErr

@@ -26,7 +26,10 @@ import (
 //     DialTimeout, a minute) ends as soon as Redis accepts. Requests still
 //     give up at their own deadline (redis.timeout), and each dial attempt
 //     at redis.dial_timeout.
-func newRedisClient(r RedisConfig) redis.UniversalClient {
+//
+// stop ends the dialer's polling: close it when the client closes, or
+// go-redis's probe would keep a goroutine polling for up to a minute.
+func newRedisClient(r RedisConfig, stop <-chan struct{}) redis.UniversalClient {
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 r.Addresses,
 		IsClusterMode:         r.Cluster,
@@ -34,7 +37,7 @@ func newRedisClient(r RedisConfig) redis.UniversalClient {
 		Username:              r.Username,
 		Password:              r.Password,
 		DB:                    r.DB,
-		Dialer:                pollingDialer(r.DialTimeout),
+		Dialer:                pollingDialer(r.DialTimeout, stop),
 		DialTimeout:           time.Minute,
 		DialerRetries:         1,
 		ReadTimeout:           r.Timeout,
@@ -47,10 +50,11 @@ func newRedisClient(r RedisConfig) redis.UniversalClient {
 // pollDial is how often a dial to a Redis that refused is tried again.
 const pollDial = 25 * time.Millisecond
 
-// pollingDialer dials until it connects or ctx ends, each attempt bounded
-// by attempt; it returns the last attempt's error (a *net.OpError of op
-// "dial": the store counts such a failure as "nothing sent").
-func pollingDialer(attempt time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// pollingDialer dials until it connects, ctx ends or stop closes, each
+// attempt bounded by attempt; it returns the last attempt's error (a
+// *net.OpError of op "dial": the store counts such a failure as "nothing
+// sent").
+func pollingDialer(attempt time.Duration, stop <-chan struct{}) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: attempt, KeepAlive: 5 * time.Minute}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		for {
@@ -65,6 +69,9 @@ func pollingDialer(attempt time.Duration) func(ctx context.Context, network, add
 			t := time.NewTimer(pollDial)
 			select {
 			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			case <-stop:
 				t.Stop()
 				return nil, err
 			case <-t.C:

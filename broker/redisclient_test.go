@@ -20,7 +20,9 @@ func TestRedisClientBackPromptly(t *testing.T) {
 	r := redistest.Start(t, redistest.Config{})
 	cfg := DefaultConfig().Redis
 	cfg.Addresses = []string{r.Addr}
-	c := newRedisClient(cfg)
+	stop := make(chan struct{})
+	defer close(stop)
+	c := newRedisClient(cfg, stop)
 	defer c.Close()
 	ctx := context.Background()
 	if err := c.Ping(ctx).Err(); err != nil {

@@ -502,15 +502,23 @@ func (b *Outbox) Close(ctx context.Context) error {
 		b.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		b.cancel()
-		return nil
 	case <-ctx.Done():
+		err = fmt.Errorf("events: close: %w", ctx.Err())
 		b.cancel()
 		<-done
-		return fmt.Errorf("events: close: %w", ctx.Err())
 	}
+	b.cancel()
+	// Sinks that hold connections (the webhook's keep-alive pool) let go
+	// of them once no worker uses them.
+	for _, w := range b.workers {
+		if c, ok := w.sink.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+	return err
 }
 
 // OutboxStats are an Outbox's counters since it started.

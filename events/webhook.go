@@ -136,6 +136,10 @@ func NewWebhookSink(o WebhookOptions) (*WebhookSink, error) {
 // Name returns the sink's name, "webhook" by default.
 func (s *WebhookSink) Name() string { return s.name }
 
+// Close drops the sink's idle keep-alive connections; the Outbox calls it
+// when it closes, after its last Send.
+func (s *WebhookSink) Close() { s.client.CloseIdleConnections() }
+
 // Send POSTs each event of batch in turn. When some fail it returns a
 // *SendError; once ctx ends the rest of the batch fails without a request.
 func (s *WebhookSink) Send(ctx context.Context, batch []Event) error {

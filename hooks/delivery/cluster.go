@@ -167,12 +167,23 @@ type wakeBatcher struct {
 	mu      sync.Mutex
 	pending map[string]struct{} // guarded by mu
 	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 func newWakeBatcher(r Router, warn func(string, ...any)) *wakeBatcher {
-	w := &wakeBatcher{r: r, warn: warn, pending: make(map[string]struct{}), kick: make(chan struct{}, 1)}
+	w := &wakeBatcher{r: r, warn: warn, pending: make(map[string]struct{}), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
+}
+
+// close sends what is pending and ends the batcher; it may be called more
+// than once.
+func (w *wakeBatcher) close() {
+	w.once.Do(func() { close(w.stop) })
+	<-w.done
 }
 
 func (w *wakeBatcher) add(uids ...string) {
@@ -188,26 +199,38 @@ func (w *wakeBatcher) add(uids ...string) {
 }
 
 func (w *wakeBatcher) run() {
-	for range w.kick {
-		w.mu.Lock()
-		uids := make([]string, 0, len(w.pending))
-		for u := range w.pending {
-			uids = append(uids, u)
+	defer close(w.done)
+	for {
+		select {
+		case <-w.kick:
+			w.send()
+		case <-w.stop:
+			w.send()
+			return
 		}
-		clear(w.pending)
-		w.mu.Unlock()
-		for len(uids) > 0 {
-			n := min(len(uids), 500)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := w.r.Wake(ctx, uids[:n])
-			cancel()
-			if err != nil {
-				// The messages are stored; the peers' nodes pick them up
-				// when they next wake those inboxes (reconnect, next
-				// message, or re-subscription after a Redis outage).
-				w.warn("wake signal not sent", "uids", n, "error", err)
-			}
-			uids = uids[n:]
+	}
+}
+
+// send sends the pending wakes, 500 uids per signal.
+func (w *wakeBatcher) send() {
+	w.mu.Lock()
+	uids := make([]string, 0, len(w.pending))
+	for u := range w.pending {
+		uids = append(uids, u)
+	}
+	clear(w.pending)
+	w.mu.Unlock()
+	for len(uids) > 0 {
+		n := min(len(uids), 500)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := w.r.Wake(ctx, uids[:n])
+		cancel()
+		if err != nil {
+			// The messages are stored; the peers' nodes pick them up
+			// when they next wake those inboxes (reconnect, next
+			// message, or re-subscription after a Redis outage).
+			w.warn("wake signal not sent", "uids", n, "error", err)
 		}
+		uids = uids[n:]
 	}
 }

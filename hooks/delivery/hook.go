@@ -135,9 +135,20 @@ func (h *Hook) SetMessageRate(perSecond float64, burst int, maxWait time.Duratio
 }
 
 // Wait blocks until every delivery goroutine has ended. Call it after the
-// server has closed, before closing the store.
+// server has closed, before closing the store; it may be called again.
 func (h *Hook) Wait() {
 	h.pumps.Wait()
+}
+
+// Close waits for the delivery goroutines (Wait) and stops the wake
+// signals to other nodes, sending those still pending. Call it after the
+// server has closed and before the router and the store close; it may be
+// called more than once.
+func (h *Hook) Close() {
+	h.Wait()
+	if h.wakes != nil {
+		h.wakes.close()
+	}
 }
 
 // ID names the hook.
