@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/inboxmq/inboxmq/internal/keyrate"
 )
 
 // limitedListener guards a listener against connection floods and
@@ -22,12 +22,10 @@ type limitedListener struct {
 	refused *atomic.Int64
 
 	mu             sync.Mutex
-	connectTimeout time.Duration         // guarded by mu
-	perIP          rate.Limit            // guarded by mu
-	limiters       map[string]*ipLimiter // guarded by mu
-	swept          time.Time
-	warned         time.Time // last refusal warning; guarded by mu
-	unwarned       int       // refusals since; guarded by mu
+	connectTimeout time.Duration    // guarded by mu
+	perIP          *keyrate.Limiter // nil: unlimited; guarded by mu
+	warned         time.Time        // last refusal warning; guarded by mu
+	unwarned       int              // refusals since; guarded by mu
 }
 
 // warnRefused logs refused connections at most every 10 s, with a count,
@@ -47,19 +45,17 @@ func (l *limitedListener) warnRefused(remote string) {
 
 // setLimits changes the limits for connections accepted from now on.
 func (l *limitedListener) setLimits(connectTimeout time.Duration, perIPPerSecond float64) {
+	var perIP *keyrate.Limiter // the buckets start afresh with the new rate
+	if perIPPerSecond > 0 {
+		perIP = keyrate.NewLimiter(perIPPerSecond, max(1, int(2*perIPPerSecond)))
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.connectTimeout, l.perIP = connectTimeout, rate.Limit(perIPPerSecond)
-	clear(l.limiters) // rebuilt with the new rate
-}
-
-type ipLimiter struct {
-	lim  *rate.Limiter
-	seen time.Time
+	l.connectTimeout, l.perIP = connectTimeout, perIP
 }
 
 func newLimitedListener(ln net.Listener, connectTimeout time.Duration, perIPPerSecond float64, refused *atomic.Int64, log *slog.Logger) *limitedListener {
-	l := &limitedListener{Listener: ln, log: log, refused: refused, limiters: make(map[string]*ipLimiter)}
+	l := &limitedListener{Listener: ln, log: log, refused: refused}
 	l.setLimits(connectTimeout, perIPPerSecond)
 	return l
 }
@@ -102,26 +98,12 @@ func (l *limitedListener) admit(addr net.Addr) (bool, time.Duration) {
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		ip = tcp.IP.String()
 	}
-	now := time.Now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.perIP <= 0 {
-		return true, l.connectTimeout
+	perIP, timeout := l.perIP, l.connectTimeout
+	l.mu.Unlock()
+	if perIP == nil {
+		return true, timeout
 	}
-	if now.Sub(l.swept) > time.Minute { // forget idle IPs so the map stays small
-		for k, v := range l.limiters {
-			if now.Sub(v.seen) > time.Minute {
-				delete(l.limiters, k)
-			}
-		}
-		l.swept = now
-	}
-	il, ok := l.limiters[ip]
-	if !ok {
-		burst := max(1, int(2*l.perIP))
-		il = &ipLimiter{lim: rate.NewLimiter(l.perIP, burst)}
-		l.limiters[ip] = il
-	}
-	il.seen = now
-	return il.lim.AllowN(now, 1), l.connectTimeout
+	ok, _ := perIP.Allow(ip) // forgets idle IPs, so its map stays small
+	return ok, timeout
 }
