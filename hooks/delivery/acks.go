@@ -12,7 +12,7 @@ import (
 // client's Receive Maximum, and the acknowledged prefix of a lane moves
 // the device's cursor, written to the store shortly after (coalesced).
 
-// ack handles a PUBACK: the acknowledged prefix of pending moves the
+// ack handles a PUBACK: the acknowledged prefix of the window moves the
 // cursor. It reports whether pid is an inbox packet id of this connection,
 // which mochi must not see (see takeIDLocked).
 func (c *conn) ack(pid uint16) (inboxID bool) {
@@ -20,7 +20,7 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	inboxID = c.ownsIDLocked(pid)
 	var l *lane
 	for k := range c.lanes {
-		if c.lanes[k].markAcked(pid) {
+		if c.lanes[k].win.ack(pid) {
 			l = &c.lanes[k]
 			c.free = append(c.free, pid)
 			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
@@ -34,17 +34,13 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 		}
 		return inboxID
 	}
-	n := 0
-	for n < len(l.pending) && l.pending[n].acked {
-		n++
-	}
+	through, n := l.win.advance()
 	// Refill at half a window, not at every ack: a pump then reads and
 	// writes a batch, instead of one message per PUBACK while a backlog
 	// drains.
-	refill := n > 0 && len(l.pending)-n <= c.h.opts.Window/2
+	refill := n > 0 && l.win.size() <= c.h.opts.Window/2
 	if n > 0 {
-		c.advanceLocked(l, l.pending[n-1].seq)
-		l.pending = append(l.pending[:0], l.pending[n:]...)
+		c.advanceLocked(l, through)
 		if c.inFlightLocked() == 0 {
 			c.trimBlockLocked(blockIdle)
 		}
@@ -60,22 +56,11 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	return inboxID
 }
 
-// markAcked marks pid acknowledged if it is in l's pending, unacknowledged.
-func (l *lane) markAcked(pid uint16) bool {
-	for i := range l.pending {
-		if l.pending[i].pid == pid && !l.pending[i].acked {
-			l.pending[i].acked = true
-			return true
-		}
-	}
-	return false
-}
-
-// inFlightLocked counts the entries of every lane's pending. c.mu must be held.
+// inFlightLocked counts the messages in every lane's window. c.mu must be held.
 func (c *conn) inFlightLocked() int {
 	n := 0
 	for k := range c.lanes {
-		n += len(c.lanes[k].pending)
+		n += c.lanes[k].win.size()
 	}
 	return n
 }
@@ -118,11 +103,7 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 	// A sooner write covers every lane: the later timer then finds nothing.
 	if !c.flushing || delay < c.flushIn {
 		c.flushing, c.flushIn = true, delay
-		time.AfterFunc(delay, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.flushLocked()
-		})
+		time.AfterFunc(delay, c.flush)
 	}
 }
 
@@ -133,32 +114,55 @@ func (c *conn) marksAcked(l *lane) bool {
 	return l == &c.lanes[laneInbox] && c.h.opts.Service.PushEnabled() && c.device != c.id.UID
 }
 
-// flushLocked writes the lanes' acknowledged positions. Writing under c.mu
-// keeps writes in order and makes close() a barrier: once it returns, the
-// next connection of the device reads the final cursors.
-func (c *conn) flushLocked() {
+// flush writes the lanes' acknowledged positions. The store writes run
+// under flushMu, not mu: a sender's offer or a PUBACK never waits behind
+// this connection's store round trip. flushMu keeps the writes in order,
+// and close() ends with a flush, so once close returns the next connection
+// of the device reads the final cursors.
+//
+// Lock order: flushMu, then mu.
+func (c *conn) flush() {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	type position struct {
+		lane   int
+		cursor string
+		seq    uint64
+		mark   bool // also the user's AckedThread mark
+	}
+	var todo [2]position
+	n := 0
+	c.mu.Lock()
 	if !c.flushing {
+		c.mu.Unlock()
 		return
 	}
 	c.flushing = false
-	ctx := context.Background()
 	for k := range c.lanes {
-		l := &c.lanes[k]
-		if l.acked <= l.written {
-			continue
+		if l := &c.lanes[k]; l.acked > l.written {
+			todo[n] = position{k, l.cursor, l.acked, c.marksAcked(l)}
+			n++
 		}
-		seq := l.acked
-		if c.persist {
-			if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, l.cursor, seq); err != nil {
-				// Only costs duplicates on the next connection.
-				c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", l.cursor, "seq", seq, "error", err)
-			}
-		}
-		if c.marksAcked(l) {
-			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, messaging.AckedThread, seq); err != nil {
-				c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", seq, "error", err)
-			}
-		}
-		l.written = seq
 	}
+	c.mu.Unlock()
+
+	ctx := context.Background()
+	for _, p := range todo[:n] {
+		if c.persist {
+			if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, p.cursor, p.seq); err != nil {
+				// Only costs duplicates on the next connection.
+				c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", p.cursor, "seq", p.seq, "error", err)
+			}
+		}
+		if p.mark {
+			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, messaging.AckedThread, p.seq); err != nil {
+				c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", p.seq, "error", err)
+			}
+		}
+	}
+	c.mu.Lock()
+	for _, p := range todo[:n] {
+		c.lanes[p.lane].written = max(c.lanes[p.lane].written, p.seq)
+	}
+	c.mu.Unlock()
 }

@@ -29,6 +29,8 @@
 // fanned out this way: no per-user copy, and a slow subscriber holds one
 // window of it, not every unacknowledged notice.
 //
-// Lock order: Hook.mu, then conn.mu, then mochi's client lock. The hook is
-// safe for concurrent use.
+// Lock order: Hook.mu, then conn.flushMu, then conn.mu, then flow.mu, then
+// mochi's client lock. No store call is made with Hook.mu, conn.mu or
+// flow.mu held: a connection's position writes hold only its flushMu. The
+// hook is safe for concurrent use.
 package delivery

@@ -168,8 +168,8 @@ func (c *conn) ownsIDLocked(pid uint16) bool {
 }
 
 // trimBlockLocked shrinks the block to keep ids and makes them all free:
-// either nothing is in flight (an ack emptied the last pending) or the
-// connection is closing (keep 0, pending dropped). c.mu must be held.
+// either nothing is in flight (an ack emptied the last window) or the
+// connection is closing (keep 0, windows dropped). c.mu must be held.
 func (c *conn) trimBlockLocked(keep int) {
 	if len(c.block) <= keep {
 		return
