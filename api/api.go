@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -128,7 +129,8 @@ func (a *api) identify(r *http.Request) (messaging.Actor, bool, error) {
 		}
 		return messaging.Actor{UID: id.UID, Role: id.Role}, true, nil
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer") // schemes are case-insensitive (RFC 9110)
 	if !ok || tokens == nil {
 		return messaging.Actor{}, false, nil
 	}
@@ -353,6 +355,9 @@ func (a *api) markNoticesRead(w http.ResponseWriter, r *http.Request, me messagi
 // incrementID returns the decimal id + 1.
 func incrementID(id string) string {
 	n, _ := strconv.ParseUint(id, 10, 64)
+	if n == math.MaxUint64 {
+		return "18446744073709551616" // above every id: ids compare by length first
+	}
 	return strconv.FormatUint(n+1, 10)
 }
 
@@ -399,7 +404,7 @@ func (a *api) unread(w http.ResponseWriter, r *http.Request, me messaging.Actor)
 
 type noticeBody struct {
 	UID     json.RawMessage   `json:"uid"`
-	UIDs    []json.RawMessage `json:"uids"`
+	UIDs    *[]json.RawMessage `json:"uids"` // nil: absent; empty: refused
 	Content string            `json:"content"`
 	MsgType int               `json:"msgtype"`
 	Event   string            `json:"event"`
@@ -412,7 +417,16 @@ func (a *api) sendNotice(w http.ResponseWriter, r *http.Request, me messaging.Ac
 		return
 	}
 	n := messaging.Notice{Content: body.Content, MsgType: body.MsgType, Event: body.Event, Ref: string(body.MsgID)}
-	raw := body.UIDs
+	var raw []json.RawMessage
+	if body.UIDs != nil {
+		// A back-end whose recipient list came out empty must not notify
+		// everyone: that is said by leaving out uid and uids.
+		if len(*body.UIDs) == 0 {
+			writeError(w, http.StatusBadRequest, bridge.CodeMissingField, "uids is empty; leave out uid and uids to notify everyone")
+			return
+		}
+		raw = *body.UIDs
+	}
 	if len(body.UID) > 0 && string(body.UID) != "null" {
 		raw = append(raw, body.UID)
 	}
@@ -476,7 +490,12 @@ func (a *api) kick(w http.ResponseWriter, r *http.Request, me messaging.Actor) {
 // decode reads a JSON body, answering 400/413 itself on failure.
 func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		// One JSON object per request: what follows it is not ignored.
+		err = errors.New("data after the JSON object")
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge, "request body too large")

@@ -23,9 +23,11 @@ func CompareIDs(a, b string) int {
 	return 0
 }
 
-// ValidID reports whether s looks like a message id: 1 to 20 decimal digits.
+// ValidID reports whether s looks like a message id: 1 to 20 decimal
+// digits, without leading zeros (ids compare by length first, so "007"
+// would sort above "42").
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 20 {
+	if len(s) == 0 || len(s) > 20 || (len(s) > 1 && s[0] == '0') {
 		return false
 	}
 	_, err := strconv.ParseUint(s, 10, 64)
