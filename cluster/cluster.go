@@ -44,6 +44,8 @@ type Node struct {
 	pubsub  *redis.PubSub
 	done    chan struct{}
 	wg      sync.WaitGroup
+	closing sync.Once
+	closed  error
 }
 
 type signal struct {
@@ -125,6 +127,9 @@ func (n *Node) handle(raw []byte) {
 		for _, uid := range s.UIDs {
 			n.opts.Local.KickLocal(uid, s.Reason)
 		}
+	default:
+		// A newer node's signal, or garbage: nothing to do, but say so.
+		n.opts.Log.Warn("cluster signal of unknown kind ignored", "kind", s.Kind, "node", s.Node)
 	}
 }
 
@@ -155,10 +160,12 @@ func (n *Node) Kick(ctx context.Context, uid, reason string) error {
 	return n.send(ctx, signal{Kind: "kick", UIDs: []string{uid}, Reason: reason})
 }
 
-// Close leaves the cluster.
+// Close leaves the cluster. It may be called more than once.
 func (n *Node) Close() error {
-	close(n.done)
-	err := n.pubsub.Close()
-	n.wg.Wait()
-	return err
+	n.closing.Do(func() {
+		close(n.done)
+		n.closed = n.pubsub.Close()
+		n.wg.Wait()
+	})
+	return n.closed
 }

@@ -16,15 +16,21 @@ import (
 // plus the absolute expiry, which that form leaves out (without it a
 // retained message with a Message Expiry Interval would never expire
 // after a restart).
+//
+// The publisher's protocol version is kept too: mochi applies Expiry only
+// to packets of version 5, so a restored packet of version 0 would never
+// expire in the running broker.
 type retainedRecord struct {
 	Msg    storage.Message `json:"m"`
 	Expiry int64           `json:"e,omitempty"` // Unix s, 0: none
+	Proto  byte            `json:"p,omitempty"` // the publisher's protocol version
 }
 
 func encodeRetained(cl *mqtt.Client, pk packets.Packet) ([]byte, error) {
 	props := pk.Properties.Copy(false)
 	return json.Marshal(retainedRecord{
 		Expiry: pk.Expiry,
+		Proto:  pk.ProtocolVersion,
 		Msg: storage.Message{
 			T:           storage.RetainedKey,
 			FixedHeader: pk.FixedHeader,
@@ -53,6 +59,10 @@ func decodeRetained(b []byte) (packets.Packet, error) {
 	}
 	pk := r.Msg.ToPacket()
 	pk.Expiry = r.Expiry
+	pk.ProtocolVersion = r.Proto
+	if pk.ProtocolVersion == 0 && pk.Expiry > 0 {
+		pk.ProtocolVersion = 5 // a record written before Proto: only MQTT 5 sets an expiry
+	}
 	return pk, nil
 }
 
@@ -72,6 +82,11 @@ func (h *Hook) restoreRetained(ctx context.Context, now time.Time) (int, error) 
 			continue
 		}
 		if pk.Expiry > 0 && pk.Expiry < now.Unix() {
+			// Expired while the broker was down: mochi never sees it, so
+			// its OnRetainedExpired would never remove it from the store.
+			if err := h.opts.Store.DeleteRetained(ctx, topic); err != nil {
+				h.opts.Log.Warn("expired retained message not removed from the store", "topic", topic, "error", err)
+			}
 			continue
 		}
 		srv.Topics.RetainMessage(pk)
