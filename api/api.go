@@ -403,12 +403,12 @@ func (a *api) unread(w http.ResponseWriter, r *http.Request, me messaging.Actor)
 }
 
 type noticeBody struct {
-	UID     json.RawMessage   `json:"uid"`
+	UID     json.RawMessage    `json:"uid"`
 	UIDs    *[]json.RawMessage `json:"uids"` // nil: absent; empty: refused
-	Content string            `json:"content"`
-	MsgType int               `json:"msgtype"`
-	Event   string            `json:"event"`
-	MsgID   json.RawMessage   `json:"msgid"`
+	Content string             `json:"content"`
+	MsgType int                `json:"msgtype"`
+	Event   string             `json:"event"`
+	MsgID   json.RawMessage    `json:"msgid"`
 }
 
 func (a *api) sendNotice(w http.ResponseWriter, r *http.Request, me messaging.Actor) {

@@ -201,7 +201,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 			Client: b.redis, Prefix: cfg.Redis.Prefix, NodeID: cfg.NodeID, Local: b.delivery, Log: log,
 		})
 		if err != nil {
-				return nil, err
+			return nil, err
 		}
 		b.delivery.SetRouter(b.node)
 	}
