@@ -42,7 +42,7 @@ type Options struct {
 	Connections Connections // required
 	// Credentials returns the current token verifier and static accounts
 	// (either may be nil); it is called per request, so reloads apply.
-	Credentials func() (*auth.Tokens, *auth.Accounts)
+	Credentials func() auth.Credentials
 	MaxBody     int64 // request body limit in bytes
 	Log         *slog.Logger
 }
@@ -114,7 +114,8 @@ func (a *api) authenticated(adminOnly bool, h func(http.ResponseWriter, *http.Re
 const bcryptWait = 200 * time.Millisecond
 
 func (a *api) identify(r *http.Request) (messaging.Actor, bool, error) {
-	tokens, accounts := a.Credentials()
+	creds := a.Credentials()
+	tokens, accounts := creds.Tokens, creds.Accounts
 	if name, password, ok := r.BasicAuth(); ok {
 		if accounts == nil {
 			return messaging.Actor{}, false, nil

@@ -206,9 +206,9 @@ func newFixtureStore(t *testing.T, maxBody int64, storeOpts inbox.Options) *fixt
 		Store:       store,
 		Service:     f.svc,
 		Connections: f.conns,
-		Credentials: func() (*auth.Tokens, *auth.Accounts) {
+		Credentials: func() auth.Credentials {
 			c := f.creds.Load()
-			return c.tokens, c.accounts
+			return auth.Credentials{Tokens: c.tokens, Accounts: c.accounts}
 		},
 		MaxBody: maxBody,
 		Log:     log,

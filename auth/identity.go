@@ -27,3 +27,10 @@ type Identity struct {
 	Role     acl.Role  // RoleUser, RoleAdmin or RoleService
 	Expires  time.Time // token expiry; zero for static accounts
 }
+
+// Credentials are what logins are checked against, over MQTT and HTTP
+// alike: the token verifier and the static accounts (either may be nil).
+type Credentials struct {
+	Tokens   *Tokens
+	Accounts *Accounts
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/inboxmq/inboxmq/api"
-	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
@@ -32,12 +31,9 @@ func (b *Broker) httpHandler() http.Handler {
 		Store:       b.store,
 		Service:     b.service,
 		Connections: b.delivery,
-		Credentials: func() (*auth.Tokens, *auth.Accounts) {
-			c := b.access.Credentials()
-			return c.Tokens, c.Accounts
-		},
-		MaxBody: int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
-		Log:     b.log,
+		Credentials: b.access.Credentials,
+		MaxBody:     int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
+		Log:         b.log,
 	}))
 	return mux
 }

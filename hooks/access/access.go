@@ -103,10 +103,7 @@ func remoteIP(remote string) string {
 }
 
 // Credentials are what logins are checked against. Either may be nil.
-type Credentials struct {
-	Tokens   *auth.Tokens
-	Accounts *auth.Accounts
-}
+type Credentials = auth.Credentials
 
 // SetCredentials replaces the token secret and static accounts for new
 // logins; connected clients stay connected.
