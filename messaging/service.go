@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
+	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
@@ -155,12 +156,10 @@ func clip(s string) string { return logsafe.Clip(s) }
 
 // Actor is who performs an operation: an authenticated account and the
 // profile stamped on what it sends.
-type Actor struct {
-	UID      string
-	Role     acl.Role
-	Nickname string
-	Avatar   string
-}
+//
+// It is the identity a login established (auth.Identity), over MQTT or
+// HTTP, with the profile the connection currently stamps.
+type Actor = auth.Identity
 
 // MaxNoticeRecipients caps the uids of one targeted notice.
 const MaxNoticeRecipients = 1000

@@ -28,16 +28,13 @@ const IDSeparator = "|"
 const takeoverWait = 2 * time.Second
 
 // Identity is an authenticated connection.
+//
+// UID is "" for anonymous clients; Role decides what the connection may
+// do; Expires (zero for static accounts and anonymous clients) is when
+// the token expires: the connection must not outlive its credentials.
 type Identity struct {
-	UID      string   // uid of a user, name of a static account, "" for anonymous
-	Role     acl.Role // decides what the connection may do
-	ClientID string   // the client id as the client sent it (or as mochi assigned it)
-	Nickname string   // from the token, may be updated with im/conn
-	Avatar   string   // from the token, may be updated with im/conn
-	// Expires is when the token the client logged in with expires (zero
-	// for static accounts and anonymous clients): the connection must not
-	// outlive its credentials.
-	Expires time.Time
+	auth.Identity        // who logged in, as for HTTP
+	ClientID      string // the client id as the client sent it (or as mochi assigned it)
 }
 
 // Subject is the identity as the ACL sees it.
@@ -245,7 +242,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 		if !ok {
 			return nil, "bad_password"
 		}
-		base.UID, base.Role = ident.UID, ident.Role
+		base.Identity = ident
 		return &base, ""
 	case creds.Tokens == nil:
 		equalCost(creds.Accounts, username, password)
@@ -256,7 +253,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 		equalCost(creds.Accounts, username, password)
 		return nil, tokenReason(err)
 	}
-	base.UID, base.Role, base.Nickname, base.Avatar, base.Expires = ident.UID, ident.Role, ident.Nickname, ident.Avatar, ident.Expires
+	base.Identity = ident
 	return &base, ""
 }
 

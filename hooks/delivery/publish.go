@@ -107,7 +107,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 
 // actor is the requesting connection as an Actor, with its current profile.
 func (r *request) actor() messaging.Actor {
-	a := messaging.Actor{UID: r.id.UID, Role: r.id.Role}
+	a := r.id.Identity
 	if r.c != nil {
 		a.Nickname, a.Avatar = r.c.profile()
 	}
