@@ -23,7 +23,7 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 		if c.lanes[k].win.ack(pid) {
 			l = &c.lanes[k]
 			c.free = append(c.free, pid)
-			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -1)
+			atomic.AddInt64(&c.d.server.Info.Inflight, -1)
 			break
 		}
 	}
@@ -38,7 +38,7 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 	// Refill at half a window, not at every ack: a pump then reads and
 	// writes a batch, instead of one message per PUBACK while a backlog
 	// drains.
-	refill := n > 0 && l.win.size() <= c.h.opts.Window/2
+	refill := n > 0 && l.win.size() <= c.d.window/2
 	if n > 0 {
 		c.advanceLocked(l, through)
 		if c.inFlightLocked() == 0 {
@@ -46,7 +46,7 @@ func (c *conn) ack(pid uint16) (inboxID bool) {
 		}
 	}
 	c.mu.Unlock()
-	c.h.opts.Events.Acked(1)
+	c.d.events.Acked(1)
 	// Room under the client's Receive Maximum goes to mochi's queued
 	// publishes first, then wakes the pump itself.
 	c.flow.release(1)
@@ -87,10 +87,10 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 	if l == &c.lanes[laneInbox] && c.pushed > c.pushCancelled && seq >= c.pushed {
 		c.pushCancelled = c.pushed
 		uid, seq := c.id.UID, c.pushed
-		c.h.pumps.Add(1) // Wait covers it, so the store outlives it
+		c.d.pumps.Add(1) // Wait covers it, so the store outlives it
 		go func() {
-			defer c.h.pumps.Done()
-			c.h.opts.Service.CancelPush(uid, seq)
+			defer c.d.pumps.Done()
+			c.d.service.CancelPush(uid, seq)
 		}()
 	}
 	if !c.persist && !c.marksAcked(l) {
@@ -111,7 +111,7 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 // mark: with several devices of a user, the push fallback needs the
 // highest inbox ack of any.
 func (c *conn) marksAcked(l *lane) bool {
-	return l == &c.lanes[laneInbox] && c.h.opts.Service.PushEnabled() && c.device != c.id.UID
+	return l == &c.lanes[laneInbox] && c.d.service.PushEnabled() && c.device != c.id.UID
 }
 
 // flush writes the lanes' acknowledged positions. The store writes run
@@ -149,14 +149,14 @@ func (c *conn) flush() {
 	ctx := context.Background()
 	for _, p := range todo[:n] {
 		if c.persist {
-			if err := c.h.opts.Store.SetCursor(ctx, c.id.UID, p.cursor, p.seq); err != nil {
+			if err := c.d.store.SetCursor(ctx, c.id.UID, p.cursor, p.seq); err != nil {
 				// Only costs duplicates on the next connection.
-				c.h.opts.Log.Warn("cursor not saved", "uid", c.id.UID, "device", p.cursor, "seq", p.seq, "error", err)
+				c.d.log.Warn("cursor not saved", "uid", c.id.UID, "device", p.cursor, "seq", p.seq, "error", err)
 			}
 		}
 		if p.mark {
-			if err := c.h.opts.Store.MarkRead(ctx, c.id.UID, messaging.AckedThread, p.seq); err != nil {
-				c.h.opts.Log.Warn("acked mark not saved", "uid", c.id.UID, "seq", p.seq, "error", err)
+			if err := c.d.store.MarkRead(ctx, c.id.UID, messaging.AckedThread, p.seq); err != nil {
+				c.d.log.Warn("acked mark not saved", "uid", c.id.UID, "seq", p.seq, "error", err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,7 @@ import (
 // and the broadcast log, each a lane with its own cursor, sharing one pump
 // and one block of packet ids.
 type conn struct {
-	h    *Hook
+	d    *connDeps
 	cl   *mqtt.Client
 	id   *access.Identity
 	flow *flow // the client's Receive Maximum; nil when it set none
@@ -86,9 +87,34 @@ type lane struct {
 	mustRead   bool            // the log may have grown in ways head does not show
 }
 
+// connDeps is what a connection uses of its hook, and nothing more; the
+// hook makes one at Init and every connection shares it.
+type connDeps struct {
+	store        inbox.Store
+	service      *messaging.Service
+	server       *mqtt.Server // its statistics, and ending a connection
+	log          *slog.Logger
+	events       Events
+	window       int           // Options.Window
+	writeTimeout time.Duration // Options.WriteTimeout
+	tokenLeeway  time.Duration // Options.TokenLeeway
+	pumps        *sync.WaitGroup
+	// logEnd is the highest Seq known of a log (the hook follows the
+	// broadcast log for all its connections).
+	logEnd func(ctx context.Context, log string) (uint64, error)
+}
+
+func newConnDeps(h *Hook) *connDeps {
+	return &connDeps{
+		store: h.opts.Store, service: h.opts.Service, server: h.opts.Server, log: h.opts.Log,
+		events: h.opts.Events, window: h.opts.Window, writeTimeout: h.opts.WriteTimeout,
+		tokenLeeway: h.opts.TokenLeeway, pumps: &h.pumps, logEnd: h.logEnd,
+	}
+}
+
 func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
 	c := &conn{
-		h:        h,
+		d:        h.deps,
 		cl:       cl,
 		id:       id,
 		device:   cl.ID,
@@ -164,7 +190,7 @@ func (c *conn) start(lane int) {
 	}
 	if !started {
 		if err := c.loadCursor(lane); err != nil {
-			c.h.opts.Log.Error("delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID,
+			c.d.log.Error("delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID,
 				"topic", c.lanes[lane].topic, "error", err)
 			time.AfterFunc(time.Second, func() { c.start(lane) })
 			return
@@ -180,7 +206,7 @@ func (c *conn) start(lane int) {
 
 func (c *conn) loadCursor(lane int) error {
 	ctx := context.Background()
-	store := c.h.opts.Store
+	store := c.d.store
 	c.mu.Lock()
 	l := c.lanes[lane] // the fixed fields
 	c.mu.Unlock()
@@ -188,7 +214,7 @@ func (c *conn) loadCursor(lane int) error {
 	if err != nil {
 		return err
 	}
-	last, err := c.h.logEnd(ctx, l.log)
+	last, err := c.d.logEnd(ctx, l.log)
 	if err != nil {
 		return err
 	}
@@ -211,7 +237,7 @@ func (c *conn) loadCursor(lane int) error {
 		}
 	}
 	var pushed, cancelled uint64
-	if lane == laneInbox && c.h.opts.Service.PushEnabled() {
+	if lane == laneInbox && c.d.service.PushEnabled() {
 		if pushed, err = store.ReadMark(ctx, c.id.UID, messaging.PushedThread); err != nil {
 			return err
 		}
@@ -228,7 +254,7 @@ func (c *conn) loadCursor(lane int) error {
 		p.started, p.acked, p.written, p.next = true, cursor, cursor, cursor+1
 		p.head = max(p.head, last)
 		if last > cursor {
-			c.h.opts.Events.Backlog(last - cursor)
+			c.d.events.Backlog(last - cursor)
 		}
 	}
 	return nil
@@ -243,7 +269,7 @@ func (c *conn) unsubscribe(lane int) {
 // canSendLocked reports whether the pump may send more on l. c.mu must be held.
 func (c *conn) canSendLocked(l *lane) bool {
 	return !c.closed && l.subscribed && l.started &&
-		(l.qos == 0 || (l.win.size() < c.h.opts.Window && c.flow.room() > 0))
+		(l.qos == 0 || (l.win.size() < c.d.window && c.flow.room() > 0))
 }
 
 // wakeRead is wake for news from outside this node's append path (another
@@ -288,9 +314,9 @@ func (c *conn) wake() {
 	}
 	c.mu.Unlock()
 	if start {
-		c.h.pumps.Add(1)
+		c.d.pumps.Add(1)
 		go func() {
-			defer c.h.pumps.Done()
+			defer c.d.pumps.Done()
 			c.pump()
 		}()
 	}
@@ -313,7 +339,7 @@ func (c *conn) close() {
 	for k := range c.lanes {
 		unackedN += c.lanes[k].win.reset()
 	}
-	atomic.AddInt64(&c.h.opts.Server.Info.Inflight, -int64(unackedN))
+	atomic.AddInt64(&c.d.server.Info.Inflight, -int64(unackedN))
 	c.trimBlockLocked(0)
 	c.mu.Unlock()
 	c.flush()

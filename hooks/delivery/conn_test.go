@@ -68,8 +68,7 @@ func TestTailBoundedByBytes(t *testing.T) {
 	big := func(seq uint64) inbox.Message {
 		return inbox.Message{Seq: seq, Content: string(make([]byte, 64<<10)), Extra: string(make([]byte, 64<<10))}
 	}
-	h := &Hook{}
-	c := &conn{h: h}
+	c := &conn{d: &connDeps{}}
 	c.lanes[laneInbox] = lane{started: true, next: 1}
 	l := &c.lanes[laneInbox]
 	for seq := uint64(1); seq <= 10; seq++ {

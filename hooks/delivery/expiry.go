@@ -18,14 +18,14 @@ func (c *conn) endAtExpiry() {
 	if c.id.Expires.IsZero() {
 		return
 	}
-	t := time.AfterFunc(time.Until(c.id.Expires.Add(c.h.opts.TokenLeeway)), func() {
+	t := time.AfterFunc(time.Until(c.id.Expires.Add(c.d.tokenLeeway)), func() {
 		if c.isClosed() {
 			return
 		}
-		c.h.opts.Log.Info("logged out: token expired", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote,
+		c.d.log.Info("logged out: token expired", "uid", c.id.UID, "client", c.id.ClientID, "remote", c.cl.Net.Remote,
 			"expired", c.id.Expires.UTC().Format(time.RFC3339))
 		c.writeTransient(bridge.Logout(tokenExpiredReason))
-		access.EndConnection(c.h.opts.Server, c.cl, packets.ErrNotAuthorized)
+		access.EndConnection(c.d.server, c.cl, packets.ErrNotAuthorized)
 	})
 	c.mu.Lock()
 	c.expiry = t

@@ -119,6 +119,7 @@ type Hook struct {
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
 	pumps  sync.WaitGroup             // running pump goroutines
+	deps   *connDeps                  // what connections use of the hook
 	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
@@ -201,6 +202,7 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *opts
 	h.byUID = make(map[string][]*conn)
+	h.deps = newConnDeps(h)
 	// Where the broadcast log stands, so another node's broadcast costs one
 	// read here (wakeBroadcast). Best effort: unknown, the first one costs
 	// a read per subscriber.

@@ -136,7 +136,7 @@ func (c *conn) takeIDLocked() (pid uint16, ok bool) {
 		c.free = c.free[:n-1]
 		return pid, true
 	}
-	if len(c.block) >= c.h.opts.Window*len(c.lanes) {
+	if len(c.block) >= c.d.window*len(c.lanes) {
 		return 0, false
 	}
 	next := 0xFFFF
@@ -209,7 +209,7 @@ func (c *conn) reserveLocked(pid uint16) {
 func (c *conn) mochiPublished(pid uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.reserving || c.closed || int(pid) < reserveFrom(len(c.lanes), c.h.opts.Window) {
+	if c.reserving || c.closed || int(pid) < reserveFrom(len(c.lanes), c.d.window) {
 		return
 	}
 	c.reserving = true

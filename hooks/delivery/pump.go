@@ -37,7 +37,7 @@ func (c *conn) pump() {
 			return
 		}
 		c.turn = (i + 1) % len(c.lanes)
-		from, room, qos := l.next, c.h.opts.Window, l.qos
+		from, room, qos := l.next, c.d.window, l.qos
 		if qos == 1 {
 			room = min(room-l.win.size(), c.flow.room())
 		}
@@ -57,12 +57,12 @@ func (c *conn) pump() {
 			// windows instead of one per refill.
 			want := room
 			if qos == 1 {
-				want = min(room+c.h.opts.Window, tailMax)
+				want = min(room+c.d.window, tailMax)
 			}
 			var err error
-			msgs, err = c.h.opts.Store.Read(ctx, l.log, from, want)
+			msgs, err = c.d.store.Read(ctx, l.log, from, want)
 			if err != nil {
-				c.h.opts.Log.Error("inbox read failed; retrying in a second",
+				c.d.log.Error("inbox read failed; retrying in a second",
 					"uid", c.id.UID, "client", c.id.ClientID, "log", l.log, "error", err)
 				c.stopPump()
 				time.AfterFunc(time.Second, func() { c.wakeRead(i) }) // the store may be back (Redis restart)
@@ -138,7 +138,7 @@ func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 		if err != nil {
 			// Sending nothing and moving on: a message that cannot be
 			// delivered must not wedge the inbox.
-			c.h.opts.Log.Error("message not deliverable, skipped", "uid", c.id.UID, "client", c.id.ClientID,
+			c.d.log.Error("message not deliverable, skipped", "uid", c.id.UID, "client", c.id.ClientID,
 				"log", l.log, "seq", m.Seq, "error", err)
 			l.next = m.Seq + 1
 			c.advanceLocked(l, m.Seq)
@@ -157,7 +157,7 @@ func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 				break
 			}
 			l.win.add(m.Seq, pid)
-			atomic.AddInt64(&c.h.opts.Server.Info.Inflight, 1)
+			atomic.AddInt64(&c.d.server.Info.Inflight, 1)
 		} else {
 			c.advanceLocked(l, m.Seq)
 		}
@@ -184,7 +184,7 @@ func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 			return false
 		}
 		for _, m := range sent {
-			c.h.opts.Events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))
+			c.d.events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))
 		}
 	}
 	return goOn
@@ -201,16 +201,16 @@ func (c *conn) write(b []byte, publishes int) error {
 	cl.Lock()
 	// A client that stopped reading must not hold this pump, and mochi's
 	// writes behind the same lock, for ever: it is disconnected instead.
-	_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+	_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(c.d.writeTimeout))
 	n, err := cl.Net.Conn.Write(b)
 	_ = cl.Net.Conn.SetWriteDeadline(time.Time{})
 	cl.Unlock()
-	info := c.h.opts.Server.Info
+	info := c.d.server.Info
 	atomic.AddInt64(&info.BytesSent, int64(n))
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.h.opts.Log.Info("disconnected: not reading", "uid", c.id.UID, "client", c.id.ClientID,
-				"remote", cl.Net.Remote, "write_timeout", c.h.opts.WriteTimeout)
+			c.d.log.Info("disconnected: not reading", "uid", c.id.UID, "client", c.id.ClientID,
+				"remote", cl.Net.Remote, "write_timeout", c.d.writeTimeout)
 		}
 		cl.Stop(fmt.Errorf("delivery write: %w", err))
 		return err

@@ -9,18 +9,20 @@ import (
 
 // newIDTestConn is a conn with a real mochi client (its inflight map and
 // NextPacketID), for the packet-id block alone.
-func newIDTestConn(t *testing.T) *conn {
+func newIDTestConn(t *testing.T) (*conn, *Hook) {
 	t.Helper()
 	s := mqtt.New(nil)
 	t.Cleanup(func() { _ = s.Close() })
-	return &conn{h: &Hook{opts: Options{Window: DefaultWindow, Server: s}}, cl: s.NewClient(nil, "t", "10021", false)}
+	h := &Hook{opts: Options{Window: DefaultWindow, Server: s}}
+	h.deps = newConnDeps(h)
+	return &conn{d: h.deps, cl: s.NewClient(nil, "t", "10021", false)}, h
 }
 
 // The block stays out of mochi's inflight map while mochi's own ids are far
 // from it, and is reserved there before they can reach it: across mochi's
 // whole id space, NextPacketID never returns an id the pump has in flight.
 func TestPacketIDs_BlockReservedOnlyNearMochiIDs(t *testing.T) {
-	c := newIDTestConn(t)
+	c, _ := newIDTestConn(t)
 	inFlight := map[uint16]bool{}
 	take := func() {
 		t.Helper()
@@ -77,7 +79,7 @@ func TestPacketIDs_BlockReservedOnlyNearMochiIDs(t *testing.T) {
 // id in flight would get 0x91 from mochi: it is given a free id for mochi's
 // check, and the SUBACK goes back with the client's own id.
 func TestPacketIDs_SubscribeIDSwappedWhileReserved(t *testing.T) {
-	c := newIDTestConn(t)
+	c, h := newIDTestConn(t)
 	c.mochiPublished(0xFFFF - 10) // mochi's ids came near: reserve from now on
 	c.mu.Lock()
 	pid, ok := c.takeIDLocked()
@@ -88,7 +90,6 @@ func TestPacketIDs_SubscribeIDSwappedWhileReserved(t *testing.T) {
 	if _, reserved := c.cl.State.Inflight.Get(pid); !reserved {
 		t.Fatalf("id %d not reserved in mochi's map", pid)
 	}
-	h := c.h
 	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: pid}
 	h.avoidIDClash(c.cl, &sub)
 	if sub.PacketID == pid {
@@ -109,8 +110,8 @@ func TestPacketIDs_SubscribeIDSwappedWhileReserved(t *testing.T) {
 // publishes: OnPacketProcessed puts the reservation back. Before, nothing
 // is reserved and nothing is put back.
 func TestPacketIDs_ReservationRestoredAfterInboundPublish(t *testing.T) {
-	c := newIDTestConn(t)
-	c.h.conns.Store(c.cl, c)
+	c, h := newIDTestConn(t)
+	h.conns.Store(c.cl, c)
 	c.mu.Lock()
 	pid, ok := c.takeIDLocked()
 	c.mu.Unlock()
@@ -119,14 +120,14 @@ func TestPacketIDs_ReservationRestoredAfterInboundPublish(t *testing.T) {
 	}
 	inbound := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: pid}
 
-	c.h.OnPacketProcessed(c.cl, inbound, nil)
+	h.OnPacketProcessed(c.cl, inbound, nil)
 	if _, reserved := c.cl.State.Inflight.Get(pid); reserved {
 		t.Fatalf("id %d reserved before mochi's ids came near the block", pid)
 	}
 
 	c.mochiPublished(0xFFFF - 10)   // mochi's ids came near: reserve from now on
 	c.cl.State.Inflight.Delete(pid) // what mochi does for the inbound publish
-	c.h.OnPacketProcessed(c.cl, inbound, nil)
+	h.OnPacketProcessed(c.cl, inbound, nil)
 	if _, reserved := c.cl.State.Inflight.Get(pid); !reserved {
 		t.Fatalf("id %d not reserved again after an inbound publish with the same id", pid)
 	}
