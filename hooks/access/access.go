@@ -380,6 +380,8 @@ const tooManyFilter = "$inboxmq-refused/too-many-subscriptions"
 // refuses filters beyond the subscription limit.
 func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	held, limit, refused := cl.State.Subscriptions.Len(), int(h.maxSubs.Load()), 0
+	id, known := h.Identity(cl)
+	var counted map[string]bool // new filters of this SUBSCRIBE given a slot
 	for i := range pk.Filters {
 		f := &pk.Filters[i]
 		if acl.Reserved(f.Filter) && f.Qos > 1 {
@@ -388,7 +390,12 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		if limit <= 0 {
 			continue
 		}
-		if _, renew := cl.State.Subscriptions.Get(f.Filter); renew {
+		if _, renew := cl.State.Subscriptions.Get(f.Filter); renew || counted[f.Filter] {
+			continue
+		}
+		// A filter that mochi or the policy refuses anyway takes no slot,
+		// and keeps its own reason code (0x8F for an invalid filter).
+		if !known || !mqtt.IsValidFilter(f.Filter, false) || !h.opts.Policy.CanRead(id.Subject(), f.Filter) {
 			continue
 		}
 		if held >= limit {
@@ -396,6 +403,10 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			refused++
 			continue
 		}
+		if counted == nil {
+			counted = make(map[string]bool)
+		}
+		counted[f.Filter] = true
 		held++
 	}
 	if refused > 0 { // one line per SUBSCRIBE, however many filters
