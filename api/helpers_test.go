@@ -26,6 +26,7 @@ import (
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
+	"github.com/inboxmq/inboxmq/internal/logbuf"
 	"github.com/inboxmq/inboxmq/messaging"
 )
 
@@ -122,23 +123,8 @@ func (c *conns) recorded() []kick {
 	return slices.Clone(c.kicks)
 }
 
-// logBuffer collects the API's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logBuffer collects log output (internal/logbuf).
+type logBuffer = logbuf.Buffer
 
 // credentials is what Options.Credentials hands out; tests swap it.
 type credentials struct {

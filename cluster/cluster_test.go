@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/cluster"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/logbuf"
 	"github.com/inboxmq/inboxmq/internal/redistest"
 )
 
@@ -127,27 +127,8 @@ func syncSignals(t *testing.T, from *cluster.Node, to ...*recorder) {
 	}
 }
 
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// logBuffer collects log output (internal/logbuf).
+type logBuffer = logbuf.Buffer
 
 // member is a node under test with its Local and its log.
 type member struct {
@@ -164,7 +145,7 @@ func join(t *testing.T, srv *redistest.Server, prefix string, id int) *member {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	n, err := cluster.Join(ctx, cluster.Options{
-		Client: srv.Client(t), Prefix: prefix, NodeID: id, Local: m.local, Log: m.logs.logger(),
+		Client: srv.Client(t), Prefix: prefix, NodeID: id, Local: m.local, Log: m.logs.Logger(),
 	})
 	if err != nil {
 		t.Fatalf("join node %d: %v", id, err)
@@ -643,7 +624,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 				clients = append(clients, c)
 				m := &member{local: &recorder{}, logs: &logBuffer{}}
 				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				n, err := cluster.Join(ctx, cluster.Options{Client: c, Prefix: prefix, NodeID: id, Local: m.local, Log: m.logs.logger()})
+				n, err := cluster.Join(ctx, cluster.Options{Client: c, Prefix: prefix, NodeID: id, Local: m.local, Log: m.logs.Logger()})
 				cancel()
 				if err != nil {
 					t.Fatal(err)

@@ -1,7 +1,6 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
+	"github.com/inboxmq/inboxmq/internal/logbuf"
 	"github.com/inboxmq/inboxmq/internal/redistest"
 )
 
@@ -59,23 +59,8 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logBuffer collects log output (internal/logbuf).
+type logBuffer = logbuf.Buffer
 
 // recorder is a hook added after the sessions hook: mochi runs hooks in
 // the order they were added, so once the recorder saw an event, the
