@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,7 +25,18 @@ const PageSize = 50
 type Service interface {
 	DeleteMessage(ctx context.Context, by messaging.Actor, msgid, peer string) error
 	MarkRead(ctx context.Context, by messaging.Actor, peer, msgid string) error
+	MarkNoticesRead(ctx context.Context, by messaging.Actor, msgid string) error
 	SendNotice(ctx context.Context, by messaging.Actor, n messaging.Notice) error
+}
+
+// Reader is what the API reads of the inbox log: it writes nothing itself
+// (every write goes through Service). Every inbox.Store is one.
+type Reader interface {
+	inbox.Finder
+	Thread(ctx context.Context, uid, thread string, before uint64, limit int) ([]inbox.Message, error)
+	Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary, error)
+	ReadMark(ctx context.Context, uid, thread string) (uint64, error)
+	Unread(ctx context.Context, uid string) (inbox.Unread, error)
 }
 
 // Connections answers presence and kicks; the delivery hook implements it.
@@ -37,7 +47,7 @@ type Connections interface {
 
 // Options configure the API.
 type Options struct {
-	Store       inbox.Store // required
+	Store       Reader      // required
 	Service     Service     // required
 	Connections Connections // required
 	// Credentials returns the current token verifier and static accounts
@@ -326,40 +336,7 @@ func (a *api) markNoticesRead(w http.ResponseWriter, r *http.Request, me messagi
 	if !a.decode(w, r, &body) {
 		return
 	}
-	if !inbox.ValidID(body.MsgID) {
-		writeError(w, http.StatusBadRequest, bridge.CodeBadField, "msgid must be a msgid")
-		return
-	}
-	ctx := r.Context()
-	for _, uid := range []string{me.UID, inbox.BroadcastInbox} {
-		// Everything below the first id above msgid is read.
-		next, err := inbox.SeqAtOrAfterID(ctx, a.Store, uid, incrementID(body.MsgID))
-		if err != nil {
-			a.internal(w, r, err)
-			return
-		}
-		if next <= 1 {
-			continue
-		}
-		thread := inbox.NoticeThread
-		if uid == inbox.BroadcastInbox {
-			thread = inbox.BroadcastInbox // the caller's mark for the shared log
-		}
-		if err := a.Store.MarkRead(ctx, me.UID, thread, next-1); err != nil {
-			a.internal(w, r, err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-}
-
-// incrementID returns the decimal id + 1.
-func incrementID(id string) string {
-	n, _ := strconv.ParseUint(id, 10, 64)
-	if n == math.MaxUint64 {
-		return "18446744073709551616" // above every id: ids compare by length first
-	}
-	return strconv.FormatUint(n+1, 10)
+	a.reply(w, r, a.Service.MarkNoticesRead(r.Context(), me, body.MsgID), http.StatusOK)
 }
 
 // Unread is GET /api/v1/unread.

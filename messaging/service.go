@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -259,6 +261,41 @@ func (h *Service) MarkRead(ctx context.Context, by Actor, peer, msgid string) er
 	}
 	_, err = h.submitAndNotify(ctx, h.request([]inbox.Message{{UID: peer, Kind: inbox.KindReceipt, Peer: by.UID, Ref: m.ID}}))
 	return err
+}
+
+// MarkNoticesRead marks by's notices read up to msgid: the targeted ones
+// in its inbox and the notices to everyone (its mark of the broadcast log).
+func (h *Service) MarkNoticesRead(ctx context.Context, by Actor, msgid string) error {
+	if !inbox.ValidID(msgid) {
+		return refusal(bridge.CodeBadField, "msgid must be a msgid")
+	}
+	for _, uid := range []string{by.UID, inbox.BroadcastInbox} {
+		// Everything below the first id above msgid is read.
+		next, err := inbox.SeqAtOrAfterID(ctx, h.opts.Store, uid, incrementID(msgid))
+		if err != nil {
+			return err
+		}
+		if next <= 1 {
+			continue
+		}
+		thread := inbox.NoticeThread
+		if uid == inbox.BroadcastInbox {
+			thread = inbox.BroadcastInbox // the caller's mark for the shared log
+		}
+		if err := h.opts.Store.MarkRead(ctx, by.UID, thread, next-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// incrementID returns the decimal id + 1.
+func incrementID(id string) string {
+	n, _ := strconv.ParseUint(id, 10, 64)
+	if n == math.MaxUint64 {
+		return "18446744073709551616" // above every id: ids compare by length first
+	}
+	return strconv.FormatUint(n+1, 10)
 }
 
 // Notice is a system notice from an admin or a back-end service.
