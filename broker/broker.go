@@ -151,6 +151,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		AllowAnonymous:   cfg.Auth.Anonymous,
 		MaxSubscriptions: cfg.Limits.MaxSubscriptions,
 		MaxClientID:      cfg.Limits.MaxClientID,
+		MaximumKeepalive: cfg.MQTT.MaximumKeepalive,
 		Log:              log,
 		OnAuthFailure:    b.metrics.authFailed,
 		OnACLDenied:      b.metrics.aclDeniedOnce,

@@ -280,17 +280,20 @@ type MQTTConfig struct {
 	MaximumMessageExpiryInterval int64  `yaml:"maximum_message_expiry_interval"`
 	MaximumClientWritesPending   int32  `yaml:"maximum_client_writes_pending"`
 	MaximumSessionExpiryInterval uint32 `yaml:"maximum_session_expiry_interval"`
-	MaximumPacketSize            uint32 `yaml:"maximum_packet_size"`
-	ReceiveMaximum               uint16 `yaml:"receive_maximum"`
-	MaximumInflight              uint16 `yaml:"maximum_inflight"`
-	TopicAliasMaximum            uint16 `yaml:"topic_alias_maximum"`
-	SharedSubAvailable           bool   `yaml:"shared_sub_available"`
-	MinimumProtocolVersion       byte   `yaml:"minimum_protocol_version"`
-	MaximumQos                   byte   `yaml:"maximum_qos"`
-	RetainAvailable              bool   `yaml:"retain_available"`
-	WildcardSubAvailable         bool   `yaml:"wildcard_sub_available"`
-	SubIDAvailable               bool   `yaml:"sub_id_available"`
-	SysTopicInterval             int64  `yaml:"sys_topic_interval"`
+	// MaximumKeepalive caps a client's keep alive, in seconds; 0: no cap
+	// (see access.Options.MaximumKeepalive).
+	MaximumKeepalive       uint16 `yaml:"maximum_keepalive"`
+	MaximumPacketSize      uint32 `yaml:"maximum_packet_size"`
+	ReceiveMaximum         uint16 `yaml:"receive_maximum"`
+	MaximumInflight        uint16 `yaml:"maximum_inflight"`
+	TopicAliasMaximum      uint16 `yaml:"topic_alias_maximum"`
+	SharedSubAvailable     bool   `yaml:"shared_sub_available"`
+	MinimumProtocolVersion byte   `yaml:"minimum_protocol_version"`
+	MaximumQos             byte   `yaml:"maximum_qos"`
+	RetainAvailable        bool   `yaml:"retain_available"`
+	WildcardSubAvailable   bool   `yaml:"wildcard_sub_available"`
+	SubIDAvailable         bool   `yaml:"sub_id_available"`
+	SysTopicInterval       int64  `yaml:"sys_topic_interval"`
 	// ClientNetReadBufferSize is the bufio.Reader mochi allocates for every
 	// connection (mochi's default is 2048); packets larger than the buffer
 	// are read straight into the packet.
@@ -498,6 +501,9 @@ func (c Config) capabilities() *mqtt.Capabilities {
 	caps.RetainAvailable = boolByte(m.RetainAvailable)
 	caps.WildcardSubAvailable = boolByte(m.WildcardSubAvailable)
 	caps.SubIDAvailable = boolByte(m.SubIDAvailable)
+	// An ack carries no properties of the publish it acknowledges (mochi
+	// echoes them by default, which MQTT 5 does not provide for).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	return caps
 }
 

@@ -59,6 +59,11 @@ type Options struct {
 	// MaxClientID is the longest client id accepted, in bytes
 	// (DefaultMaxClientID when 0); a longer one is refused at CONNECT.
 	MaxClientID int
+	// MaximumKeepalive caps the keep alive a client asks for, in seconds
+	// (0: no cap). An MQTT 5 client above it (or asking for none) gets the
+	// cap as Server Keep Alive in its CONNACK; 3.1.1 has no way to tell a
+	// client, so one above it is refused with CONNACK 2, as Mosquitto does.
+	MaximumKeepalive uint16
 	// BeforeTakeover, if set, is called with an old connection that a new
 	// login with the same account and client id is about to end, while the
 	// old one can still be written to (the delivery hook says Logout).
@@ -164,23 +169,43 @@ func (h *Hook) Identity(cl *mqtt.Client) (*Identity, bool) {
 }
 
 // errClientIDTooLong ends a CONNECT whose client id is over the limit.
-var errClientIDTooLong = errors.New("client id too long")
+var (
+	errClientIDTooLong  = errors.New("client id too long")
+	errKeepaliveTooLong = errors.New("keep alive above the maximum")
+)
 
-// OnConnect refuses a client id over MaxClientID before any credential is
-// checked: CONNACK 0x85 (MQTT 5) or 0x02 (3.1.1, identifier rejected).
+// OnConnect applies MaximumKeepalive and refuses a client id over
+// MaxClientID before any credential is checked: CONNACK 0x85 (MQTT 5) or
+// 0x02 (3.1.1, identifier rejected).
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if max := h.opts.MaximumKeepalive; max > 0 && (cl.State.Keepalive == 0 || cl.State.Keepalive > max) {
+		if cl.Properties.ProtocolVersion < 5 {
+			return h.refuseConnect(cl, pk, "keepalive_too_long", errKeepaliveTooLong,
+				"keepalive", cl.State.Keepalive, "maximum", max)
+		}
+		// mochi sends Server Keep Alive in the CONNACK and keeps the
+		// connection's deadline at 1.5 times it.
+		cl.State.Keepalive, cl.State.ServerKeepalive = max, true
+	}
 	if len(pk.Connect.ClientIdentifier) <= h.opts.MaxClientID {
 		return nil
 	}
+	return h.refuseConnect(cl, pk, "client_id_too_long", errClientIDTooLong, "limit", h.opts.MaxClientID)
+}
+
+// refuseConnect refuses a CONNECT before authentication: a log line
+// (rate-limited per IP), the failure metric, and CONNACK 0x85 (3.1.1: 2,
+// identifier rejected).
+func (h *Hook) refuseConnect(cl *mqtt.Client, pk packets.Packet, reason string, err error, attrs ...any) error {
 	if ok, held := h.refusals.Allow(remoteIP(cl.Net.Remote)); ok {
-		h.opts.Log.Warn("login refused", "client", logsafe.Clip(pk.Connect.ClientIdentifier), "remote", cl.Net.Remote,
-			"reason", "client_id_too_long", "limit", h.opts.MaxClientID, "suppressed_before", held)
+		h.opts.Log.Warn("login refused", append([]any{"client", logsafe.Clip(pk.Connect.ClientIdentifier), "remote", cl.Net.Remote,
+			"reason", reason, "suppressed_before", held}, attrs...)...)
 	}
 	if h.opts.OnAuthFailure != nil {
-		h.opts.OnAuthFailure("client_id_too_long")
+		h.opts.OnAuthFailure(reason)
 	}
 	_ = h.opts.Server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
-	return errClientIDTooLong
+	return err
 }
 
 // OnConnectAuthenticate decides whether a client may connect.

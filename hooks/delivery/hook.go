@@ -106,8 +106,9 @@ type Hook struct {
 	mqtt.HookBase
 	opts Options
 
-	conns sync.Map // *mqtt.Client -> *conn
-	swaps sync.Map // *mqtt.Client -> idSwap, see packetids.go
+	conns       sync.Map // *mqtt.Client -> *conn
+	swaps       sync.Map // *mqtt.Client -> idSwap, see packetids.go
+	qos2Refused sync.Map // qos2Key -> struct{}: refused QoS 2 publishes, see fixAck
 
 	// The client's Receive Maximum, see flow.go.
 	receiveMax sync.Map     // *mqtt.Client -> int, from CONNECT until the session is established
@@ -468,6 +469,12 @@ func (h *Hook) throttle(cl *mqtt.Client) error {
 // acknowledge stays in the log for its next connection.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.swaps.Delete(cl)
+	h.qos2Refused.Range(func(k, _ any) bool { // usually empty
+		if k.(qos2Key).cl == cl {
+			h.qos2Refused.Delete(k)
+		}
+		return true
+	})
 	h.receiveMax.Delete(cl)
 	h.stashes.Delete(cl)
 	if v, ok := h.flows.LoadAndDelete(cl); ok {

@@ -51,10 +51,14 @@ func (h *Hook) restoreID(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnPacketEncode restores a swapped SUBACK/UNSUBACK id.
+// OnPacketEncode restores a swapped SUBACK/UNSUBACK id and puts mochi's
+// acks of client publishes right (see fixAck).
 func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if t := pk.FixedHeader.Type; t == packets.Suback || t == packets.Unsuback {
+	switch pk.FixedHeader.Type {
+	case packets.Suback, packets.Unsuback:
 		return h.restoreID(cl, pk)
+	case packets.Puback:
+		return h.fixAck(cl, pk)
 	}
 	return pk
 }

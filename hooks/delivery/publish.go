@@ -228,6 +228,8 @@ func (h *Hook) notStored(r *request, code, detail string, cause error) (packets.
 		return r.pk, packets.CodeSuccessIgnore
 	case r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1:
 		return r.pk, reasonCode(code)
+	case r.cl.Properties.ProtocolVersion == 5:
+		return h.refuseQoS2(r, reasonCode(code))
 	}
 	r.cl.Stop(cause)
 	return r.pk, packets.ErrRejectPacket
@@ -249,12 +251,51 @@ func (h *Hook) refuse(r *request, code, detail string) (packets.Packet, error) {
 	if r.c != nil {
 		r.c.writeTransient(bridge.ErrorEnvelope(&bridge.Error{Code: code, Detail: detail}, r.pk.TopicName, r.req.CID))
 	}
-	// mochi answers a refused QoS 2 publish with a PUBACK, which is wrong
-	// on the wire; such publishes are acked normally and not routed.
-	if r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos == 1 {
-		return r.pk, reasonCode(code)
+	if r.cl.Properties.ProtocolVersion == 5 {
+		switch r.pk.FixedHeader.Qos {
+		case 1:
+			return r.pk, reasonCode(code)
+		case 2:
+			return h.refuseQoS2(r, reasonCode(code))
+		}
 	}
+	// A 3.1.1 ack has no code: acknowledged, not routed, and the Error
+	// envelope says why.
 	return r.pk, packets.CodeSuccessIgnore
+}
+
+// fixAck corrects two of mochi v2.7.9's acks of client publishes:
+//   - a QoS 1 publish it routed is acknowledged with reason 0x01 ("granted
+//     QoS 1", a SUBACK code, not a PUBACK one): MQTT.js reports every such
+//     publish as failed and paho-python asserts. It becomes 0x00.
+//   - a QoS 2 publish a hook refused with a reason code is answered with a
+//     PUBACK carrying it, where MQTT 5 wants a PUBREC: refuseQoS2 marks
+//     such ids, and their ack becomes the PUBREC (the client then ends the
+//     exchange, as for any PUBREC of 0x80 or above).
+//
+// Properties are no longer echoed from the publish
+// (Compatibilities.NoInheritedPropertiesOnAck, set by the broker).
+func (h *Hook) fixAck(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.ReasonCode == packets.CodeGrantedQos1.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+	}
+	if _, refused := h.qos2Refused.LoadAndDelete(qos2Key{cl, pk.PacketID}); refused {
+		pk.FixedHeader.Type = packets.Pubrec
+	}
+	return pk
+}
+
+// qos2Key names a refused QoS 2 publish of one client.
+type qos2Key struct {
+	cl  *mqtt.Client
+	pid uint16
+}
+
+// refuseQoS2 answers a QoS 2 publish of an MQTT 5 client with PUBREC and
+// code (mochi writes a PUBACK; fixAck turns it).
+func (h *Hook) refuseQoS2(r *request, code packets.Code) (packets.Packet, error) {
+	h.qos2Refused.Store(qos2Key{r.cl, r.pk.PacketID}, struct{}{})
+	return r.pk, code
 }
 
 // reasonCode maps an Error code to an MQTT 5 PUBACK reason code.

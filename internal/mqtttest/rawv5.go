@@ -45,6 +45,8 @@ func (r *RawV5) Write(pk packets.Packet) error {
 		err = pk.PubackEncode(&buf)
 	case packets.Pubrec:
 		err = pk.PubrecEncode(&buf)
+	case packets.Pubrel:
+		err = pk.PubrelEncode(&buf)
 	case packets.Pubcomp:
 		err = pk.PubcompEncode(&buf)
 	case packets.Publish:

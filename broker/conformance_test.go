@@ -1,0 +1,161 @@
+package broker_test
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/inboxmq/inboxmq/internal/mqtttest"
+)
+
+// Standard MQTT on topics opened by acl rules, as the best brokers answer
+// it, checked on the wire.
+
+// The acks of client publishes carry valid codes and none of the
+// publish's properties: 0x00 for a routed QoS 1 publish (mochi wrote
+// 0x01, a SUBACK code), 0x87 in a PUBACK for a refused QoS 1 publish and in
+// a PUBREC for a refused QoS 2 one (mochi wrote a PUBACK).
+func TestConformance_PublishAcks(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.ACL.Rules = []string{"readwrite public/#"}
+	b := mqtttest.Start(t, cfg)
+	c, err := mqtttest.DialRawV5(b.MQTTAddr(), packets.ConnectParams{
+		ClientIdentifier: "10001", Clean: true, Username: []byte("10001"), Password: []byte(mqtttest.Token(t, "10001")),
+	}, packets.Properties{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	user := []packets.UserProperty{{Key: "trace", Val: "abc"}}
+	for i, tt := range []struct {
+		name    string
+		topic   string
+		qos     byte
+		ackType byte
+		code    byte
+	}{
+		{"QoS 1, opened topic", "public/news", 1, packets.Puback, 0x00},
+		{"QoS 2, opened topic", "public/news", 2, packets.Pubrec, 0x00},
+		{"deny: QoS 1, closed topic", "closed/x", 1, packets.Puback, 0x87},
+		{"deny: QoS 2, closed topic", "closed/x", 2, packets.Pubrec, 0x87},
+		{"deny: QoS 2, another user's inbox", "inbox/10021", 2, packets.Pubrec, 0x87},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pid := uint16(100 + i)
+			err := c.Write(packets.Packet{
+				FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: tt.qos},
+				TopicName:   tt.topic, PacketID: pid, Payload: []byte("x"),
+				Properties: packets.Properties{User: user, ContentType: "text/plain"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ack := readAck(t, c, pid)
+			if ack.FixedHeader.Type != tt.ackType || ack.ReasonCode != tt.code {
+				t.Fatalf("ack type %d code %#x, want type %d code %#x", ack.FixedHeader.Type, ack.ReasonCode, tt.ackType, tt.code)
+			}
+			if len(ack.Properties.User) != 0 || ack.Properties.ContentType != "" {
+				t.Errorf("the ack echoes the publish's properties: %+v", ack.Properties)
+			}
+			if tt.ackType == packets.Pubrec && tt.code == 0 {
+				if err := c.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pid}); err != nil {
+					t.Fatal(err)
+				}
+				if done := readAck(t, c, pid); done.FixedHeader.Type != packets.Pubcomp || done.ReasonCode != 0 {
+					t.Fatalf("after PUBREL: type %d code %#x, want PUBCOMP 0", done.FixedHeader.Type, done.ReasonCode)
+				}
+			}
+		})
+	}
+}
+
+// readAck reads packets until the ack of pid, skipping envelopes (the
+// Error envelope of a refusal goes to the inbox, which this client did not
+// subscribe to, so none should come).
+func readAck(t *testing.T, c *mqtttest.RawV5, pid uint16) packets.Packet {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		pk, err := c.Read()
+		if err != nil {
+			t.Fatalf("reading the ack of %d: %v", pid, err)
+		}
+		if pk.FixedHeader.Type != packets.Publish && pk.PacketID == pid {
+			return pk
+		}
+	}
+}
+
+// mqtt.maximum_keepalive: an MQTT 5 client asking for more is told the
+// maximum (Server Keep Alive); a 3.1.1 client asking for more is refused
+// with CONNACK 2, as Mosquitto does; below it nothing changes.
+func TestConformance_MaximumKeepalive(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.MQTT.MaximumKeepalive = 60
+	b := mqtttest.Start(t, cfg)
+	for _, tt := range []struct {
+		name       string
+		version    byte
+		keepalive  uint16
+		code       byte   // CONNACK reason / return code
+		serverKeep uint16 // 0: none sent
+	}{
+		{"MQTT 5 above the maximum", 5, 7200, 0, 60},
+		{"MQTT 5 at the maximum", 5, 60, 0, 0},
+		{"MQTT 5 below it", 5, 30, 0, 0},
+		{"deny: 3.1.1 above the maximum", 4, 7200, 2, 0},
+		{"deny: 3.1.1 asking for none", 4, 0, 2, 0},
+		{"3.1.1 below it", 4, 30, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			connack := rawConnack(t, b.MQTTAddr(), tt.version, tt.keepalive)
+			if connack.ReasonCode != tt.code {
+				t.Fatalf("CONNACK code %#x, want %#x", connack.ReasonCode, tt.code)
+			}
+			got := uint16(0)
+			if connack.Properties.ServerKeepAliveFlag {
+				got = connack.Properties.ServerKeepAlive
+			}
+			if got != tt.serverKeep {
+				t.Fatalf("Server Keep Alive %d, want %d", got, tt.serverKeep)
+			}
+		})
+	}
+}
+
+// rawConnack sends a CONNECT with keepalive as user 10001 and decodes the
+// CONNACK.
+func rawConnack(t *testing.T, addr string, version byte, keepalive uint16) packets.Packet {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: keepalive, ClientIdentifier: "10001",
+			UsernameFlag: true, Username: []byte("10001"), PasswordFlag: true, Password: []byte(mqtttest.Token(t, "10001")),
+		}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, body, err := mqtttest.ReadRawPacket(conn)
+	if err != nil || typ != packets.Connack {
+		t.Fatalf("CONNACK: type %d, %v", typ, err)
+	}
+	out := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ProtocolVersion: version}
+	if err := out.ConnackDecode(body); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
