@@ -76,7 +76,10 @@ const (
 // Built in: "inbox/{uid}", exactly, for the authenticated owner; "broadcast",
 // exactly, for any authenticated account; "$SYS/..." for RoleAdmin. No shared
 // subscription gets a built-in grant. Everything else needs a rule, and a
-// rule never grants a filter that could match a reserved topic.
+// rule never grants a filter naming a reserved namespace ("inbox/+",
+// "$share/g/inbox/x"). A rule may grant a filter starting with a wildcard
+// ("#", "+/x"): like '$' topics in MQTT, the reserved namespaces are never
+// routed to such filters (nothing on them is routed by mochi at all).
 func (p *Policy) CanRead(s Subject, filter string) bool {
 	if !s.Role.Valid() {
 		return false

@@ -57,13 +57,13 @@ func Reserved(topicOrFilter string) bool {
 	return false
 }
 
-// mayMatchReserved reports whether filter is reserved or could match a
-// reserved topic: a wildcard first level matches "inbox/x" (but not '$'
-// topics, which Reserved already covers).
-func mayMatchReserved(filter string) bool {
-	return Reserved(filter) || filter == "#" || filter == "+" ||
-		strings.HasPrefix(filter, "+/") || strings.HasPrefix(filter, "#/")
-}
+// mayMatchReserved reports whether a rule must never grant filter: one
+// that names a reserved namespace. A filter starting with a wildcard ("#",
+// "+/x") may be granted: like '$' topics for such filters in MQTT
+// (MQTT-4.7.2-1), the reserved namespaces are never routed by mochi (the
+// hooks write inbox, broadcast and request traffic to connections
+// themselves), so such a filter reaches opened topics only.
+func mayMatchReserved(filter string) bool { return Reserved(filter) }
 
 // Covers reports whether every topic matched by filter is also matched by
 // pattern (both MQTT filters, no placeholders). A concrete topic is a filter

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
+	"github.com/inboxmq/inboxmq/internal/redistest"
 )
 
 // Standard MQTT on topics opened by acl rules, as the best brokers answer
@@ -158,4 +160,76 @@ func rawConnack(t *testing.T, addr string, version byte, keepalive uint16) packe
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A filter starting with a wildcard is granted where the rules allow it
+// (here "readwrite #"), and like '$' topics for such filters in MQTT, the
+// broker's own namespaces never reach it: no inbox message, no notice
+// (stored, to everyone, or live), no im/ request of anyone, over both
+// protocols and as a shared subscription. What it does get: the opened
+// topics.
+func TestConformance_WildcardFiltersSkipReservedNamespaces(t *testing.T) {
+	r := redistest.Start(t, redistest.Config{})
+	cfg := mqtttest.Config(t)
+	cfg.ACL.Rules = []string{"readwrite #"}
+	cfg.Redis.Addresses = []string{r.Addr} // the back-end's notification channel, for a live notice
+	b := mqtttest.Start(t, cfg)
+
+	watcher3 := mqtttest.MustV3(t, b.MQTTAddr(), "10090", mqtttest.Token(t, "10090"), mqtttest.V3Options{Clean: true})
+	watcher5 := mqtttest.MustV5(t, b.MQTTAddr(), "10091", mqtttest.Token(t, "10091"), mqtttest.V5Options{})
+	shared := mqtttest.MustV5(t, b.MQTTAddr(), "10092", mqtttest.Token(t, "10092"), mqtttest.V5Options{})
+	for _, f := range []string{"#", "+/+", "+"} {
+		if err := watcher3.Sub(f, 1); err != nil {
+			t.Fatalf("3.1.1 SUBSCRIBE %s refused: %v", f, err)
+		}
+		if code, err := watcher5.Sub(f, 1); err != nil || code > 2 {
+			t.Fatalf("MQTT 5 SUBSCRIBE %s: %#x %v", f, code, err)
+		}
+	}
+	if code, err := shared.Sub("$share/g/#", 1); err != nil || code > 2 {
+		t.Fatalf("SUBSCRIBE $share/g/#: %#x %v", code, err)
+	}
+	// Naming a reserved namespace stays refused.
+	for _, f := range []string{"inbox/+", "inbox/#", "$share/g/inbox/10090", "broadcast/#", "im/#"} {
+		if code, err := watcher5.Sub(f, 1); err == nil && code < 0x80 {
+			t.Fatalf("SUBSCRIBE %s granted (%#x)", f, code)
+		}
+	}
+
+	// Everything the broker carries on its own topics.
+	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Clean: true, Subscribe: true})
+	if err := bob.Sub("broadcast", 1); err != nil {
+		t.Fatal(err)
+	}
+	alice := mqtttest.MustV5(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V5Options{Subscribe: true})
+	if code, err := alice.Pub("im/sendmsg", `{"uid":10021,"msg":"private"}`); err != nil || code != 0 {
+		t.Fatalf("send: %#x %v", code, err)
+	}
+	admin := mqtttest.MustV3(t, b.MQTTAddr(), mqtttest.AdminName, mqtttest.AdminPassword, mqtttest.V3Options{Clean: true})
+	admin.MustPub(t, "im/systemadmin", `{"uid":10021,"content":"to bob"}`)
+	admin.MustPub(t, "im/systemadmin", `{"content":"to everyone"}`)
+	if err := r.Client(t).Publish(context.Background(), "notification",
+		`{"needStore":false,"content":"live to everyone"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 4 {
+		e := bob.Inbox.Next(t, wait)
+		got[e.Str("ct")] = true
+	}
+	for _, want := range []string{"private", "to bob", "to everyone", "live to everyone"} {
+		if !got[want] {
+			t.Fatalf("bob got %v, not %q", got, want)
+		}
+	}
+
+	// The positive control: an opened topic reaches every watcher.
+	alice.Pub("public/news", "hello")
+	for name, in := range map[string]*mqtttest.Inbox{"3.1.1": watcher3.Inbox, "MQTT 5": watcher5.Inbox, "shared": shared.Inbox} {
+		e := in.Next(t, wait)
+		if e.Topic != "public/news" {
+			t.Fatalf("%s watcher got %s on %s before the opened topic's message", name, e.Raw, e.Topic)
+		}
+		in.None(t, 300*time.Millisecond)
+	}
 }

@@ -360,16 +360,20 @@ func (c *conn) isClosed() bool {
 
 // writeTransient sends an envelope that is not part of the log (Error,
 // Logout) at QoS 0, if the connection listens to its inbox.
-func (c *conn) writeTransient(payload []byte) {
+func (c *conn) writeTransient(payload []byte) { c.writeLive(laneInbox, payload) }
+
+// writeLive sends an envelope that is not in lane's log at QoS 0 on the
+// lane's topic, if the connection is subscribed to it.
+func (c *conn) writeLive(lane int, payload []byte) {
 	c.mu.Lock()
-	own := c.lanes[laneInbox]
+	l := c.lanes[lane]
 	c.mu.Unlock()
-	if !own.subscribed {
+	if !l.subscribed {
 		return
 	}
 	_ = c.cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
-		TopicName:   own.topic,
+		TopicName:   l.topic,
 		Payload:     payload,
 	})
 }

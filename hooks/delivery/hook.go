@@ -551,11 +551,21 @@ func (h *Hook) Stored(out []inbox.Message) {
 // this node now.
 func (h *Hook) Live(uids []string, envelope []byte) error {
 	if len(uids) == 0 {
-		// Not in the broadcast log, so not through the lanes: mochi
-		// publishes it to whoever is subscribed now, at QoS 0 like the
-		// targeted live notices (at QoS 1 mochi would keep it in memory
-		// for every subscriber that never acknowledges).
-		return h.opts.Server.Publish(BroadcastTopic, envelope, false, 0)
+		// Not in the broadcast log, so not through the lanes: written at
+		// QoS 0, like the targeted live notices, to every connection
+		// subscribed to broadcast now. Not through mochi's routing, which
+		// would also hand it to '#' and '+' subscribers of opened topics:
+		// nothing on the broker's own topics is ever routed by mochi.
+		h.mu.Lock()
+		var all []*conn
+		for _, list := range h.byUID {
+			all = append(all, list...)
+		}
+		h.mu.Unlock()
+		for _, c := range all {
+			c.writeLive(laneBroadcast, envelope)
+		}
+		return nil
 	}
 	for _, uid := range uids {
 		for _, c := range h.online(uid) {
