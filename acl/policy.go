@@ -149,6 +149,13 @@ func (p *Policy) granted(s Subject, a Access, filter string) bool {
 	if set.client {
 		v.client, v.clientOK = s.ClientID, substitutable(s.ClientID)
 	}
+	// Deny wins: a deny rule covering the filter (or the topic, at
+	// delivery and publish) refuses it, whatever grants it.
+	for i := range set.list {
+		if r := &set.list[i]; r.access == Deny && covers(r.pattern, filter, &v) {
+			return false
+		}
+	}
 	for i := range set.list {
 		r := &set.list[i]
 		if r.access&a != 0 && covers(r.pattern, filter, &v) {

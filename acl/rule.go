@@ -9,11 +9,16 @@ import (
 // Access is a set of permissions.
 type Access uint8
 
-// The permissions a Rule can grant.
+// The permissions a Rule can grant, and Deny, which takes both away.
 const (
 	Read      Access         = 1 << iota // subscribe / receive
 	Write                                // publish
 	ReadWrite = Read | Write             // both
+	// Deny refuses reading and writing what its pattern covers, whatever
+	// other rules grant: "readwrite #" with "deny test/secret" opens every
+	// topic but that one. A subscription to a wider filter ("test/#") is
+	// granted, and the denied topic's messages are not delivered on it.
+	Deny Access = 1 << 2
 )
 
 // String returns the config keyword for a: "read", "write" or "readwrite".
@@ -25,11 +30,13 @@ func (a Access) String() string {
 		return "write"
 	case ReadWrite:
 		return "readwrite"
+	case Deny:
+		return "deny"
 	}
 	return fmt.Sprintf("Access(%d)", uint8(a))
 }
 
-func (a Access) valid() bool { return a == Read || a == Write || a == ReadWrite }
+func (a Access) valid() bool { return a == Read || a == Write || a == ReadWrite || a == Deny }
 
 // Placeholders a rule pattern may hold, each only as a whole level.
 const (
@@ -47,7 +54,7 @@ var (
 )
 
 // Rule is one operator rule from the config file, mosquitto-style:
-// "read|write|readwrite <pattern>". Pattern is an MQTT topic filter that may
+// "read|write|readwrite|deny <pattern>". Pattern is an MQTT topic filter that may
 // contain + and # and the placeholders %u (username) and %c (client id),
 // each only as a whole level (e.g. "devices/%u/#"; "dev-%u" is rejected by
 // ParseRule).
@@ -59,8 +66,8 @@ type Rule struct {
 // String formats r as a config line that ParseRule turns back into r.
 func (r Rule) String() string { return r.Access.String() + " " + r.Pattern }
 
-// ParseRule parses one rule line: an access keyword (read, write or
-// readwrite, lower case), white space, then the pattern, which is the rest of
+// ParseRule parses one rule line: an access keyword (read, write,
+// readwrite or deny, lower case), white space, then the pattern, which is the rest of
 // the line without surrounding white space (MQTT allows spaces inside a
 // topic). Comments and blank lines are the config loader's business.
 // The returned rule is always accepted by NewPolicy: a reserved pattern is
@@ -69,7 +76,7 @@ func ParseRule(line string) (Rule, error) {
 	line = strings.TrimSpace(line)
 	i := strings.IndexAny(line, " \t")
 	if i < 0 {
-		return Rule{}, fmt.Errorf("%w %q: want \"read|write|readwrite <pattern>\"", ErrInvalidRule, line)
+		return Rule{}, fmt.Errorf("%w %q: want \"read|write|readwrite|deny <pattern>\"", ErrInvalidRule, line)
 	}
 	var r Rule
 	switch kw := line[:i]; kw {
@@ -79,8 +86,10 @@ func ParseRule(line string) (Rule, error) {
 		r.Access = Write
 	case "readwrite":
 		r.Access = ReadWrite
+	case "deny":
+		r.Access = Deny
 	default:
-		return Rule{}, fmt.Errorf("%w %q: access %q is not read, write or readwrite", ErrInvalidRule, line, kw)
+		return Rule{}, fmt.Errorf("%w %q: access %q is not read, write, readwrite or deny", ErrInvalidRule, line, kw)
 	}
 	r.Pattern = strings.TrimSpace(line[i+1:])
 	if err := r.validate(); err != nil {

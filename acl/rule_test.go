@@ -29,7 +29,8 @@ func TestParseRule(t *testing.T) {
 		{"blank", "   ", Rule{}, ErrInvalidRule},
 		{"keyword only", "read", Rule{}, ErrInvalidRule},
 		{"keyword and spaces", "read   ", Rule{}, ErrInvalidRule},
-		{"unknown access", "deny a/b", Rule{}, ErrInvalidRule},
+		{"unknown access", "allow a/b", Rule{}, ErrInvalidRule},
+		{"deny", "deny a/b", Rule{Deny, "a/b"}, nil},
 		{"upper case access", "READ a/b", Rule{}, ErrInvalidRule},
 		{"mosquitto topic form", "topic read a/b", Rule{}, ErrInvalidRule},
 		{"comment", "# read a/b", Rule{}, ErrInvalidRule},
@@ -96,7 +97,7 @@ func TestNewPolicy(t *testing.T) {
 		{"empty pattern", []Rule{{Read, ""}}, nil, ErrInvalidRule, ""},
 		{"placeholder inside level", []Rule{{Read, "dev-%u"}}, nil, ErrInvalidRule, ""},
 		{"zero access", []Rule{{0, "a"}}, nil, ErrInvalidRule, ""},
-		{"unknown access bit", []Rule{{4, "a"}}, nil, ErrInvalidRule, ""},
+		{"unknown access bit", []Rule{{8, "a"}}, nil, ErrInvalidRule, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -233,3 +233,32 @@ func TestConformance_WildcardFiltersSkipReservedNamespaces(t *testing.T) {
 		in.None(t, 300*time.Millisecond)
 	}
 }
+
+// A deny rule closes part of an opened tree: its topic cannot be
+// subscribed to or published on, while a wider filter stays granted.
+func TestConformance_DenyRules(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.ACL.Rules = []string{"readwrite #", "deny test/nosubscribe"}
+	b := mqtttest.Start(t, cfg)
+	c := mqtttest.MustV5(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V5Options{})
+	v3 := mqtttest.MustV3(t, b.MQTTAddr(), "10002", mqtttest.Token(t, "10002"), mqtttest.V3Options{Clean: true})
+	if code, err := c.Sub("test/nosubscribe", 1); err == nil && code < 0x80 {
+		t.Fatalf("SUBSCRIBE to a denied topic granted (%#x)", code)
+	}
+	if err := v3.Sub("test/nosubscribe", 1); err == nil {
+		t.Fatal("3.1.1 SUBSCRIBE to a denied topic granted")
+	}
+	if code, err := c.Sub("test/#", 1); err != nil || code > 2 {
+		t.Fatalf("SUBSCRIBE test/#: %#x %v", code, err)
+	}
+	if code, err := c.Pub("test/nosubscribe", "x"); err != nil || code != 0x87 {
+		t.Fatalf("publish to a denied topic: %#x %v, want 0x87", code, err)
+	}
+	if code, err := c.Pub("test/ok", "y"); err != nil || code != 0 {
+		t.Fatalf("publish next to it: %#x %v", code, err)
+	}
+	if e := c.Inbox.Next(t, wait); e.Topic != "test/ok" {
+		t.Fatalf("got %s on %s, want the message on test/ok", e.Raw, e.Topic)
+	}
+	c.Inbox.None(t, 300*time.Millisecond)
+}
