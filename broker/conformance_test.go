@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
@@ -261,4 +262,62 @@ func TestConformance_DenyRules(t *testing.T) {
 		t.Fatalf("got %s on %s, want the message on test/ok", e.Raw, e.Topic)
 	}
 	c.Inbox.None(t, 300*time.Millisecond)
+}
+
+// Messages on an opened topic wait for a persistent session while its
+// client is away (both protocols), and an MQTT 5 message whose Message
+// Expiry Interval ran out while it waited is not delivered.
+func TestConformance_QueuedForOfflineSessions(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.ACL.Rules = []string{"readwrite public/#"}
+	b := mqtttest.Start(t, cfg)
+	pub := mqtttest.MustV5(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V5Options{})
+	publish := func(payload string, expiry uint32) {
+		t.Helper()
+		p := &paho5.Publish{Topic: "public/news", QoS: 1, Payload: []byte(payload)}
+		if expiry > 0 {
+			p.Properties = &paho5.PublishProperties{MessageExpiry: &expiry}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if r, err := pub.Publish(ctx, p); err != nil || (r != nil && r.ReasonCode != 0) {
+			t.Fatalf("publish %s: %v %+v", payload, err, r)
+		}
+	}
+
+	v5 := mqtttest.MustV5(t, b.MQTTAddr(), "10050", mqtttest.Token(t, "10050"), mqtttest.V5Options{ClientID: "tablet", SessionExpiry: 3600})
+	if code, err := v5.Sub("public/news", 1); err != nil || code != 1 {
+		t.Fatalf("subscribe: %#x %v", code, err)
+	}
+	v3 := mqtttest.MustV3(t, b.MQTTAddr(), "10051", mqtttest.Token(t, "10051"), mqtttest.V3Options{ClientID: "sensor"})
+	if err := v3.Sub("public/news", 1); err != nil {
+		t.Fatal(err)
+	}
+	v5.Close()
+	v3.Disconnect(100)
+
+	publish("short-lived", 1)
+	publish("kept", 0)
+	publish("kept with expiry", 600)
+	time.Sleep(2 * time.Second) // "short-lived" expires while it waits
+
+	v5 = mqtttest.MustV5(t, b.MQTTAddr(), "10050", mqtttest.Token(t, "10050"), mqtttest.V5Options{ClientID: "tablet", SessionExpiry: 3600})
+	if !v5.Connack.SessionPresent {
+		t.Fatal("MQTT 5 session not present")
+	}
+	v3 = mqtttest.MustV3(t, b.MQTTAddr(), "10051", mqtttest.Token(t, "10051"), mqtttest.V3Options{ClientID: "sensor"})
+	if !v3.SessionPresent {
+		t.Fatal("3.1.1 session not present")
+	}
+	for name, in := range map[string]*mqtttest.Inbox{"MQTT 5": v5.Inbox, "3.1.1": v3.Inbox} {
+		got := map[string]bool{}
+		for len(got) < 2 {
+			e := in.Next(t, wait)
+			got[string(e.Raw)] = true
+		}
+		if !got["kept"] || !got["kept with expiry"] || got["short-lived"] {
+			t.Fatalf("%s session got %v, want the two unexpired messages", name, got)
+		}
+		in.None(t, 300*time.Millisecond)
+	}
 }

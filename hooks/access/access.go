@@ -329,6 +329,9 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if h.opts.BeforeTakeover != nil {
 		h.opts.BeforeTakeover(old)
 	}
+	// The session is the new connection's from now on, and so are the
+	// read checks of what is queued for it.
+	h.identities.Delete(old)
 	// mochi's takeover writes DISCONNECT to the old connection, which a
 	// 3.1.1 client takes as a protocol error: close a 3.1.1 socket first.
 	if old.Properties.ProtocolVersion < 5 {
@@ -446,11 +449,14 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // (and a later session reusing the id would get messages for them).
 func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 	h.opts.Server.UnsubscribeClient(cl)
+	h.identities.Delete(cl)
 }
 
-// sweepIdentities forgets the identities of connections that ended
-// before their session was established (the CONNACK could not be
-// written): mochi calls no OnDisconnect for them. At most once a minute.
+// sweepIdentities forgets the identities of closed connections whose
+// client mochi no longer holds: those that ended before their session was
+// established (the CONNACK could not be written; mochi calls no
+// OnDisconnect for them) and those whose persistent session a newer
+// connection took over. At most once a minute.
 func (h *Hook) sweepIdentities() {
 	now := time.Now().UnixNano()
 	last := h.swept.Load()
@@ -458,14 +464,22 @@ func (h *Hook) sweepIdentities() {
 		return
 	}
 	h.identities.Range(func(k, _ any) bool {
-		if k.(*mqtt.Client).Closed() {
+		cl := k.(*mqtt.Client)
+		if held, ok := h.opts.Server.Clients.Get(cl.ID); cl.Closed() && (!ok || held != cl) {
 			h.identities.Delete(k)
 		}
 		return true
 	})
 }
 
-// OnDisconnect forgets the client's identity.
+// OnDisconnect forgets the client's identity when its session ends with
+// the connection. A persistent session keeps it while it waits: mochi
+// checks every message queued for the offline session (QoS 1 and 2 on
+// opened topics) against it, and without it would queue nothing. It goes
+// with the session (OnClientExpired) or when a newer connection takes the
+// session over (sweepIdentities).
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.identities.Delete(cl)
+	if expire {
+		h.identities.Delete(cl)
+	}
 }

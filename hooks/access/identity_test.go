@@ -413,13 +413,13 @@ func TestOnACLCheck_Logging(t *testing.T) {
 	f := newFixture(t, setup{})
 	cl := f.mustAuthed(t, "10001", f.token(t, "10001"), "phone")
 	f.h.OnACLCheck(cl, "inbox/10002", false)
-	if lines := f.logs.lines("read denied", "uid=10001", "client=phone", "filter=inbox/10002"); len(lines) != 1 {
+	if lines := f.logs.Lines("read denied", "uid=10001", "client=phone", "filter=inbox/10002"); len(lines) != 1 {
 		t.Fatalf("read denied lines %q, want one naming uid, client and filter", lines)
 	}
 	f.h.OnACLCheck(cl, "$SYS/broker/uptime", false)
 	f.h.OnACLCheck(cl, tooManyFilter, false)
 	f.h.OnACLCheck(f.s.NewClient(nil, "t", "stranger", false), "private/x", false)
-	if lines := f.logs.lines("read denied"); len(lines) != 1 {
+	if lines := f.logs.Lines("read denied"); len(lines) != 1 {
 		t.Fatalf("read denied lines %q, want still only the first", lines)
 	}
 	// Rate limited per connection: a burst of 10, then 1/s.
@@ -428,13 +428,13 @@ func TestOnACLCheck_Logging(t *testing.T) {
 		f.h.OnACLCheck(cl, fmt.Sprintf("private/%d", i), false)
 	}
 	limit := 10 + int(time.Since(start).Seconds()) + 1
-	if n := len(f.logs.lines("read denied", "client=phone")); n > limit || n < 10 {
+	if n := len(f.logs.Lines("read denied", "client=phone")); n > limit || n < 10 {
 		t.Fatalf("%d read denied lines for 41 refusals, want between 10 and %d", n, limit)
 	}
 	// Another connection has its own budget.
 	other := f.mustAuthed(t, "10002", f.token(t, "10002"), "tablet")
 	f.h.OnACLCheck(other, "inbox/10001", false)
-	if lines := f.logs.lines("read denied", "uid=10002"); len(lines) != 1 {
+	if lines := f.logs.Lines("read denied", "uid=10002"); len(lines) != 1 {
 		t.Fatalf("read denied lines of another connection %q, want 1", lines)
 	}
 }
@@ -458,7 +458,7 @@ func TestLoginRefusal_Logging(t *testing.T) {
 			if _, ok := f.authed(t, tc.user, tc.pass, "c", remote); ok {
 				t.Fatal("accepted")
 			}
-			if lines := f.logs.lines("login refused", "reason="+tc.reason, "username="+tc.user); len(lines) != 1 {
+			if lines := f.logs.Lines("login refused", "reason="+tc.reason, "username="+tc.user); len(lines) != 1 {
 				t.Fatalf("log lines %q, want one with the reason", lines)
 			}
 		})
@@ -479,11 +479,11 @@ func TestLoginRefusal_Logging(t *testing.T) {
 		if got := len(f.failuresSince(n)); got != 40 {
 			t.Fatalf("OnAuthFailure heard %d of 40 refusals", got)
 		}
-		if lines := len(f.logs.lines("login refused", "203.0.113.7")); lines > limit || lines < 10 {
+		if lines := len(f.logs.Lines("login refused", "203.0.113.7")); lines > limit || lines < 10 {
 			t.Fatalf("%d log lines for 40 refusals from one IP, want between 10 and %d", lines, limit)
 		}
 		f.authed(t, "10001", "not-a-token-5521", "c", "203.0.113.8:1")
-		if lines := len(f.logs.lines("login refused", "203.0.113.8")); lines != 1 {
+		if lines := len(f.logs.Lines("login refused", "203.0.113.8")); lines != 1 {
 			t.Fatalf("another IP got %d log lines, want 1", lines)
 		}
 	})

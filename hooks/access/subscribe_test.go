@@ -231,24 +231,40 @@ func TestDelivery_ReadCheckedPerMessage(t *testing.T) {
 	}
 }
 
-// Delivery to a client whose connection ended stops at the read check: the
-// identity is gone with the connection.
-func TestDelivery_NoIdentityNoRead(t *testing.T) {
-	f := newFixture(t, setup{})
-	w := f.connect(t, v311, login{user: "10001", pass: f.token(t, "10001"), id: "phone"}) // persistent
-	if codes := w.subscribe(t, 1, "public/news"); codes[0] != granted1 {
-		t.Fatalf("public/news: %#x", codes[0])
-	}
-	cl := f.client(t, internalID("10001", "phone"))
-	if !f.h.OnACLCheck(cl, "public/news", false) {
-		t.Fatal("read refused while connected")
-	}
-	w.drop(t)
-	if _, ok := f.h.Identity(cl); ok {
-		t.Fatal("identity kept after the connection ended")
-	}
-	if f.h.OnACLCheck(cl, "public/news", false) {
-		t.Fatal("read allowed for a client without identity")
+// A persistent session keeps its identity while it waits for its client,
+// so messages on opened topics are queued for it; a clean session's
+// identity goes with its connection, and nothing reads on its behalf.
+func TestDelivery_IdentityWhileSessionWaits(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		clean bool
+		keeps bool
+	}{
+		{"persistent session", false, true},
+		{"deny: clean session", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, setup{})
+			w := f.connect(t, v311, login{user: "10001", pass: f.token(t, "10001"), id: "phone", clean: tt.clean})
+			if codes := w.subscribe(t, 1, "public/news"); codes[0] != granted1 {
+				t.Fatalf("public/news: %#x", codes[0])
+			}
+			cl := f.client(t, internalID("10001", "phone"))
+			if !f.h.OnACLCheck(cl, "public/news", false) {
+				t.Fatal("read refused while connected")
+			}
+			w.drop(t)
+			waitUntil(t, "the connection to end", func() bool { return cl.Closed() })
+			if !tt.keeps { // OnDisconnect may run a moment after the close
+				waitUntil(t, "the identity to go", func() bool { _, ok := f.h.Identity(cl); return !ok })
+			}
+			if _, ok := f.h.Identity(cl); ok != tt.keeps {
+				t.Fatalf("identity kept after the connection ended: %v, want %v", ok, tt.keeps)
+			}
+			if got := f.h.OnACLCheck(cl, "public/news", false); got != tt.keeps {
+				t.Fatalf("read for the waiting session allowed: %v, want %v", got, tt.keeps)
+			}
+		})
 	}
 }
 
@@ -297,10 +313,10 @@ func TestSubscribe_Limit(t *testing.T) {
 					}
 				})
 			}
-			if n := len(f.logs.lines("subscriptions refused: limit reached")); n != 3 {
+			if n := len(f.logs.Lines("subscriptions refused: limit reached")); n != 3 {
 				t.Fatalf("%d limit log lines, want one per SUBSCRIBE that hit the limit (3)", n)
 			}
-			if lines := f.logs.lines("read denied"); len(lines) != 0 {
+			if lines := f.logs.Lines("read denied"); len(lines) != 0 {
 				t.Fatalf("the limit was logged as an ACL refusal: %q", lines)
 			}
 		})
