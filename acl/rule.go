@@ -11,9 +11,9 @@ type Access uint8
 
 // The permissions a Rule can grant, and Deny, which takes both away.
 const (
-	Read      Access         = 1 << iota // subscribe / receive
-	Write                                // publish
-	ReadWrite = Read | Write             // both
+	Read      Access = 1 << iota    // subscribe / receive
+	Write                           // publish
+	ReadWrite        = Read | Write // both
 	// Deny refuses reading and writing what its pattern covers, whatever
 	// other rules grant: "readwrite #" with "deny test/secret" opens every
 	// topic but that one. A subscription to a wider filter ("test/#") is
