@@ -398,6 +398,18 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
+// reservedTarget reports whether filter, or the filter a shared
+// subscription "$share/{group}/{filter}" names, lies in a reserved
+// namespace: "$share/g/public/news" is an opened topic, granted up to QoS 2.
+func reservedTarget(filter string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		if _, inner, ok := strings.Cut(rest, "/"); ok {
+			return acl.Reserved(inner)
+		}
+	}
+	return acl.Reserved(filter)
+}
+
 // tooManyFilter replaces a filter beyond the subscription limit: it is a
 // valid filter that the policy refuses, so mochi answers it with 0x87/0x80
 // while the other filters of the SUBSCRIBE go through.
@@ -412,7 +424,7 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	var counted map[string]bool // new filters of this SUBSCRIBE given a slot
 	for i := range pk.Filters {
 		f := &pk.Filters[i]
-		if acl.Reserved(f.Filter) && f.Qos > 1 {
+		if reservedTarget(f.Filter) && f.Qos > 1 {
 			f.Qos = 1
 		}
 		if limit <= 0 {
