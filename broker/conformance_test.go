@@ -321,3 +321,150 @@ func TestConformance_QueuedForOfflineSessions(t *testing.T) {
 		in.None(t, 300*time.Millisecond)
 	}
 }
+
+// Retained messages (set, replace, clear, on a wildcard subscribe, with
+// their properties), retain handling 0/1/2, retain as published, no local
+// and subscription identifiers, on the wire.
+func TestConformance_RetainedAndSubscriptionOptions(t *testing.T) {
+	cfg := mqtttest.Config(t)
+	cfg.ACL.Rules = []string{"readwrite public/#"}
+	b := mqtttest.Start(t, cfg)
+	dial := func(uid string) *mqtttest.RawV5 {
+		t.Helper()
+		c, err := mqtttest.DialRawV5(b.MQTTAddr(), packets.ConnectParams{
+			ClientIdentifier: uid, Clean: true, Username: []byte(uid), Password: []byte(mqtttest.Token(t, uid)),
+		}, packets.Properties{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	pub, sub := dial("10001"), dial("10002")
+	pid := uint16(0)
+	publish := func(c *mqtttest.RawV5, topic, payload string, retain bool, props packets.Properties) {
+		t.Helper()
+		pid++
+		if err := c.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: retain},
+			TopicName: topic, PacketID: pid, Payload: []byte(payload), Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+		if ack := readAck(t, c, pid); ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != 0 {
+			t.Fatalf("publish %s: ack type %d code %#x", topic, ack.FixedHeader.Type, ack.ReasonCode)
+		}
+	}
+	subscribe := func(c *mqtttest.RawV5, f packets.Subscription, id int) byte {
+		t.Helper()
+		pid++
+		props := packets.Properties{}
+		if id > 0 {
+			props.SubscriptionIdentifier = []int{id}
+		}
+		if err := c.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+			PacketID: pid, Filters: packets.Subscriptions{f}, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+		ack := readAck(t, c, pid)
+		if ack.FixedHeader.Type != packets.Suback || len(ack.ReasonCodes) != 1 {
+			t.Fatalf("SUBACK: %+v", ack)
+		}
+		return ack.ReasonCodes[0]
+	}
+	// next reads the next PUBLISH (acknowledging it), or fails after d.
+	next := func(c *mqtttest.RawV5, d time.Duration) (packets.Packet, bool) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		defer c.SetReadDeadline(time.Time{})
+		for {
+			pk, err := c.Read()
+			if err != nil {
+				return packets.Packet{}, false
+			}
+			if pk.FixedHeader.Type != packets.Publish {
+				continue
+			}
+			if pk.FixedHeader.Qos == 1 {
+				_ = c.Write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+			}
+			return pk, true
+		}
+	}
+	format := byte(1)
+	props := packets.Properties{
+		User: []packets.UserProperty{{Key: "k", Val: "v"}}, ContentType: "text/plain",
+		PayloadFormat: format, PayloadFormatFlag: true, ResponseTopic: "public/reply", CorrelationData: []byte("c1"),
+	}
+	publish(pub, "public/a", "one", true, props)
+	publish(pub, "public/a", "two", true, props) // replaces "one"
+	publish(pub, "public/b", "bee", true, packets.Properties{})
+	publish(pub, "public/b", "", true, packets.Properties{}) // clears public/b
+
+	if code := subscribe(sub, packets.Subscription{Filter: "public/#", Qos: 1}, 7); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	got, ok := next(sub, wait)
+	if !ok || got.TopicName != "public/a" || string(got.Payload) != "two" || !got.FixedHeader.Retain {
+		t.Fatalf("retained on subscribe: %+v", got)
+	}
+	// Not yet checked here, as mochi v2.7.9 gets them wrong on a retained
+	// message delivered at SUBSCRIBE (issue 14, docs/security.md): the
+	// response topic and correlation data (dropped), the subscription
+	// identifier (missing), and a Message Expiry Interval the publisher
+	// never set (added).
+	p := got.Properties
+	if len(p.User) != 1 || p.User[0] != (packets.UserProperty{Key: "k", Val: "v"}) || p.ContentType != "text/plain" ||
+		!p.PayloadFormatFlag || p.PayloadFormat != 1 {
+		t.Errorf("retained message's properties: %+v", p)
+	}
+	if extra, ok := next(sub, 300*time.Millisecond); ok {
+		t.Fatalf("a cleared or replaced retained message was delivered: %s %q", extra.TopicName, extra.Payload)
+	}
+
+	// Retain handling 1: only for a new subscription; 2: never.
+	if code := subscribe(sub, packets.Subscription{Filter: "public/#", Qos: 1, RetainHandling: 1}, 7); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	if extra, ok := next(sub, 300*time.Millisecond); ok {
+		t.Fatalf("retain handling 1 on an existing subscription sent %s", extra.TopicName)
+	}
+	if code := subscribe(sub, packets.Subscription{Filter: "public/a", Qos: 1, RetainHandling: 2}, 0); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	if extra, ok := next(sub, 300*time.Millisecond); ok {
+		t.Fatalf("retain handling 2 sent %s", extra.TopicName)
+	}
+
+	// No local: the publisher's own message does not come back to it.
+	if code := subscribe(pub, packets.Subscription{Filter: "public/#", Qos: 1, NoLocal: true, RetainHandling: 2}, 0); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	// Retain as published: a retained live message keeps its flag on a
+	// subscription that asks for it (sub), and loses it on one that does
+	// not (plain, which has no other subscription it could merge with).
+	plain := dial("10003")
+	if code := subscribe(sub, packets.Subscription{Filter: "public/r", Qos: 1, RetainAsPublished: true, RetainHandling: 2}, 9); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	if code := subscribe(plain, packets.Subscription{Filter: "public/r", Qos: 1, RetainHandling: 2}, 0); code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	publish(pub, "public/r", "live", true, packets.Properties{})
+	if extra, ok := next(pub, 300*time.Millisecond); ok {
+		t.Fatalf("no local: the publisher got its own %s", extra.TopicName)
+	}
+	if pk, ok := next(plain, wait); !ok || pk.TopicName != "public/r" || pk.FixedHeader.Retain {
+		t.Errorf("without retain as published: got %v, retain=%v, want the message with retain 0", ok, pk.FixedHeader.Retain)
+	}
+	for {
+		pk, ok := next(sub, wait)
+		if !ok {
+			t.Fatal("the retain-as-published subscriber got nothing")
+		}
+		if pk.TopicName == "public/r" {
+			if !pk.FixedHeader.Retain {
+				t.Error("retain as published: the retain flag was cleared")
+			}
+			break
+		}
+	}
+}
