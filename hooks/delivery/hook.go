@@ -106,9 +106,10 @@ type Hook struct {
 	mqtt.HookBase
 	opts Options
 
-	conns       sync.Map // *mqtt.Client -> *conn
-	swaps       sync.Map // *mqtt.Client -> idSwap, see packetids.go
-	qos2Refused sync.Map // qos2Key -> struct{}: refused QoS 2 publishes, see fixAck
+	conns       sync.Map     // *mqtt.Client -> *conn
+	swaps       sync.Map     // *mqtt.Client -> idSwap, see packetids.go
+	qos2Refused sync.Map     // qos2Key -> struct{}: refused QoS 2 publishes, see fixAck
+	qos2Waiting atomic.Int64 // entries in qos2Refused
 
 	// The client's Receive Maximum, see flow.go.
 	receiveMax sync.Map     // *mqtt.Client -> int, from CONNECT until the session is established
@@ -471,7 +472,9 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.swaps.Delete(cl)
 	h.qos2Refused.Range(func(k, _ any) bool { // usually empty
 		if k.(qos2Key).cl == cl {
-			h.qos2Refused.Delete(k)
+			if _, ok := h.qos2Refused.LoadAndDelete(k); ok {
+				h.qos2Waiting.Add(-1)
+			}
 		}
 		return true
 	})

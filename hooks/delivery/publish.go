@@ -279,8 +279,13 @@ func (h *Hook) fixAck(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.ReasonCode == packets.CodeGrantedQos1.Code {
 		pk.ReasonCode = packets.CodeSuccess.Code
 	}
-	if _, refused := h.qos2Refused.LoadAndDelete(qos2Key{cl, pk.PacketID}); refused {
-		pk.FixedHeader.Type = packets.Pubrec
+	// Every PUBACK passes here: the map is looked at only while a refusal
+	// waits for its ack.
+	if h.qos2Waiting.Load() > 0 {
+		if _, refused := h.qos2Refused.LoadAndDelete(qos2Key{cl, pk.PacketID}); refused {
+			h.qos2Waiting.Add(-1)
+			pk.FixedHeader.Type = packets.Pubrec
+		}
 	}
 	return pk
 }
@@ -294,7 +299,9 @@ type qos2Key struct {
 // refuseQoS2 answers a QoS 2 publish of an MQTT 5 client with PUBREC and
 // code (mochi writes a PUBACK; fixAck turns it).
 func (h *Hook) refuseQoS2(r *request, code packets.Code) (packets.Packet, error) {
-	h.qos2Refused.Store(qos2Key{r.cl, r.pk.PacketID}, struct{}{})
+	if _, loaded := h.qos2Refused.LoadOrStore(qos2Key{r.cl, r.pk.PacketID}, struct{}{}); !loaded {
+		h.qos2Waiting.Add(1)
+	}
 	return r.pk, code
 }
 
