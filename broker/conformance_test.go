@@ -402,9 +402,29 @@ func TestConformance_RetainedAndSubscriptionOptions(t *testing.T) {
 	if code := subscribe(sub, packets.Subscription{Filter: "public/#", Qos: 1}, 7); code != 1 {
 		t.Fatalf("SUBACK %#x", code)
 	}
-	got, ok := next(sub, wait)
-	if !ok || got.TopicName != "public/a" || string(got.Payload) != "two" || !got.FixedHeader.Retain {
-		t.Fatalf("retained on subscribe: %+v", got)
+	// A publisher's message is routed after its PUBACK, so the last ones
+	// may still reach the new subscription live (retain flag 0); the
+	// retained ones come with the flag set.
+	retained := func(d time.Duration) []packets.Packet {
+		t.Helper()
+		var out []packets.Packet
+		for {
+			pk, ok := next(sub, d)
+			if !ok {
+				return out
+			}
+			if pk.FixedHeader.Retain {
+				out = append(out, pk)
+			}
+		}
+	}
+	all := retained(time.Second)
+	if len(all) != 1 {
+		t.Fatalf("%d retained messages on subscribe, want public/a alone: %+v", len(all), all)
+	}
+	got := all[0]
+	if got.TopicName != "public/a" || string(got.Payload) != "two" {
+		t.Fatalf("retained on subscribe: %s %q, want public/a \"two\"", got.TopicName, got.Payload)
 	}
 	// Not yet checked here, as mochi v2.7.9 gets them wrong on a retained
 	// message delivered at SUBSCRIBE (issue 14, docs/security.md): the
@@ -416,10 +436,6 @@ func TestConformance_RetainedAndSubscriptionOptions(t *testing.T) {
 		!p.PayloadFormatFlag || p.PayloadFormat != 1 {
 		t.Errorf("retained message's properties: %+v", p)
 	}
-	if extra, ok := next(sub, 300*time.Millisecond); ok {
-		t.Fatalf("a cleared or replaced retained message was delivered: %s %q", extra.TopicName, extra.Payload)
-	}
-
 	// Retain handling 1: only for a new subscription; 2: never.
 	if code := subscribe(sub, packets.Subscription{Filter: "public/#", Qos: 1, RetainHandling: 1}, 7); code != 1 {
 		t.Fatalf("SUBACK %#x", code)
