@@ -106,35 +106,36 @@ func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error
 }
 
 // findRequestLocked reports whether req was stored within the window, and
-// then gives out the original entries' ID, Time and Seq. s.mu must be held.
-func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (bool, error) {
+// then gives out the original entries' ID, Time and Seq. It also returns
+// the record it found for req.Key, if any (another request's, or one past
+// the window), for recordRequestLocked to replace. s.mu must be held.
+func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (dup bool, old *requestRecord, err error) {
 	window, _ := s.opts.Dedupe()
 	r, ok, err := s.getRequest(out[0].UID, req.Key)
 	if err != nil || !ok {
-		return false, err
+		return false, nil, err
 	}
 	if r.sum != req.Sum || r.ms <= now.Add(-window).UnixMilli() || len(r.seqs) != len(out) {
-		return false, nil
+		return false, &r, nil
 	}
 	id := strconv.FormatUint(r.id, 10)
 	for i := range out {
 		out[i].ID, out[i].Time, out[i].Seq = id, r.ms, r.seqs[i]
 	}
-	return true, nil
+	return true, &r, nil
 }
 
 // recordRequestLocked writes req's record for the stored entries out into
-// b, replacing an older record of the same key, and drops the inbox's
-// records past the window or the cap. s.mu must be held.
-func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req inbox.Request, now time.Time) error {
+// b, replacing old (the record of the same key findRequestLocked found, or
+// nil), and drops the inbox's records past the window or the cap. s.mu
+// must be held.
+func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req inbox.Request, old *requestRecord, now time.Time) error {
 	uid := out[0].UID
 	n, err := s.requestCountLocked(uid)
 	if err != nil {
 		return err
 	}
-	if old, ok, err := s.getRequest(uid, req.Key); err != nil {
-		return err
-	} else if ok {
+	if old != nil {
 		if err := b.Delete(requestAgeKey(uid, old.ms, req.Key), nil); err != nil {
 			return fmt.Errorf("batch: %w", err)
 		}

@@ -254,8 +254,10 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 	defer s.mu.Unlock()
 
 	now := s.now()
+	var old *requestRecord // the record of req.Key that this append replaces
 	if req.Key != "" {
-		if dup, err := s.findRequestLocked(out, req, now); dup || err != nil {
+		var err error
+		if dup, old, err = s.findRequestLocked(out, req, now); dup || err != nil {
 			return nil, dup, err
 		}
 	}
@@ -315,7 +317,7 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 		}
 	}
 	if req.Key != "" {
-		if err := s.recordRequestLocked(b, out, req, now); err != nil {
+		if err := s.recordRequestLocked(b, out, req, old, now); err != nil {
 			return nil, false, err
 		}
 	}
