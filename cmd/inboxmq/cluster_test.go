@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inboxmq/inboxmq/inbox"
+	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 	"github.com/inboxmq/inboxmq/internal/redistest"
 )
@@ -205,6 +208,25 @@ func TestCluster_RedisDownAndBack(t *testing.T) {
 		if e.Str("ct") == "while redis is down" {
 			t.Fatalf("a refused message was delivered: %s", e.Raw)
 		}
+	}
+	// 0x80 and a closed 3.1.1 connection mean "not stored": neither
+	// request is in the recipient's inbox or in its sender's copies.
+	store, err := redisstore.Open(context.Background(), redisstore.Options{
+		Client: r.Client(t), Prefix: "t:", Inbox: inbox.Options{NodeID: 99}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, c := range []struct{ uid, text string }{
+		{"10021", "while redis is down"}, {"10001", "while redis is down"},
+		{"10021", "3.1.1 while down"}, {"10002", "3.1.1 while down"},
+	} {
+		if n := storeHolds(t, store, c.uid, c.text); n != 0 {
+			t.Errorf("%s holds %d copies of %q, which was answered as not stored", c.uid, n, c.text)
+		}
+	}
+	if n := storeHolds(t, store, "10021", "after redis is back"); n != 1 {
+		t.Errorf("the request after Redis returned is stored %d times, want 1 (the check above shows nothing otherwise)", n)
 	}
 }
 

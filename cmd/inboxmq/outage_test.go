@@ -60,11 +60,17 @@ func (o *outageRun) waitUp() {
 	}
 }
 
-// holds reports how many entries of uid's inbox carry text (content of a
-// direct message or of the sender's copy).
+// holds reports how many entries of uid's inbox carry text.
 func (o *outageRun) holds(t *testing.T, uid, text string) int {
 	t.Helper()
-	msgs, err := o.store.Read(context.Background(), uid, 0, 1<<20)
+	return storeHolds(t, o.store, uid, text)
+}
+
+// storeHolds reports how many entries of uid's inbox in s carry text
+// (content of a direct message or of the sender's copy).
+func storeHolds(t *testing.T, s inbox.Store, uid, text string) int {
+	t.Helper()
+	msgs, err := s.Read(context.Background(), uid, 0, 1<<20)
 	if err != nil {
 		t.Errorf("read %s: %v", uid, err)
 		return -1
