@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
@@ -90,9 +91,11 @@ type Options struct {
 // Service performs the operations. Create it with New, hand it the
 // delivery side with Attach, and Close it after the last operation.
 type Service struct {
-	opts   Options
-	mu     sync.Mutex
-	deliv  Delivery       // guarded by mu; nil until Attach
+	opts Options
+	mu   sync.Mutex // guards pushes
+	// deliv holds the Delivery (nil until Attach). Every stored message
+	// reads it, so it is an atomic load, not a lock.
+	deliv  atomic.Pointer[deliveryBox]
 	pushes *pushScheduler // nil without the push fallback
 }
 
@@ -121,15 +124,14 @@ func New(opts Options) (*Service, error) {
 // Attach gives the Service the delivery side. Until then, what is stored
 // reaches connections only when they next read their inbox.
 func (h *Service) Attach(d Delivery) {
-	h.mu.Lock()
-	h.deliv = d
-	h.mu.Unlock()
+	h.deliv.Store(&deliveryBox{d})
 }
 
 func (h *Service) delivery() Delivery {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.deliv
+	if b := h.deliv.Load(); b != nil {
+		return b.d
+	}
+	return nil
 }
 
 // PushEnabled reports whether push events are on: then acknowledgements
@@ -147,6 +149,8 @@ func (h *Service) Close() {
 		p.close()
 	}
 }
+
+type deliveryBox struct{ d Delivery }
 
 type noMetrics struct{}
 
