@@ -370,7 +370,7 @@ func DefaultConfig() Config {
 		},
 		MQTT: MQTTConfig{
 			MaximumClients:               math.MaxInt64,
-			MaximumMessageExpiryInterval: 24 * 60 * 60,
+			MaximumMessageExpiryInterval: 0, // as the publisher says (MQTT 5 3.3.2.3.3): no interval, no expiry
 			// The channel costs 8 bytes per slot on every connection
 			// (mochi's default 8192: 64 KB). Only non-inbox messages
 			// (broadcasts, opened topics) use it: inbox messages are

@@ -426,15 +426,16 @@ func TestConformance_RetainedAndSubscriptionOptions(t *testing.T) {
 	if got.TopicName != "public/a" || string(got.Payload) != "two" {
 		t.Fatalf("retained on subscribe: %s %q, want public/a \"two\"", got.TopicName, got.Payload)
 	}
-	// Not yet checked here, as they are wrong on a retained message
-	// delivered at SUBSCRIBE (issue 14, docs/security.md): the response
-	// topic and correlation data (missing), the subscription identifier
-	// (missing), and a Message Expiry Interval the publisher never set
-	// (added).
 	p := got.Properties
 	if len(p.User) != 1 || p.User[0] != (packets.UserProperty{Key: "k", Val: "v"}) || p.ContentType != "text/plain" ||
-		!p.PayloadFormatFlag || p.PayloadFormat != 1 {
+		!p.PayloadFormatFlag || p.PayloadFormat != 1 || p.ResponseTopic != "public/reply" || string(p.CorrelationData) != "c1" {
 		t.Errorf("retained message's properties: %+v", p)
+	}
+	if len(p.SubscriptionIdentifier) != 1 || p.SubscriptionIdentifier[0] != 7 {
+		t.Errorf("retained message's subscription identifiers %v, want [7] (the SUBSCRIBE's)", p.SubscriptionIdentifier)
+	}
+	if p.MessageExpiryInterval != 0 {
+		t.Errorf("retained message has Message Expiry Interval %d; its publisher set none", p.MessageExpiryInterval)
 	}
 	// Retain handling 1: only for a new subscription; 2: never.
 	if code := subscribe(sub, packets.Subscription{Filter: "public/#", Qos: 1, RetainHandling: 1}, 7); code != 1 {

@@ -381,8 +381,10 @@ func (h *Hook) Online(uid string) int {
 }
 
 // OnSubscribed starts delivery of a log when a client subscribes to its
-// topic: its inbox, or broadcast.
+// topic: its inbox, or broadcast. It also puts right the retained messages
+// mochi sends next (identifyRetained).
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	identifyRetained(pk)
 	c := h.conn(cl)
 	if c == nil {
 		return
@@ -418,6 +420,7 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, err
 		}
 		h.hideReceiveMaximum(cl, &pk)
+		carryWillProperties(&pk)
 	case packets.Auth:
 		return pk, h.refuseAuth(cl)
 	case packets.Puback:

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"slices"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -51,10 +52,16 @@ func (h *Hook) restoreID(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk
 }
 
-// OnPacketEncode restores a swapped SUBACK/UNSUBACK id and puts mochi's
-// acks of client publishes right (see fixAck).
+// OnPacketEncode restores a swapped SUBACK/UNSUBACK id and puts right what
+// mochi gets wrong on the wire: acks of client publishes (fixAck), the
+// CONNACK's properties (completeConnack), wills' properties
+// (restoreWillProperties).
 func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		return h.completeConnack(cl, pk)
+	case packets.Publish:
+		return restoreWillProperties(pk, time.Now())
 	case packets.Suback, packets.Unsuback:
 		return h.restoreID(cl, pk)
 	case packets.Puback:

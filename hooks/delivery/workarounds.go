@@ -60,3 +60,47 @@ func markSysPublish(pk *packets.Packet) {
 		pk.TopicName = sysMarker + pk.TopicName
 	}
 }
+
+// identifyRetained gives the retained messages sent in answer to a SUBSCRIBE
+// their Subscription Identifier [MQTT-3.3.4-3]. mochi sends them after
+// OnSubscribed with the SUBSCRIBE's own filter entries, and reads the
+// identifier only from Identifiers, which it fills when it merges routed
+// subscriptions, never for these. OnSubscribed shares the filters' backing
+// array with that loop, and mochi has already stored its own copies of each
+// subscription, so the map set here reaches only the retained messages.
+func identifyRetained(pk packets.Packet) {
+	for i, f := range pk.Filters {
+		if f.Identifier > 0 && f.Identifiers == nil {
+			pk.Filters[i].Identifiers = map[string]int{f.Filter: f.Identifier}
+		}
+	}
+}
+
+// completeConnack adds to an accepting MQTT 5 CONNACK what mochi leaves out
+// although the client must know it (MQTT 5 3.2.2.3): without Topic Alias
+// Maximum a client may not use topic aliases at all [MQTT-3.2.2-17], without
+// Maximum Packet Size it may send what the broker then refuses, and a
+// feature the broker lacks must be announced as unavailable.
+func (h *Hook) completeConnack(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl.Properties.ProtocolVersion < 5 || pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
+		return pk
+	}
+	caps := h.opts.Server.Options.Capabilities
+	p := &pk.Properties
+	p.TopicAliasMaximum, p.MaximumPacketSize = caps.TopicAliasMaximum, caps.MaximumPacketSize
+	for _, f := range []struct {
+		have       byte
+		value      *byte
+		valueIsSet *bool
+	}{
+		{caps.RetainAvailable, &p.RetainAvailable, &p.RetainAvailableFlag},
+		{caps.WildcardSubAvailable, &p.WildcardSubAvailable, &p.WildcardSubAvailableFlag},
+		{caps.SubIDAvailable, &p.SubIDAvailable, &p.SubIDAvailableFlag},
+		{caps.SharedSubAvailable, &p.SharedSubAvailable, &p.SharedSubAvailableFlag},
+	} {
+		if f.have == 0 { // absent means available
+			*f.value, *f.valueIsSet = 0, true
+		}
+	}
+	return pk
+}

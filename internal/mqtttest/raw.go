@@ -38,6 +38,7 @@ func rawConnect(addr string, version byte, c packets.ConnectParams, props packet
 		c.Keepalive = 30
 	}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version, Connect: c, Properties: props}
+	pk.Mods.AllowResponseInfo = true // a will's Response Topic and Correlation Data
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {
 		conn.Close()

@@ -36,6 +36,9 @@ func DialRawV5(addr string, c packets.ConnectParams, props packets.Properties) (
 // Write encodes pk as MQTT 5 and writes it.
 func (r *RawV5) Write(pk packets.Packet) error {
 	pk.ProtocolVersion = 5
+	// mochi's encoder writes Response Topic and Correlation Data only when
+	// told the peer may get them; a client's PUBLISH always may.
+	pk.Mods.AllowResponseInfo = true
 	var buf bytes.Buffer
 	var err error
 	switch pk.FixedHeader.Type {
@@ -53,6 +56,8 @@ func (r *RawV5) Write(pk packets.Packet) error {
 		err = pk.PublishEncode(&buf)
 	case packets.Disconnect:
 		err = pk.DisconnectEncode(&buf)
+	case packets.Pingreq:
+		err = pk.PingreqEncode(&buf)
 	default:
 		err = fmt.Errorf("RawV5 cannot encode packet type %d", pk.FixedHeader.Type)
 	}
@@ -112,6 +117,9 @@ func (r *RawV5) Read() (packets.Packet, error) {
 		err = pk.UnsubackDecode(body)
 	case packets.Disconnect:
 		err = pk.DisconnectDecode(body)
+		if n == 1 { // reason code alone; mochi's decoder reads it only with properties
+			pk.ReasonCode = body[0]
+		}
 	case packets.Pingresp:
 	default:
 		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
