@@ -34,6 +34,13 @@ type conn struct {
 	persist bool
 	loginAt time.Time // when the connection was established
 
+	// ackMsgID is the id of the message the client's last publish created,
+	// for the MQTT 5 ack of packet ackFor (user property msgid). Only the
+	// client's read loop touches them: OnPublish sets them, and mochi writes
+	// that publish's ack from the same goroutine before it reads on.
+	ackFor   uint16
+	ackMsgID string
+
 	// flushMu orders the writes of the lanes' positions (see flush); it is
 	// taken before mu, never while mu is held.
 	flushMu sync.Mutex

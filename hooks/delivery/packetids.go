@@ -66,6 +66,8 @@ func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		return h.restoreID(cl, pk)
 	case packets.Puback:
 		return h.fixAck(cl, pk)
+	case packets.Pubrec:
+		return h.withMsgID(cl, pk)
 	}
 	return pk
 }

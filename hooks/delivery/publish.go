@@ -123,7 +123,10 @@ func (h *Hook) requestContext() (context.Context, context.CancelFunc) {
 func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	_, err := h.opts.Service.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	m, err := h.opts.Service.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	if err == nil && r.c != nil && r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos > 0 {
+		r.c.ackFor, r.c.ackMsgID = r.pk.PacketID, m.ID
+	}
 	return h.answer(r, err)
 }
 
@@ -279,6 +282,7 @@ func (h *Hook) fixAck(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.ReasonCode == packets.CodeGrantedQos1.Code {
 		pk.ReasonCode = packets.CodeSuccess.Code
 	}
+	pk = h.withMsgID(cl, pk)
 	// Every PUBACK passes here: the map is looked at only while a refusal
 	// waits for its ack.
 	if h.qos2Waiting.Load() > 0 {
@@ -287,6 +291,19 @@ func (h *Hook) fixAck(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			pk.FixedHeader.Type = packets.Pubrec
 		}
 	}
+	return pk
+}
+
+// withMsgID adds to the MQTT 5 ack (PUBACK, or PUBREC for QoS 2) of a
+// stored im/sendmsg the new message's id, as user property "msgid": the
+// app has the id with the ack, without waiting for the MsgSent copy.
+func (h *Hook) withMsgID(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	c := h.conn(cl)
+	if c == nil || c.ackMsgID == "" || c.ackFor != pk.PacketID || pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
+		return pk
+	}
+	pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: "msgid", Val: c.ackMsgID})
+	c.ackFor, c.ackMsgID = 0, ""
 	return pk
 }
 
