@@ -133,3 +133,29 @@ func BenchmarkThreads_20Threads(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSubmit_Keyed_Parallel is BenchmarkAppend_Parallel with a
+// request key per message (a cid), as apps send them: each Submit also
+// looks for and writes the request's dedupe record.
+func BenchmarkSubmit_Keyed_Parallel(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{MaxPerInbox: 1000})
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		me := "u" + strconv.FormatInt(next.Add(1), 10)
+		n := 0
+		for pb.Next() {
+			n++
+			req := inbox.Request{Msgs: []inbox.Message{
+				{UID: "peer", Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
+				{UID: me, Kind: inbox.KindSent, Peer: "peer", Content: "hello, world"},
+			}, Key: me + "/c-" + strconv.Itoa(n), Sum: [32]byte{1}}
+			if _, err := s.Submit(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

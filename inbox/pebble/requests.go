@@ -156,21 +156,34 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 		return fmt.Errorf("batch: %w", err)
 	}
 	n++
+	window, perInbox := s.opts.Dedupe()
+	cut := now.Add(-window).UnixMilli()
+	if st := s.requests[uid]; old == nil && st.oldest > cut && n <= perInbox {
+		// Nothing to drop: no scan. Iterating the records would step over
+		// the tombstones of every record dropped since the last
+		// compaction, on every request.
+		s.requests[uid] = requestStats{n: n, oldest: min(st.oldest, r.ms)}
+		return nil
+	}
 
 	// The oldest first: past the window, or over the cap.
+	oldest := r.ms
 	prefix := requestAgePrefix(uid)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("request records: %w", err)
 	}
-	window, perInbox := s.opts.Dedupe()
-	cut := now.Add(-window).UnixMilli()
 	for ok := it.First(); ok; ok = it.Next() {
 		_, ms, key, err := parseRequestAgeKey(it.Key())
 		if err != nil {
 			return errors.Join(err, it.Close())
 		}
 		if ms > cut && n <= perInbox {
+			if key == req.Key {
+				oldest = 0 // the replaced record: the next one's age is not known
+			} else {
+				oldest = min(oldest, ms)
+			}
 			break
 		}
 		if key == req.Key {
@@ -184,30 +197,41 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("request records: %w", err)
 	}
-	s.requests[uid] = n
+	s.requests[uid] = requestStats{n: n, oldest: oldest}
 	return nil
+}
+
+// requestStats is what the store knows of an inbox's request records.
+type requestStats struct {
+	n      int
+	oldest int64 // Unix ms of the oldest record; 0: not known
 }
 
 // requestCountLocked is how many records uid's inbox holds: counted once,
 // then kept by the writes. s.mu must be held.
 func (s *Store) requestCountLocked(uid string) (int, error) {
-	if n, ok := s.requests[uid]; ok {
-		return n, nil
+	if st, ok := s.requests[uid]; ok {
+		return st.n, nil
 	}
 	prefix := requestAgePrefix(uid)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return 0, fmt.Errorf("request records: %w", err)
 	}
-	n := 0
+	var st requestStats
 	for ok := it.First(); ok; ok = it.Next() {
-		n++
+		if st.n == 0 {
+			if _, ms, _, err := parseRequestAgeKey(it.Key()); err == nil {
+				st.oldest = ms
+			}
+		}
+		st.n++
 	}
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("request records: %w", err)
 	}
-	s.requests[uid] = n
-	return n, nil
+	s.requests[uid] = st
+	return st.n, nil
 }
 
 // expireRequests drops the records older than the dedupe window in every
@@ -253,11 +277,11 @@ func (s *Store) expireRequestsFrom(start []byte, cut int64) (dropped int, next [
 		if err := errors.Join(b.Delete(it.Key(), nil), b.Delete(requestKey(uid, key), nil)); err != nil {
 			return 0, nil, errors.Join(fmt.Errorf("batch: %w", err), it.Close())
 		}
-		if n, counted := s.requests[uid]; counted {
-			if n <= 1 {
+		if st, counted := s.requests[uid]; counted {
+			if st.n <= 1 {
 				delete(s.requests, uid)
 			} else {
-				s.requests[uid] = n - 1
+				s.requests[uid] = requestStats{n: st.n - 1} // the oldest is gone: not known
 			}
 		}
 		dropped++

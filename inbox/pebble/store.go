@@ -39,9 +39,9 @@ type Store struct {
 	ids     *inbox.IDGen
 	heads   map[string]head // uid -> held state, loaded on first use
 	scratch []byte          // key and value buffer for Append
-	// requests counts the request records of inboxes (see requests.go),
-	// counted on first use.
-	requests map[string]int
+	// requests counts the request records of inboxes and knows their
+	// oldest (see requests.go), counted on first use.
+	requests map[string]requestStats
 
 	// markMu makes the read-compare-write of SetCursor and MarkRead atomic
 	// and guards positions.
@@ -113,7 +113,7 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]int), positions: make(map[string]position)}
+	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]requestStats), positions: make(map[string]position)}
 	last, err := s.init()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
