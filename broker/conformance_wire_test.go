@@ -122,6 +122,24 @@ func (w *wire) next(d time.Duration) (packets.Packet, bool) {
 	}
 }
 
+// mustDisconnect reads until the broker's DISCONNECT, which must carry
+// code.
+func (w *wire) mustDisconnect(code packets.Code) {
+	w.t.Helper()
+	for {
+		pk, ok := w.next(wait)
+		if !ok {
+			w.t.Fatalf("no DISCONNECT %#x", code.Code)
+		}
+		if pk.FixedHeader.Type == packets.Disconnect {
+			if pk.ReasonCode != code.Code {
+				w.t.Fatalf("DISCONNECT %#x, want %#x", pk.ReasonCode, code.Code)
+			}
+			return
+		}
+	}
+}
+
 // mustPublish returns the next packet, which must be a PUBLISH.
 func (w *wire) mustPublish(d time.Duration) packets.Packet {
 	w.t.Helper()
@@ -390,10 +408,7 @@ func TestConformance_TopicAliases(t *testing.T) {
 		bad.pid++
 		bad.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "public/alias/y",
 			PacketID: bad.pid, Payload: []byte("x"), Properties: packets.Properties{TopicAlias: 9, TopicAliasFlag: true}})
-		pk, ok := bad.next(wait)
-		if !ok || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrTopicAliasInvalid.Code {
-			t.Fatalf("got ok=%v type %d code %#x, want DISCONNECT 0x94", ok, pk.FixedHeader.Type, pk.ReasonCode)
-		}
+		bad.mustDisconnect(packets.ErrTopicAliasInvalid)
 	})
 }
 
@@ -485,18 +500,7 @@ func TestConformance_ReceiveMaximum(t *testing.T) {
 			greedy.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 2},
 				TopicName: "public/flow2", PacketID: uint16(i + 1), Payload: []byte("x")})
 		}
-		for {
-			pk, ok := greedy.next(wait)
-			if !ok {
-				t.Fatal("no DISCONNECT 0x93")
-			}
-			if pk.FixedHeader.Type == packets.Disconnect {
-				if pk.ReasonCode != packets.ErrReceiveMaximum.Code {
-					t.Fatalf("DISCONNECT %#x, want 0x93", pk.ReasonCode)
-				}
-				return
-			}
-		}
+		greedy.mustDisconnect(packets.ErrReceiveMaximum)
 	})
 }
 
@@ -524,18 +528,7 @@ func TestConformance_MaximumPacketSize(t *testing.T) {
 		pub.pid++
 		pub.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "public/size",
 			PacketID: pub.pid, Payload: bytes.Repeat([]byte("y"), 201<<10)})
-		for {
-			pk, ok := pub.next(wait)
-			if !ok {
-				t.Fatal("no DISCONNECT 0x95")
-			}
-			if pk.FixedHeader.Type == packets.Disconnect {
-				if pk.ReasonCode != packets.ErrPacketTooLarge.Code {
-					t.Fatalf("DISCONNECT %#x, want 0x95", pk.ReasonCode)
-				}
-				return
-			}
-		}
+		pub.mustDisconnect(packets.ErrPacketTooLarge)
 	})
 }
 
@@ -589,7 +582,7 @@ func TestConformance_SubackCodes(t *testing.T) {
 		{"public/a", 1, false, 0x01},
 		{"public/a", 2, false, 0x02},
 		{"feed/x", 2, false, 0x02},
-		{"inbox/10001", 2, false, 0x01},  // the broker's own topics: QoS 1 at most
+		{"inbox/10001", 2, false, 0x01},    // the broker's own topics: QoS 1 at most
 		{"deny: closed/x", 1, false, 0x87}, // no rule
 		{"deny: inbox/10021", 1, false, 0x87},
 		{"deny: inbox/+", 1, false, 0x87},
