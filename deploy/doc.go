@@ -1,0 +1,7 @@
+// Package deploy holds no code: it is the folder of the files that run
+// inboxmq elsewhere (systemd/, k8s/, compose/; the Dockerfile is at the
+// repository root). Its tests keep those files in step with the broker:
+// the ports, probe paths and config keys they name are checked against
+// broker.DefaultConfig and a running broker, the systemd unit with
+// systemd-analyze, the image by building and running it.
+package deploy
