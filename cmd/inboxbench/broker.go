@@ -32,8 +32,9 @@ const adminName = "admin"
 // Target is one broker under test and how to talk to it: the inboxmq
 // contract (tokens, im/ requests, envelopes) or plain topics on Mosquitto.
 type Target struct {
-	Kind string
-	Addr string // host:port of the MQTT listener
+	Kind  string
+	Addr  string // host:port of the MQTT listener
+	Admin string // inboxmq: host:port of the admin listener (/metrics, /debug/pprof/)
 
 	tokens    *auth.Tokens // inboxmq: signs user passwords
 	adminPass string
@@ -259,10 +260,7 @@ func startTarget(kind string, o Options, secret []byte, extra string) (*Target, 
 	var argv []string
 	switch kind {
 	case Inboxmq:
-		if o.Pprof != "" {
-			extra += fmt.Sprintf("pprof_address: %q\n", o.Pprof)
-		}
-		argv, err = t.inboxmqConfig(dir, addr, o.InboxmqBin, secret, extra)
+		argv, err = t.inboxmqConfig(dir, addr, o.Pprof, o.InboxmqBin, secret, extra)
 	case Mosquitto:
 		argv, err = mosquittoConfig(dir, port, o.MosquittoBin)
 	default:
@@ -292,12 +290,14 @@ func newSecret() ([]byte, error) {
 	return secret, nil
 }
 
-// inboxmqConfig writes the broker's YAML config (only the MQTT listener,
-// log level warn, the secret, an admin account and the per-IP connection
-// and per-user message rate limits off; every other key keeps inboxmq's
-// default, and extra YAML is appended) and returns the command line.
-// Nodes of one cluster get the same secret.
-func (t *Target) inboxmqConfig(dir, addr, bin string, secret []byte, extra string) ([]string, error) {
+// inboxmqConfig writes the broker's YAML config and returns the command
+// line: the shipped inboxmq.yaml with the MQTT listener on addr, the
+// WebSocket and public HTTP listeners off, the admin listener (metrics,
+// Go's profiles) on pprof or else a free port, log level warn, the secret,
+// an admin account, and the per-IP connection and per-user message rate
+// limits off; every other key keeps its shipped value, and extra YAML is
+// merged last. Nodes of one cluster get the same secret.
+func (t *Target) inboxmqConfig(dir, addr, pprof, bin string, secret []byte, extra string) ([]string, error) {
 	tokens, err := auth.NewTokens([]byte(hex.EncodeToString(secret)))
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -308,12 +308,21 @@ func (t *Target) inboxmqConfig(dir, addr, bin string, secret []byte, extra strin
 	if err != nil {
 		return nil, fmt.Errorf("hash admin password: %w", err)
 	}
-	cfg := fmt.Sprintf(`data_dir: %q
+	t.Admin = pprof
+	if t.Admin == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		t.Admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	cfg, err := shippedConfig(fmt.Sprintf(`data_dir: %q
 log: {level: warn}
 listeners:
   mqtt: {address: %q}
   websocket: {address: ""}
   http: {address: ""}
+  admin: {address: %q, pprof: true}
 auth:
   jwt_secret: %q
   accounts:
@@ -323,9 +332,12 @@ auth:
 limits:
   connections_per_ip: 0
   message_rate: 0
-`, filepath.Join(dir, "data"), addr, hex.EncodeToString(secret), adminName, hash) + extra
+`, filepath.Join(dir, "data"), addr, t.Admin, hex.EncodeToString(secret), adminName, hash), extra)
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "inboxmq.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	if bin == "" {
@@ -387,8 +399,10 @@ func MosquittoPath(bin string) (string, error) {
 	return "", fmt.Errorf("mosquitto not found (install it: apt-get install mosquitto): %w", err)
 }
 
-// BuildInboxmq builds ./cmd/inboxmq of this module into a new temporary
-// directory and returns the binary and the directory, which the caller removes.
+// BuildInboxmq builds ./cmd/inboxmq of this module as it ships (`make
+// build`: static, so Pebble's memtables are in the Go heap, and -trimpath)
+// into a new temporary directory and returns the binary and the
+// directory, which the caller removes.
 func BuildInboxmq() (bin, dir string, err error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -399,11 +413,11 @@ func BuildInboxmq() (bin, dir string, err error) {
 		return "", "", fmt.Errorf("temp dir: %w", err)
 	}
 	bin = filepath.Join(dir, "inboxmq")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/inboxmq")
+	cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+bin)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("go build ./cmd/inboxmq: %w\n%s", err, out)
+		return "", "", fmt.Errorf("make build: %w\n%s", err, out)
 	}
 	return bin, dir, nil
 }

@@ -15,11 +15,14 @@ import (
 const idleKeepAlive = 60 * time.Second
 
 // conns: -conns connections open a persistent session (3.1.1, clean=false,
-// client id = uid), subscribe to their inbox and stay idle for -hold. The
-// clients are minimal raw MQTT connections (no paho) so the harness itself
-// fits under the same descriptor limit. The broker's VmRSS is read before
-// opening them, after, and after the hold; finally each connection must
-// answer a PINGREQ.
+// client id = uid), subscribe to their inbox and stay idle for -hold,
+// pinging every 30 s as a phone with a 60 s keep-alive does. The clients
+// are minimal raw MQTT connections (no paho) so the harness itself fits
+// under the same descriptor limit. The broker's VmRSS is read before
+// opening them, after, and after the hold; then each connection must
+// answer a PINGREQ. On inboxmq the Go runtime's figures (/metrics) are
+// read at the same points, and once more after a forced GC at the end,
+// which shows what is live and what is the runtime's slack.
 func (b *bench) conns(t *Target) (*Result, error) {
 	o := b.o
 	label := "conns " + t.Kind
@@ -27,6 +30,10 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	time.Sleep(time.Second) // let the fresh broker settle before the baseline
 	rss0, err := t.RSS()
 	if err != nil {
+		return nil, err
+	}
+	var rt runtimeSamples
+	if err := rt.baseline(t); err != nil {
 		return nil, err
 	}
 	conns := make([]net.Conn, o.Conns)
@@ -75,6 +82,9 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rt.sample(t, &rt.opened); err != nil {
+		return nil, err
+	}
 
 	pings, pingFailures := 0, 0
 	stop = b.progress(label+" hold", func() string { return fmt.Sprintf("holding %d connections", opened.Load()) })
@@ -92,7 +102,22 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rt.sample(t, &rt.held); err != nil {
+		return nil, err
+	}
 	alive := checkAlive(conns, pings)
+	var rss3 int64
+	if t.Kind == Inboxmq {
+		if _, err := t.CollectGarbage(); err != nil {
+			return nil, err
+		}
+		if rss3, err = t.RSS(); err != nil {
+			return nil, err
+		}
+		if err := rt.sample(t, &rt.live); err != nil {
+			return nil, err
+		}
+	}
 
 	n := float64(opened.Load())
 	peak := max(rss1, rss2)
@@ -107,6 +132,11 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	r.add("rss_held_mib", "broker RSS after the hold", "MiB", "lower", float64(rss2)/(1<<20))
 	if n > 0 {
 		r.add("rss_per_conn_kb", "broker RSS per connection (peak - before)", "KB", "lower", float64(peak-rss0)/n/1000)
+		r.add("rss_held_per_conn_kb", "broker RSS per connection after the hold", "KB", "lower", float64(rss2-rss0)/n/1000)
+	}
+	if t.Kind == Inboxmq && n > 0 {
+		r.add("rss_gc_per_conn_kb", "broker RSS per connection after a forced GC", "KB", "", float64(rss3-rss0)/n/1000)
+		rt.report(r, n)
 	}
 	if pingFailures > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d PINGREQs could not be written", pingFailures))

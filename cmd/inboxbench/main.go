@@ -46,6 +46,12 @@ Scenarios:
            message. The harness starts its own redis-server (appendonly
            yes, appendfsync always; needs redis-server on PATH). Part of
            "all" when -broker includes inboxmq
+  rediscost  inboxmq only, not part of "all": what one direct message
+           costs Redis, counted: -messages messages (closed loop, -users,
+           -senders) on 1 node and on 2 nodes, each on its own
+           redis-server; per message the Redis commands (those scripts
+           run included), the requests from the nodes, Redis CPU, and
+           where each command comes from (a MONITOR pass)
 
 Flags:
 `
@@ -91,9 +97,10 @@ type Options struct {
 	InboxmqBin   string        // inboxmq binary; "" builds ./cmd/inboxmq
 	MosquittoBin string        // mosquitto binary, looked up on PATH and in /usr/sbin
 	Seed         int64         // seed of the random recipient choice
-	Pprof        string        // inboxmq's pprof_address; "" serves no profiles
+	Pprof        string        // inboxmq's admin listener address (metrics, profiles); "" picks a free port
 	// Messages, when positive, ends dm-max after that many publishes
-	// instead of after Duration (Go benchmarks set it to b.N).
+	// instead of after Duration (Go benchmarks set it to b.N); rediscost
+	// measures that many (2,000 when 0).
 	Messages int
 }
 
@@ -144,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	d := DefaultOptions()
 	brokerFlag := fs.String("broker", "both", "brokers to measure: inboxmq, mosquitto or both")
-	scenarioFlag := fs.String("scenario", "all", "scenarios, comma-separated: dm, offline, fanout, conns, scale or all\n(all includes scale when -broker includes inboxmq)")
+	scenarioFlag := fs.String("scenario", "all", "scenarios, comma-separated: dm, offline, fanout, conns, scale, rediscost or all\n(all includes scale when -broker includes inboxmq)")
 	quick := fs.Bool("quick", false, "small workloads (100 users, 10 senders, 3 s, 2,000 conns, 3 s hold);\nflags given explicitly still win")
 	duration := fs.Duration("duration", d.Duration, "dm: length of each run (max rate, then paced)")
 	users := fs.Int("users", d.Users, "dm, offline, fanout: number of users (each one connection)")
@@ -161,7 +168,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	inboxmqBin := fs.String("inboxmq-bin", "", "inboxmq binary; empty builds ./cmd/inboxmq of this module")
 	mosquittoBin := fs.String("mosquitto-bin", d.MosquittoBin, "mosquitto binary (2.0.11 from Debian: apt-get install mosquitto)")
 	seed := fs.Int64("seed", d.Seed, "seed of the random recipient choice")
-	pprofAddr := fs.String("pprof", "", "inboxmq: serve Go profiles on this address (pprof_address), e.g. 127.0.0.1:6060,\nto profile the broker during a run with go tool pprof")
+	messages := fs.Int("messages", 0, "dm-max and rediscost: direct messages to send (0: dm-max runs for -duration, rediscost sends 2,000)")
+	pprofAddr := fs.String("pprof", "", "inboxmq: the admin listener's address (/metrics and Go's profiles), e.g. 127.0.0.1:6060,\nto profile the broker during a run with go tool pprof; empty picks a free port")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -187,6 +195,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	pick("notices", &o.Notices, *notices)
 	pick("conns", &o.Conns, *conns)
 	pick("parallel", &o.Parallel, *parallel)
+	pick("messages", &o.Messages, *messages)
 	if set["duration"] {
 		o.Duration = *duration
 	}
@@ -222,10 +231,15 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 				return Options{}, errors.New("-scenario scale measures inboxmq only: use -broker inboxmq or both")
 			}
 			o.Scenarios = append(o.Scenarios, s)
+		case "rediscost":
+			if !slices.Contains(o.Brokers, Inboxmq) {
+				return Options{}, errors.New("-scenario rediscost measures inboxmq only: use -broker inboxmq or both")
+			}
+			o.Scenarios = append(o.Scenarios, s)
 		case "dm", "offline", "fanout", "conns":
 			o.Scenarios = append(o.Scenarios, s)
 		default:
-			return Options{}, fmt.Errorf("-scenario %q: want dm, offline, fanout, conns, scale or all", s)
+			return Options{}, fmt.Errorf("-scenario %q: want dm, offline, fanout, conns, scale, rediscost or all", s)
 		}
 	}
 	return o, o.validate()

@@ -344,7 +344,7 @@ func Goals(w io.Writer, results []*Result) error {
 			want, _ := r.Get("opened_target")
 			return fmt.Sprintf("%.0f of %.0f", held, want), held == want, true
 		}},
-		{"idle connections: <= 10 KB RSS per connection", atMost("conns", "rss_per_conn_kb", 10, false)},
+		{"idle connections: <= 20 KB RSS per connection", atMost("conns", "rss_per_conn_kb", 20, false)},
 	}
 	var b strings.Builder
 	b.WriteString("\n== targets (inboxmq)\n")

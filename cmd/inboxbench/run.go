@@ -62,11 +62,15 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 			for _, kind := range o.Brokers {
 				var r *Result
 				var err error
-				if variant == "scale" {
+				if variant == "scale" || variant == "rediscost" {
 					if kind != Inboxmq {
 						continue // inboxmq's store configurations, nothing to compare
 					}
-					r, err = b.scale()
+					if variant == "scale" {
+						r, err = b.scale()
+					} else {
+						r, err = b.redisCost()
+					}
 				} else {
 					r, err = b.runOne(variant, kind)
 				}

@@ -146,7 +146,7 @@ func (b *bench) scaleRun(withRedis bool, nodes int) (r *Result, err error) {
 		}
 	}()
 	peer := b.o
-	peer.Pprof = "" // profiles come from the first node only: one address
+	peer.Pprof = "" // -pprof's address is the first node's; peers get free ports
 	for n := 2; n <= nodes; n++ {
 		p, err := startTarget(Inboxmq, peer, secret, extra(n))
 		if err != nil {
