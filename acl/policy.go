@@ -114,7 +114,8 @@ func (p *Policy) CanRead(s Subject, filter string) bool {
 // will message's topic; a name with + or # is always denied.
 //
 // Built in, for any authenticated account: "im", "im/sendmsg", "im/delmsg",
-// "im/conn" and "im/read"; for RoleAdmin and RoleService also
+// "im/conn", "im/read", "im/block", "im/unblock", "im/typing" and "im/editmsg";
+// for RoleAdmin and RoleService also
 // "im/systemadmin". Everything else needs a rule, and rules never open
 // inbox/, broadcast, im/ or $-topics.
 func (p *Policy) CanPublish(s Subject, topic string) bool {
@@ -123,7 +124,7 @@ func (p *Policy) CanPublish(s Subject, topic string) bool {
 	}
 	if s.Role != RoleAnonymous {
 		switch topic {
-		case "im", "im/sendmsg", "im/delmsg", "im/conn", "im/read":
+		case "im", "im/sendmsg", "im/delmsg", "im/conn", "im/read", "im/block", "im/unblock", "im/typing", "im/editmsg":
 			return true
 		case topicNotices:
 			return s.Role == RoleAdmin || s.Role == RoleService

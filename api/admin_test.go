@@ -98,7 +98,7 @@ func TestSendNotice(t *testing.T) {
 				}
 				return
 			}
-			wantOK(t, r, http.StatusAccepted)
+			msgid := wantSent(t, r, http.StatusAccepted)
 			to := tc.to
 			if tc.broadcast {
 				to = []string{inbox.BroadcastInbox}
@@ -127,6 +127,9 @@ func TestSendNotice(t *testing.T) {
 					t.Fatalf("no notice in %s", uid)
 				}
 				m := got[0]
+				if m.ID != msgid {
+					t.Fatalf("%s holds notice %s, the answer said %s", uid, m.ID, msgid)
+				}
 				if m.Kind != inbox.KindNotice || m.Peer != tc.by || m.Ref != tc.ref || m.Event != tc.event || m.MsgType != tc.msgtype || !strings.Contains(tc.body, `"`+m.Content+`"`) {
 					t.Fatalf("%s's newest notice %+v, want by %q ref %q event %q msgtype %d", uid, m, tc.by, tc.ref, tc.event, tc.msgtype)
 				}

@@ -134,7 +134,7 @@ func TestUserEndpoints_StaticAccountsAndAdminTokens(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.do(t, "GET", "/api/v1/conversations", tc.cred, "")
 			wantStatus(t, r, http.StatusOK)
-			if got := strings.TrimSpace(string(r.raw)); got != `{"conversations":[]}` {
+			if got := strings.TrimSpace(string(r.raw)); got != `{"conversations":[],"next":""}` {
 				t.Fatalf("conversations %s, want none", got)
 			}
 			r = f.do(t, "GET", "/api/v1/conversations/"+alice+"/messages", tc.cred, "")
@@ -257,23 +257,38 @@ func TestCredentials_PerRequest(t *testing.T) {
 	}
 }
 
-// Unknown endpoints and methods answer a JSON 404, with or without
-// credentials.
+// Unknown endpoints answer a JSON 404, and a wrong method on a path that
+// is served a JSON 405 with an Allow header naming the methods it takes,
+// with or without credentials (before authentication: which methods a
+// path takes is in the OpenAPI document anyway).
 func TestUnknownEndpoints(t *testing.T) {
 	f := newFixture(t, 0)
 	for _, tc := range []struct {
 		name, method, path string
 		cred               cred
+		allow              string // "": 404
 	}{
-		{"unknown path", "GET", "/api/v1/nope", nil},
-		{"unknown version", "GET", "/api/v2/conversations", bearer(f.userToken(t, bob))},
-		{"api root", "GET", "/api/", nil},
-		{"wrong method on a user endpoint", "PUT", "/api/v1/conversations", bearer(f.userToken(t, bob))},
-		{"GET on the delete endpoint", "GET", "/api/v1/messages/1", bearer(f.userToken(t, bob))},
-		{"DELETE on an admin endpoint", "DELETE", "/api/v1/notices", basic(adminName, adminPassword)},
+		{"unknown path", "GET", "/api/v1/nope", nil, ""},
+		{"unknown version", "GET", "/api/v2/conversations", bearer(f.userToken(t, bob)), ""},
+		{"api root", "GET", "/api/", nil, ""},
+		{"unknown path below an endpoint", "GET", "/api/v1/conversations/10001/messages/x", nil, ""},
+		{"wrong method on a user endpoint", "PUT", "/api/v1/conversations", bearer(f.userToken(t, bob)), "GET, HEAD"},
+		{"wrong method, no credentials", "POST", "/api/v1/unread", nil, "GET, HEAD"},
+		{"GET on the delete and edit endpoint", "GET", "/api/v1/messages/1", bearer(f.userToken(t, bob)), "PUT, DELETE"},
+		{"GET on the send endpoint", "GET", "/api/v1/messages", basic(adminName, adminPassword), "POST"},
+		{"DELETE on a user and admin path", "DELETE", "/api/v1/notices", basic(adminName, adminPassword), "GET, HEAD, POST"},
+		{"GET on the kick endpoint", "GET", "/api/v1/kick", nil, "POST"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f.wantError(t, f.do(t, tc.method, tc.path, tc.cred, ""), http.StatusNotFound, "not_found")
+			r := f.do(t, tc.method, tc.path, tc.cred, "")
+			if tc.allow == "" {
+				f.wantError(t, r, http.StatusNotFound, "not_found")
+				return
+			}
+			f.wantError(t, r, http.StatusMethodNotAllowed, "method_not_allowed")
+			if got := r.header.Get("Allow"); got != tc.allow {
+				t.Fatalf("Allow: %q, want %q", got, tc.allow)
+			}
 		})
 	}
 }
@@ -415,8 +430,8 @@ func TestUnknownFieldsIgnored(t *testing.T) {
 		t.Fatalf("kicks %+v", got)
 	}
 	r = f.do(t, "POST", "/api/v1/notices", admin, `{"uid":10021,"content":"c","title":"t"}`)
-	wantOK(t, r, http.StatusAccepted)
-	if got := f.thread(t, bob, inbox.NoticeThread); len(got) != 1 || got[0].Content != "c" {
+	msgid := wantSent(t, r, http.StatusAccepted)
+	if got := f.thread(t, bob, inbox.NoticeThread); len(got) != 1 || got[0].Content != "c" || got[0].ID != msgid {
 		t.Fatalf("bob's notices %+v", got)
 	}
 }

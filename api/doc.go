@@ -6,6 +6,9 @@
 //
 // Users authenticate with "Authorization: Bearer <token>" (the MQTT access
 // tokens); static accounts with HTTP basic auth. Errors are JSON
-// {"error":{"code":...,"message":...}} and never carry internal details.
+// {"error":{"code":...,"message":...}} and never carry internal details;
+// a wrong method on a path that is served answers 405 with Allow. Every
+// endpoint is in routes.go (Endpoints) and in the OpenAPI document
+// openapi.json, built in and served at /api/v1/openapi.json.
 // The handler is safe for concurrent use.
 package api

@@ -146,6 +146,7 @@ type fixture struct {
 	accounts *auth.Accounts
 	creds    atomic.Pointer[credentials]
 	logs     *logBuffer
+	opts     api.Options // what the handler at url was built with
 	// closeStore closes the store (once; the cleanup calls it too).
 	closeStore func()
 }
@@ -188,7 +189,7 @@ func newFixtureStore(t *testing.T, maxBody int64, storeOpts inbox.Options) *fixt
 	f.accounts = newAccounts(t)
 	f.creds.Store(&credentials{f.tokens, f.accounts})
 
-	srv := httptest.NewServer(api.New(api.Options{
+	f.opts = api.Options{
 		Store:       store,
 		Service:     f.svc,
 		Connections: f.conns,
@@ -197,8 +198,10 @@ func newFixtureStore(t *testing.T, maxBody int64, storeOpts inbox.Options) *fixt
 			return auth.Credentials{Tokens: c.tokens, Accounts: c.accounts}
 		},
 		MaxBody: maxBody,
+		Limits:  bridge.Limits{MaxContent: maxContent},
 		Log:     log,
-	}))
+	}
+	srv := httptest.NewServer(api.New(f.opts, api.AllRoutes))
 	t.Cleanup(srv.Close) // runs first
 	f.url, f.client = srv.URL, srv.Client()
 	t.Cleanup(func() {
@@ -398,6 +401,23 @@ func wantOK(t *testing.T, r response, status int) {
 	}
 }
 
+// wantSent checks the answer of an endpoint that stores a message or a
+// notice: status, {"ok":true,"msgid":...,"time":...}. It returns the msgid.
+func wantSent(t *testing.T, r response, status int) string {
+	t.Helper()
+	wantStatus(t, r, status)
+	var body struct {
+		OK    bool   `json:"ok"`
+		MsgID string `json:"msgid"`
+		Time  int64  `json:"time"`
+	}
+	r.decode(t, &body)
+	if !body.OK || !inbox.ValidID(body.MsgID) || body.Time <= 0 {
+		t.Fatalf("body %s, want ok, the msgid and the time", r.raw)
+	}
+	return body.MsgID
+}
+
 // leaks are strings that must never reach a client: store, file and
 // library internals, and every secret of the fixture.
 func (f *fixture) leaks() []string {
@@ -470,7 +490,7 @@ func (f *fixture) send(t *testing.T, from, to, text string) string {
 // returns its msgid.
 func (f *fixture) notice(t *testing.T, n messaging.Notice) string {
 	t.Helper()
-	if err := f.svc.SendNotice(ctx, adminActor, n); err != nil {
+	if _, err := f.svc.SendNotice(ctx, adminActor, n); err != nil {
 		t.Fatalf("send notice: %v", err)
 	}
 	owner := inbox.BroadcastInbox

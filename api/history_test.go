@@ -76,7 +76,7 @@ func (f *fixture) notices(t *testing.T, uid, query string) noticesPage {
 // conversation.
 func TestConversations(t *testing.T) {
 	f := newFixture(t, 0)
-	if r := f.do(t, "GET", "/api/v1/conversations", bearer(f.userToken(t, dave)), ""); strings.TrimSpace(string(r.raw)) != `{"conversations":[]}` {
+	if r := f.do(t, "GET", "/api/v1/conversations", bearer(f.userToken(t, dave)), ""); strings.TrimSpace(string(r.raw)) != `{"conversations":[],"next":""}` {
 		t.Fatalf("no conversations: %d %s", r.status, r.raw)
 	}
 	f.send(t, alice, bob, "a1")
@@ -90,10 +90,10 @@ func TestConversations(t *testing.T) {
 		t.Fatalf("bob has %d conversations, want 2: %+v", len(got), got)
 	}
 	for i := range got {
-		if got[i].Last.Time <= 0 {
-			t.Fatalf("conversation %s: last message without a time: %+v", got[i].Peer, got[i].Last)
+		if got[i].Last.Time <= 0 || got[i].Last.TS != got[i].Last.Time {
+			t.Fatalf("conversation %s: last message without a time, or ts unlike time: %+v", got[i].Peer, got[i].Last)
 		}
-		got[i].Last.Time = 0
+		got[i].Last.Time, got[i].Last.TS = 0, 0
 	}
 	want := []api.Conversation{
 		{Peer: carol, Unread: 0, Last: api.Message{MsgID: b1, From: bob, To: carol, Content: "b1", Extra: "x-b1", CID: "cid-b1"}},
@@ -125,10 +125,10 @@ func TestMessages_SenderAndRecipientViews(t *testing.T) {
 		t.Fatalf("alice %+v, bob %+v", mine, theirs)
 	}
 	sent, recv := mine.Messages[0], theirs.Messages[0]
-	if sent.Time <= 0 || sent.Time != recv.Time {
-		t.Fatalf("times %d and %d", sent.Time, recv.Time)
+	if sent.Time <= 0 || sent.Time != recv.Time || sent.TS != sent.Time || recv.TS != recv.Time {
+		t.Fatalf("times %d and %d, ts %d and %d", sent.Time, recv.Time, sent.TS, recv.TS)
 	}
-	sent.Time, recv.Time = 0, 0
+	sent.Time, recv.Time, sent.TS, recv.TS = 0, 0, 0, 0
 	if want := (api.Message{MsgID: id, From: alice, To: bob, Content: "hello", Extra: "x-hello", CID: "cid-hello"}); sent != want {
 		t.Fatalf("sender's view %+v, want %+v", sent, want)
 	}
@@ -272,13 +272,18 @@ func TestUnreadAndMarkRead(t *testing.T) {
 	check(t, bob, api.Unread{Peers: map[string]int{alice: 3, carol: 1}, Notices: map[string]int{"2": 1, "5": 1}, Broadcast: 2, Total: 8})
 	check(t, alice, api.Unread{Peers: map[string]int{bob: 1}, Notices: map[string]int{}, Broadcast: 2, Total: 3})
 
-	// Mark read up to a2: alice gets a receipt.
+	// Mark read up to a2: alice gets a receipt, bob's devices the new total.
 	mark := f.deliv.len()
 	wantOK(t, f.do(t, "POST", "/api/v1/conversations/"+alice+"/read", bearer(f.userToken(t, bob)), `{"msgid":"`+a2+`"}`), http.StatusOK)
 	check(t, bob, api.Unread{Peers: map[string]int{alice: 1, carol: 1}, Notices: map[string]int{"2": 1, "5": 1}, Broadcast: 2, Total: 6})
 	receipts := f.deliv.since(mark)
-	if len(receipts) != 1 || receipts[0].UID != alice || receipts[0].Kind != inbox.KindReceipt || receipts[0].Peer != bob || receipts[0].Ref != a2 {
-		t.Fatalf("handed on %+v, want one receipt for alice of %s", receipts, a2)
+	if len(receipts) != 2 || receipts[0].UID != alice || receipts[0].Kind != inbox.KindReceipt || receipts[0].Peer != bob || receipts[0].Ref != a2 {
+		t.Fatalf("handed on %+v, want one receipt for alice of %s, then bob's read sync", receipts, a2)
+	}
+	// The inbox's unread total, as in the push events: 6 less the 2
+	// notices to everyone, which live in the broadcast log.
+	if s := receipts[1]; s.UID != bob || s.Kind != inbox.KindReadSync || s.Peer != alice || s.Ref != a2 || s.MsgType != 4 {
+		t.Fatalf("read sync %+v, want bob's of %s with unread 4", s, a2)
 	}
 	if in := f.inboxOf(t, alice); in[len(in)-1].Kind != inbox.KindReceipt || in[len(in)-1].Ref != a2 {
 		t.Fatalf("alice's inbox ends with %+v, want the receipt", in[len(in)-1])
@@ -412,8 +417,11 @@ func TestNotices_Merged(t *testing.T) {
 	}
 	var got []row
 	for _, n := range body.Notices {
-		if len(n) != 7 {
-			t.Fatalf("notice %v: want the 7 documented fields", n)
+		if len(n) != 8 {
+			t.Fatalf("notice %v: want the 8 documented fields", n)
+		}
+		if n["ts"] != n["time"] {
+			t.Fatalf("notice %v: ts unlike time", n)
 		}
 		if tm, _ := n["time"].(json.Number).Int64(); tm <= 0 {
 			t.Fatalf("notice %v without a time", n)

@@ -29,6 +29,12 @@ var (
 //	KindDelete   DelMsg    msgid=Ref
 //	KindNotice   SystemNot msgtype=MsgType ct=Content msgid=Ref (raw literal, "" renders 0) event
 //	KindReceipt  ReadMsg   uid=Peer msgid=Ref
+//	KindEdit     EditMsg   msgid=Ref uid=Peer ct=Content
+//	KindReadSync ReadMsg   uid=Peer msgid=Ref unread=MsgType
+//
+// Every envelope ends with ts, m.Time: when the broker stored the message,
+// in Unix milliseconds, so that a client shows the server's time and not
+// the time the envelope happened to arrive (after a reconnect, say).
 //
 // A uid (uid, to) is written as a JSON number when it is all digits without
 // a leading zero (or exactly "0") and at most 15 digits long, so that it is
@@ -89,9 +95,27 @@ func AppendEnvelope(dst []byte, m inbox.Message) ([]byte, error) {
 		dst = appendUID(dst, m.Peer)
 		dst = append(dst, `,"msgid":`...)
 		dst = appendString(dst, m.Ref)
+	case inbox.KindEdit:
+		dst = append(dst, `{"_method_":"EditMsg","action":"8","msgid":`...)
+		dst = appendString(dst, m.Ref)
+		dst = append(dst, `,"uid":`...)
+		dst = appendUID(dst, m.Peer)
+		dst = append(dst, `,"ct":`...)
+		dst = appendString(dst, m.Content)
+	case inbox.KindReadSync:
+		// The reader's own devices: uid is the peer whose messages were
+		// read, and "unread" tells them apart from the peer's receipt.
+		dst = append(dst, `{"_method_":"ReadMsg","action":"7","uid":`...)
+		dst = appendUID(dst, m.Peer)
+		dst = append(dst, `,"msgid":`...)
+		dst = appendString(dst, m.Ref)
+		dst = append(dst, `,"unread":`...)
+		dst = strconv.AppendInt(dst, int64(m.MsgType), 10)
 	default:
 		return dst, fmt.Errorf("%w: kind %d", ErrUnknownKind, m.Kind)
 	}
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, m.Time, 10)
 	return append(dst, '}'), nil
 }
 
@@ -102,6 +126,19 @@ func Logout(reason string) []byte {
 	dst := make([]byte, 0, len(prefix)+len(reason)+3)
 	dst = append(dst, prefix...)
 	dst = appendString(dst, reason)
+	return append(dst, '}')
+}
+
+// Typing returns the envelope telling a user that from is typing to them,
+// at ts (Unix milliseconds). It is never stored: a typing signal is only
+// worth something while it is fresh.
+func Typing(from string, ts int64) []byte {
+	const prefix = `{"_method_":"Typing","action":"9","uid":`
+	dst := make([]byte, 0, len(prefix)+len(from)+40)
+	dst = append(dst, prefix...)
+	dst = appendUID(dst, from)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
 	return append(dst, '}')
 }
 

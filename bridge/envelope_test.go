@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestAppendEnvelope(t *testing.T) {
 			name: "SendMsg",
 			msg: inbox.Message{UID: "10021", Kind: inbox.KindDirect, ID: "0a1b", Peer: "10001",
 				Nickname: "张三", Avatar: "https://x/a.png", Content: "你好", Extra: ""},
-			want: `{"_method_":"SendMsg","action":"3","msgid":"0a1b","nickname":"张三","avatar":"https://x/a.png","uid":10001,"ct":"你好","extra":""}`,
+			want: `{"_method_":"SendMsg","action":"3","msgid":"0a1b","nickname":"张三","avatar":"https://x/a.png","uid":10001,"ct":"你好","extra":"","ts":0}`,
 			fields: map[string]any{"_method_": "SendMsg", "action": "3", "msgid": "0a1b", "nickname": "张三",
 				"avatar": "https://x/a.png", "uid": json.Number("10001"), "ct": "你好", "extra": ""},
 		},
@@ -31,70 +32,84 @@ func TestAppendEnvelope(t *testing.T) {
 			msg: inbox.Message{Kind: inbox.KindDirect, ID: "m", Peer: "alice",
 				Nickname: "a\"b\\c", Avatar: "</script>&", Content: "l1\nl2\r\t\b\f\x00\x1f\x7f", Extra: `{"k":"<v>"}`},
 			want: `{"_method_":"SendMsg","action":"3","msgid":"m","nickname":"a\"b\\c","avatar":"</script>&","uid":"alice",` +
-				`"ct":"l1\nl2\r\t\b\f\u0000\u001f` + "\x7f" + `","extra":"{\"k\":\"<v>\"}"}`,
+				`"ct":"l1\nl2\r\t\b\f\u0000\u001f` + "\x7f" + `","extra":"{\"k\":\"<v>\"}","ts":0}`,
 			fields: map[string]any{"_method_": "SendMsg", "action": "3", "msgid": "m", "nickname": "a\"b\\c",
 				"avatar": "</script>&", "uid": "alice", "ct": "l1\nl2\r\t\b\f\x00\x1f\x7f", "extra": `{"k":"<v>"}`},
 		},
 		{
 			name: "SendMsg invalid UTF-8 and line separators",
 			msg:  inbox.Message{Kind: inbox.KindDirect, ID: "m", Peer: "1", Content: "a\xffb\xe4\xbd\u2028\u2029😀"},
-			want: `{"_method_":"SendMsg","action":"3","msgid":"m","nickname":"","avatar":"","uid":1,"ct":"a\ufffdb\ufffd\ufffd\u2028\u2029😀","extra":""}`,
+			want: `{"_method_":"SendMsg","action":"3","msgid":"m","nickname":"","avatar":"","uid":1,"ct":"a\ufffdb\ufffd\ufffd\u2028\u2029😀","extra":"","ts":0}`,
 			fields: map[string]any{"_method_": "SendMsg", "action": "3", "msgid": "m", "nickname": "", "avatar": "",
 				"uid": json.Number("1"), "ct": "a\uFFFDb\uFFFD\uFFFD\u2028\u2029😀", "extra": ""},
 		},
 		{
 			name: "MsgSent",
 			msg: inbox.Message{UID: "10001", Kind: inbox.KindSent, ID: "0a1b", Peer: "10021",
-				Content: "你好", Extra: "e", CID: "c-1"},
-			want: `{"_method_":"MsgSent","action":"6","msgid":"0a1b","to":10021,"ct":"你好","extra":"e","cid":"c-1"}`,
+				Content: "你好", Extra: "e", CID: "c-1", Time: 1764950400123},
+			want: `{"_method_":"MsgSent","action":"6","msgid":"0a1b","to":10021,"ct":"你好","extra":"e","cid":"c-1","ts":1764950400123}`,
 			fields: map[string]any{"_method_": "MsgSent", "action": "6", "msgid": "0a1b", "to": json.Number("10021"),
 				"ct": "你好", "extra": "e", "cid": "c-1"},
 		},
 		{
 			name: "MsgSent leading zero uid stays a string",
 			msg:  inbox.Message{Kind: inbox.KindSent, ID: "m", Peer: "007", Content: "x"},
-			want: `{"_method_":"MsgSent","action":"6","msgid":"m","to":"007","ct":"x","extra":"","cid":""}`,
+			want: `{"_method_":"MsgSent","action":"6","msgid":"m","to":"007","ct":"x","extra":"","cid":"","ts":0}`,
 			fields: map[string]any{"_method_": "MsgSent", "action": "6", "msgid": "m", "to": "007",
 				"ct": "x", "extra": "", "cid": ""},
 		},
 		{
 			name:   "DelMsg",
 			msg:    inbox.Message{Kind: inbox.KindDelete, ID: "new", Ref: "0a1b"},
-			want:   `{"_method_":"DelMsg","action":"4","msgid":"0a1b"}`,
+			want:   `{"_method_":"DelMsg","action":"4","msgid":"0a1b","ts":0}`,
 			fields: map[string]any{"_method_": "DelMsg", "action": "4", "msgid": "0a1b"},
 		},
 		{
 			name: "SystemNot default msgid",
 			msg:  inbox.Message{Kind: inbox.KindNotice, Content: "维护通知", MsgType: 0},
-			want: `{"_method_":"SystemNot","action":"1","msgtype":0,"ct":"维护通知","msgid":0,"event":""}`,
+			want: `{"_method_":"SystemNot","action":"1","msgtype":0,"ct":"维护通知","msgid":0,"event":"","ts":0}`,
 			fields: map[string]any{"_method_": "SystemNot", "action": "1", "msgtype": json.Number("0"),
 				"ct": "维护通知", "msgid": json.Number("0"), "event": ""},
 		},
 		{
 			name: "SystemNot number msgid",
 			msg:  inbox.Message{Kind: inbox.KindNotice, Content: "c", MsgType: -7, Ref: "123", Event: "friend_add"},
-			want: `{"_method_":"SystemNot","action":"1","msgtype":-7,"ct":"c","msgid":123,"event":"friend_add"}`,
+			want: `{"_method_":"SystemNot","action":"1","msgtype":-7,"ct":"c","msgid":123,"event":"friend_add","ts":0}`,
 			fields: map[string]any{"_method_": "SystemNot", "action": "1", "msgtype": json.Number("-7"),
 				"ct": "c", "msgid": json.Number("123"), "event": "friend_add"},
 		},
 		{
 			name: "SystemNot string msgid kept raw",
 			msg:  inbox.Message{Kind: inbox.KindNotice, Content: "c", MsgType: 2, Ref: `"a\"<\u00e9"`},
-			want: `{"_method_":"SystemNot","action":"1","msgtype":2,"ct":"c","msgid":"a\"<\u00e9","event":""}`,
+			want: `{"_method_":"SystemNot","action":"1","msgtype":2,"ct":"c","msgid":"a\"<\u00e9","event":"","ts":0}`,
 			fields: map[string]any{"_method_": "SystemNot", "action": "1", "msgtype": json.Number("2"),
 				"ct": "c", "msgid": `a"<é`, "event": ""},
 		},
 		{
 			name:   "ReadMsg",
 			msg:    inbox.Message{Kind: inbox.KindReceipt, Peer: "10021", Ref: "0a1b"},
-			want:   `{"_method_":"ReadMsg","action":"7","uid":10021,"msgid":"0a1b"}`,
+			want:   `{"_method_":"ReadMsg","action":"7","uid":10021,"msgid":"0a1b","ts":0}`,
 			fields: map[string]any{"_method_": "ReadMsg", "action": "7", "uid": json.Number("10021"), "msgid": "0a1b"},
 		},
 		{
 			name:   "ReadMsg 16-digit uid is a string",
 			msg:    inbox.Message{Kind: inbox.KindReceipt, Peer: "1234567890123456", Ref: "m"},
-			want:   `{"_method_":"ReadMsg","action":"7","uid":"1234567890123456","msgid":"m"}`,
+			want:   `{"_method_":"ReadMsg","action":"7","uid":"1234567890123456","msgid":"m","ts":0}`,
 			fields: map[string]any{"_method_": "ReadMsg", "action": "7", "uid": "1234567890123456", "msgid": "m"},
+		},
+		{
+			name: "EditMsg",
+			msg: inbox.Message{Kind: inbox.KindEdit, ID: "new", Peer: "10021", Ref: "0a1b", Content: "改\"了\"",
+				Time: 1764950400999},
+			want: `{"_method_":"EditMsg","action":"8","msgid":"0a1b","uid":10021,"ct":"改\"了\"","ts":1764950400999}`,
+			fields: map[string]any{"_method_": "EditMsg", "action": "8", "msgid": "0a1b", "uid": json.Number("10021"),
+				"ct": "改\"了\""},
+		},
+		{
+			name:   "ReadMsg to the reader's own devices",
+			msg:    inbox.Message{Kind: inbox.KindReadSync, ID: "new", Peer: "bob", Ref: "0a1b", MsgType: 3, Time: 5},
+			want:   `{"_method_":"ReadMsg","action":"7","uid":"bob","msgid":"0a1b","unread":3,"ts":5}`,
+			fields: map[string]any{"_method_": "ReadMsg", "action": "7", "uid": "bob", "msgid": "0a1b", "unread": json.Number("3")},
 		},
 	}
 	for _, tt := range tests {
@@ -106,6 +121,7 @@ func TestAppendEnvelope(t *testing.T) {
 			if string(got) != tt.want {
 				t.Fatalf("AppendEnvelope =\n %s\nwant\n %s", got, tt.want)
 			}
+			tt.fields["ts"] = json.Number(strconv.FormatInt(tt.msg.Time, 10))
 			checkDecodes(t, got, tt.fields)
 
 			// Appending keeps what dst held.
@@ -159,13 +175,36 @@ func TestAppendEnvelopeUID(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := `{"_method_":"ReadMsg","action":"7","uid":` + tt.want + `,"msgid":"m"}`
+			want := `{"_method_":"ReadMsg","action":"7","uid":` + tt.want + `,"msgid":"m","ts":0}`
 			if string(got) != want {
 				t.Fatalf("got %s, want %s", got, want)
 			}
 			if !json.Valid(got) {
 				t.Fatalf("not valid JSON: %s", got)
 			}
+		})
+	}
+}
+
+func TestTyping(t *testing.T) {
+	for _, tt := range []struct {
+		name, from string
+		want       string
+		fields     map[string]any
+	}{
+		{name: "numeric uid", from: "10001", want: `{"_method_":"Typing","action":"9","uid":10001,"ts":1764950400123}`,
+			fields: map[string]any{"_method_": "Typing", "action": "9", "uid": json.Number("10001"), "ts": json.Number("1764950400123")}},
+		{name: "string uid", from: "alice.b", want: `{"_method_":"Typing","action":"9","uid":"alice.b","ts":1764950400123}`,
+			fields: map[string]any{"_method_": "Typing", "action": "9", "uid": "alice.b", "ts": json.Number("1764950400123")}},
+		{name: "hostile uid stays a string", from: `1,"x":"y`, want: `{"_method_":"Typing","action":"9","uid":"1,\"x\":\"y","ts":1764950400123}`,
+			fields: map[string]any{"_method_": "Typing", "action": "9", "uid": `1,"x":"y`, "ts": json.Number("1764950400123")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Typing(tt.from, 1764950400123)
+			if string(got) != tt.want {
+				t.Fatalf("Typing = %s, want %s", got, tt.want)
+			}
+			checkDecodes(t, got, tt.fields)
 		})
 	}
 }
@@ -177,7 +216,7 @@ func TestAppendEnvelopeErrors(t *testing.T) {
 		want error
 	}{
 		{name: "zero kind", msg: inbox.Message{}, want: ErrUnknownKind},
-		{name: "kind beyond receipt", msg: inbox.Message{Kind: inbox.KindReceipt + 1}, want: ErrUnknownKind},
+		{name: "kind beyond the last", msg: inbox.Message{Kind: inbox.KindReadSync + 1}, want: ErrUnknownKind},
 		{name: "notice msgid breaking out", msg: inbox.Message{Kind: inbox.KindNotice, Ref: `1,"x":2`}, want: ErrBadMsgIDLiteral},
 		{name: "notice msgid bare word", msg: inbox.Message{Kind: inbox.KindNotice, Ref: `abc`}, want: ErrBadMsgIDLiteral},
 		{name: "notice msgid true", msg: inbox.Message{Kind: inbox.KindNotice, Ref: `true`}, want: ErrBadMsgIDLiteral},
@@ -334,7 +373,7 @@ func TestParseThenEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDecodes(t, env, map[string]any{"_method_": "MsgSent", "action": "6", "msgid": "m", "to": "007",
-		"ct": "<b> \"hi\" 😀 \u2028", "extra": `{"a":[1]}`, "cid": `c\1`})
+		"ct": "<b> \"hi\" 😀 \u2028", "extra": `{"a":[1]}`, "cid": `c\1`, "ts": json.Number("0")})
 
 	req, err = Parse(TopicSystemAdmin, []byte(`{"content":"c","msgid":"x\"y"}`), Limits{})
 	if err != nil {
@@ -345,7 +384,7 @@ func TestParseThenEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDecodes(t, env, map[string]any{"_method_": "SystemNot", "action": "1", "msgtype": json.Number("0"),
-		"ct": "c", "msgid": `x"y`, "event": ""})
+		"ct": "c", "msgid": `x"y`, "event": "", "ts": json.Number("0")})
 }
 
 func TestAppendEnvelopeDoesNotAllocate(t *testing.T) {

@@ -22,6 +22,8 @@ const (
 	CodeNotFound    = "not_found"    // the message or user does not exist
 	CodeInternal    = "internal"     // the broker failed; details are in its log only
 	CodeRateLimited = "rate_limited" // the caller sends too fast
+	CodeBlocked     = "blocked"      // the recipient has blocked the sender
+	CodeTooLate     = "too_late"     // the message is older than the edit or delete window
 )
 
 // maxEcho caps how much of a client-supplied value an Error's Detail

@@ -14,7 +14,8 @@ import (
 
 // fuzzTopics are the topics FuzzParse picks from by index; the last one is
 // not an im topic.
-var fuzzTopics = []string{TopicGeneric, TopicSendMsg, TopicDelMsg, TopicConn, TopicSystemAdmin, TopicRead, "im/unknown"}
+var fuzzTopics = []string{TopicGeneric, TopicSendMsg, TopicDelMsg, TopicConn, TopicSystemAdmin, TopicRead, "im/unknown",
+	TopicTyping, TopicEditMsg}
 
 // FuzzParse takes the topic as an index so that the fuzzer spends its time
 // on payloads rather than on misspelt topics.
@@ -113,6 +114,14 @@ func checkRequest(t *testing.T, req Request, lim Limits) {
 		if req.UID == "" || req.MsgID == "" {
 			t.Fatalf("read without uid or msgid: %+v", req)
 		}
+	case MethodTyping:
+		if req.UID == "" {
+			t.Fatalf("typing without uid: %+v", req)
+		}
+	case MethodEditMsg:
+		if req.UID == "" || req.MsgID == "" || req.Msg == "" {
+			t.Fatalf("editmsg without uid, msgid or msg: %+v", req)
+		}
 	default:
 		t.Fatalf("accepted with method %d", req.Method)
 	}
@@ -137,6 +146,8 @@ func requestMessages(req Request) []inbox.Message {
 		return []inbox.Message{{Kind: inbox.KindReceipt, Peer: "reader", Ref: req.MsgID}}
 	case MethodConn:
 		return []inbox.Message{{Kind: inbox.KindDirect, Peer: req.UID, Nickname: req.Nickname, Avatar: req.Avatar, Content: "x"}}
+	case MethodEditMsg:
+		return []inbox.Message{{Kind: inbox.KindEdit, Peer: req.UID, Ref: req.MsgID, Content: req.Msg}}
 	}
 	return nil
 }
@@ -148,13 +159,15 @@ func FuzzAppendEnvelope(f *testing.F) {
 	f.Add(uint8(inbox.KindNotice), "", "", "", "", "c", "", "", 1<<40, "", `1,"x":2`)
 	f.Add(uint8(inbox.KindDelete), "", "", "", "", "", "", "", 0, "", "0a1b")
 	f.Add(uint8(inbox.KindReceipt), "", "1234567890123456", "", "", "", "", "", 0, "", "m")
+	f.Add(uint8(inbox.KindEdit), "", "007", "", "", "new\x00\xfftext", "", "", 0, "", "m")
+	f.Add(uint8(inbox.KindReadSync), "", "bob", "", "", "", "", "", -3, "", "m")
 	f.Add(uint8(9), "", "", "", "", "", "", "", 0, "", "")
 	f.Fuzz(func(t *testing.T, kind uint8, id, peer, nickname, avatar, content, extra, cid string, msgType int, event, ref string) {
 		m := inbox.Message{Kind: inbox.Kind(kind), ID: id, Peer: peer, Nickname: nickname, Avatar: avatar,
 			Content: content, Extra: extra, CID: cid, MsgType: msgType, Event: event, Ref: ref}
 		env, err := AppendEnvelope([]byte("x"), m)
 		switch {
-		case m.Kind < inbox.KindDirect || m.Kind > inbox.KindReceipt:
+		case m.Kind < inbox.KindDirect || m.Kind > inbox.KindReadSync:
 			if !errors.Is(err, ErrUnknownKind) {
 				t.Fatalf("kind %d: error = %v", kind, err)
 			}

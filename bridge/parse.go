@@ -19,6 +19,10 @@ const (
 	TopicConn        = "im/conn"
 	TopicSystemAdmin = "im/systemadmin"
 	TopicRead        = "im/read"
+	TopicBlock       = "im/block"
+	TopicUnblock     = "im/unblock"
+	TopicTyping      = "im/typing"
+	TopicEditMsg     = "im/editmsg"
 )
 
 // Limits on request fields that are fixed by the legacy protocol.
@@ -73,6 +77,10 @@ const (
 	MethodConn                          // announce the caller's nickname and avatar
 	MethodSystemAdmin                   // send a system notice to UID, or to everyone
 	MethodRead                          // mark UID's messages read up to MsgID
+	MethodBlock                         // refuse UID's direct messages from now on
+	MethodUnblock                       // accept UID's direct messages again
+	MethodTyping                        // tell UID, if online, that the caller is typing
+	MethodEditMsg                       // replace the text of message MsgID, sent to UID, with Msg
 )
 
 var methodNames = [...]string{
@@ -81,6 +89,10 @@ var methodNames = [...]string{
 	MethodConn:        "Conn",
 	MethodSystemAdmin: "SystemAdmin",
 	MethodRead:        "Read",
+	MethodBlock:       "Block",
+	MethodUnblock:     "Unblock",
+	MethodTyping:      "Typing",
+	MethodEditMsg:     "EditMsg",
 }
 
 // String returns the legacy "_method_" name, e.g. "SendMsg", or "unknown".
@@ -118,6 +130,14 @@ func topicMethod(topic string) (m Method, ok bool) {
 		return MethodSystemAdmin, true
 	case TopicRead:
 		return MethodRead, true
+	case TopicBlock:
+		return MethodBlock, true
+	case TopicUnblock:
+		return MethodUnblock, true
+	case TopicTyping:
+		return MethodTyping, true
+	case TopicEditMsg:
+		return MethodEditMsg, true
 	}
 	return 0, false
 }
@@ -125,8 +145,8 @@ func topicMethod(topic string) (m Method, ok bool) {
 // Request is a parsed client request. Fields a method does not use are "".
 type Request struct {
 	Method   Method
-	UID      string // sendmsg/read: recipient or peer; delmsg: peer; conn: own uid; systemadmin: target ("" = everyone)
-	Msg      string // sendmsg: msg; systemadmin: content
+	UID      string // sendmsg/read: recipient or peer; block/unblock: the other user; delmsg: peer; conn: own uid; systemadmin: target ("" = everyone)
+	Msg      string // sendmsg, editmsg: msg; systemadmin: content
 	Extra    string // sendmsg: extra, opaque
 	CID      string // client-side id to echo in MsgSent and Error envelopes
 	MsgID    string // delmsg/read: the msgid; systemadmin: raw JSON literal of msgid ("0" by default)
@@ -218,6 +238,12 @@ func parse(req *Request, topic string, payload []byte, lim Limits) *Error {
 		return parseSystemAdmin(req, o, lim)
 	case MethodRead:
 		return parseRead(req, o)
+	case MethodBlock, MethodUnblock:
+		return parseBlock(req, o)
+	case MethodTyping:
+		return parseTyping(req, o)
+	case MethodEditMsg:
+		return parseEditMsg(req, o, lim)
 	}
 	return errorf(CodeInternal, "no parser for method %d", m)
 }
@@ -290,6 +316,32 @@ func parseRead(req *Request, o object) *Error {
 		return e
 	}
 	if req.MsgID, e = o.msgID("msgid"); e != nil {
+		return e
+	}
+	return nil
+}
+
+func parseBlock(req *Request, o object) *Error {
+	var e *Error
+	req.UID, e = o.uid("uid", true)
+	return e
+}
+
+func parseTyping(req *Request, o object) *Error {
+	var e *Error
+	req.UID, e = o.uid("uid", true)
+	return e
+}
+
+func parseEditMsg(req *Request, o object, lim Limits) *Error {
+	var e *Error
+	if req.UID, e = o.uid("uid", true); e != nil {
+		return e
+	}
+	if req.MsgID, e = o.msgID("msgid"); e != nil {
+		return e
+	}
+	if req.Msg, e = o.content("msg", lim); e != nil {
 		return e
 	}
 	return nil

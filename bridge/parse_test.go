@@ -223,6 +223,26 @@ func TestParse(t *testing.T) {
 		{name: "read msgid missing", topic: TopicRead, payload: `{"uid":1}`, code: CodeMissingField},
 		{name: "read msgid object", topic: TopicRead, payload: `{"uid":1,"msgid":{}}`, code: CodeBadField},
 		{name: "read _method_ mismatch", topic: TopicRead, payload: `{"_method_":"SendMsg","uid":1,"msgid":"m"}`, code: CodeUnknownMethod},
+
+		{name: "typing", topic: TopicTyping, payload: `{"uid":10021}`,
+			want: Request{Method: MethodTyping, UID: "10021"}},
+		{name: "generic typing", topic: TopicGeneric, payload: `{"_method_":"typing","uid":"bob"}`,
+			want: Request{Method: MethodTyping, UID: "bob"}},
+		{name: "typing uid missing", topic: TopicTyping, payload: `{}`, code: CodeMissingField},
+		{name: "typing bad uid", topic: TopicTyping, payload: `{"uid":"a b"}`, code: CodeBadUID},
+		{name: "typing uid negative", topic: TopicTyping, payload: `{"uid":-1}`, code: CodeBadUID},
+
+		{name: "editmsg", topic: TopicEditMsg, payload: `{"uid":10021,"msgid":"m9","msg":"fixed","cid":"c"}`,
+			want: Request{Method: MethodEditMsg, UID: "10021", MsgID: "m9", Msg: "fixed", CID: "c"}},
+		{name: "generic editmsg, number msgid", topic: TopicGeneric, payload: `{"_method_":"EditMsg","uid":"u","msgid":42,"msg":"x"}`,
+			want: Request{Method: MethodEditMsg, UID: "u", MsgID: "42", Msg: "x"}},
+		{name: "editmsg uid missing", topic: TopicEditMsg, payload: `{"msgid":"m","msg":"x"}`, code: CodeMissingField},
+		{name: "editmsg msgid missing", topic: TopicEditMsg, payload: `{"uid":1,"msg":"x"}`, code: CodeMissingField},
+		{name: "editmsg msg missing", topic: TopicEditMsg, payload: `{"uid":1,"msgid":"m"}`, code: CodeMissingField},
+		{name: "editmsg msg empty", topic: TopicEditMsg, payload: `{"uid":1,"msgid":"m","msg":""}`, code: CodeEmptyMessage},
+		{name: "editmsg msg not a string", topic: TopicEditMsg, payload: `{"uid":1,"msgid":"m","msg":1}`, code: CodeBadField},
+		{name: "editmsg msg over the limit", topic: TopicEditMsg, lim: small, payload: `{"uid":1,"msgid":"m","msg":"` + strings.Repeat("x", 17) + `"}`, code: CodeTooLarge},
+		{name: "editmsg _method_ mismatch", topic: TopicEditMsg, payload: `{"_method_":"Typing","uid":1}`, code: CodeUnknownMethod},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -381,7 +401,9 @@ func TestMethodString(t *testing.T) {
 		{MethodConn, "Conn"},
 		{MethodSystemAdmin, "SystemAdmin"},
 		{MethodRead, "Read"},
-		{MethodRead + 1, "unknown"},
+		{MethodTyping, "Typing"},
+		{MethodEditMsg, "EditMsg"},
+		{MethodEditMsg + 1, "unknown"},
 		{255, "unknown"},
 	}
 	for _, tt := range tests {

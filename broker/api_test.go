@@ -127,6 +127,7 @@ func TestAPI_UnreadAndReceipts(t *testing.T) {
 func TestAPI_AccessAndErrors(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Config(t))
 	api := mqtttest.HTTP{Base: "http://" + b.HTTPAddr()}
+	adminAPI := mqtttest.HTTP{Base: "http://" + b.AdminAddr()}
 	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Subscribe: true})
 	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"private"}`)
 	id := alice.Inbox.NextMethod(t, "MsgSent", wait).Str("msgid")
@@ -157,7 +158,11 @@ func TestAPI_AccessAndErrors(t *testing.T) {
 		{"unknown endpoint", "GET", "/api/v1/nope", carol, nil, 404, "not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := api.Do(t, tc.method, tc.path, tc.auth, tc.body)
+			on := api
+			if adminRoute(tc.method, tc.path) {
+				on = adminAPI
+			}
+			resp := on.Do(t, tc.method, tc.path, tc.auth, tc.body)
 			if resp.Status != tc.status || resp.ErrorCode() != tc.code {
 				t.Fatalf("got %d %s, want %d %s", resp.Status, resp.Raw, tc.status, tc.code)
 			}
@@ -243,6 +248,7 @@ func TestAPI_Retention(t *testing.T) {
 func TestAPI_AdminNoticesOnlineKick(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Config(t))
 	api := mqtttest.HTTP{Base: "http://" + b.HTTPAddr()}
+	adminAPI := mqtttest.HTTP{Base: "http://" + b.AdminAddr()}
 	admin := mqtttest.Auth{User: mqtttest.AdminName, Password: mqtttest.AdminPassword}
 	service := mqtttest.Auth{User: mqtttest.ServiceName, Password: mqtttest.ServicePassword}
 	bob := mqtttest.MustV5(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V5Options{Subscribe: true})
@@ -250,17 +256,17 @@ func TestAPI_AdminNoticesOnlineKick(t *testing.T) {
 		t.Fatal(code, err)
 	}
 
-	if r := api.Do(t, "POST", "/api/v1/notices", service, map[string]any{"uid": 10021, "content": "to bob", "msgtype": 3}); r.Status != 202 {
+	if r := adminAPI.Do(t, "POST", "/api/v1/notices", service, map[string]any{"uid": 10021, "content": "to bob", "msgtype": 3}); r.Status != 202 {
 		t.Fatalf("targeted notice: %d %s", r.Status, r.Raw)
 	}
 	if e := bob.Inbox.Next(t, wait); e.Topic != "inbox/10021" || e.Str("ct") != "to bob" || e.Str("msgtype") != "3" {
 		t.Fatalf("targeted = %s", e.Raw)
 	}
-	if r := api.Do(t, "POST", "/api/v1/notices", admin, map[string]any{"uids": []any{10021, "10031"}, "content": "to two"}); r.Status != 202 {
+	if r := adminAPI.Do(t, "POST", "/api/v1/notices", admin, map[string]any{"uids": []any{10021, "10031"}, "content": "to two"}); r.Status != 202 {
 		t.Fatalf("multi notice: %d %s", r.Status, r.Raw)
 	}
 	bob.Inbox.NextMethod(t, "SystemNot", wait)
-	if r := api.Do(t, "POST", "/api/v1/notices", admin, map[string]any{"content": "to all", "event": "promo"}); r.Status != 202 {
+	if r := adminAPI.Do(t, "POST", "/api/v1/notices", admin, map[string]any{"content": "to all", "event": "promo"}); r.Status != 202 {
 		t.Fatalf("broadcast: %d %s", r.Status, r.Raw)
 	}
 	if e := bob.Inbox.Next(t, wait); e.Topic != "broadcast" || e.Str("ct") != "to all" {
@@ -281,10 +287,10 @@ func TestAPI_AdminNoticesOnlineKick(t *testing.T) {
 		t.Fatalf("unread after reading notices = %s", u.Raw)
 	}
 
-	if r := api.Do(t, "GET", "/api/v1/online?uid=10021", admin, nil); r.Body["online"] != true || str(r.Body["devices"]) != "1" {
+	if r := adminAPI.Do(t, "GET", "/api/v1/online?uid=10021", admin, nil); r.Body["online"] != true || str(r.Body["devices"]) != "1" {
 		t.Fatalf("online = %s", r.Raw)
 	}
-	if r := api.Do(t, "POST", "/api/v1/kick", admin, map[string]any{"uid": "10021"}); str(r.Body["kicked"]) != "1" {
+	if r := adminAPI.Do(t, "POST", "/api/v1/kick", admin, map[string]any{"uid": "10021"}); str(r.Body["kicked"]) != "1" {
 		t.Fatalf("kick = %s", r.Raw)
 	}
 	if e := bob.Inbox.NextMethod(t, "Logout", wait); e.Str("action") != "5" {
@@ -299,10 +305,20 @@ func TestAPI_AdminNoticesOnlineKick(t *testing.T) {
 		t.Fatal("kicked client not disconnected")
 	}
 	deadline := time.Now().Add(wait)
-	for api.Do(t, "GET", "/api/v1/online?uid=10021", admin, nil).Body["online"] != false {
+	for adminAPI.Do(t, "GET", "/api/v1/online?uid=10021", admin, nil).Body["online"] != false {
 		if time.Now().After(deadline) {
 			t.Fatal("still online after kick")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// adminRoute reports the endpoints of the admin listener (those that need
+// the admin or service role).
+func adminRoute(method, path string) bool {
+	switch {
+	case method == "POST" && path == "/api/v1/notices", method == "POST" && path == "/api/v1/kick":
+		return true
+	}
+	return method == "GET" && strings.HasPrefix(path, "/api/v1/online")
 }

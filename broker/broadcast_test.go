@@ -41,7 +41,7 @@ func TestBroadcast_OfflineDevicesCatchUp(t *testing.T) {
 	leave := func(c *mqtttest.V3, n int) {
 		t.Helper()
 		acks += n
-		waitMetric(t, "http://"+b.HTTPAddr(), "inboxmq_inbox_acks_total", float64(acks)) // the PUBACKs reached the broker
+		waitMetric(t, "http://"+b.AdminAddr(), "inboxmq_inbox_acks_total", float64(acks)) // the PUBACKs reached the broker
 		c.Disconnect(250)
 	}
 

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +27,8 @@ import (
 	"github.com/inboxmq/inboxmq/hooks/delivery"
 	"github.com/inboxmq/inboxmq/hooks/sessions"
 	"github.com/inboxmq/inboxmq/inbox"
-	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
-	redisstore "github.com/inboxmq/inboxmq/inbox/redis"
+	"github.com/inboxmq/inboxmq/internal/dirlock"
+	"github.com/inboxmq/inboxmq/internal/version"
 	"github.com/inboxmq/inboxmq/messaging"
 )
 
@@ -40,6 +38,7 @@ type Broker struct {
 	log      *slog.Logger
 	store    inbox.Store
 	redis    redis.UniversalClient // nil with the embedded store
+	redisReq redisRequests         // counts what this node asks of redis
 	node     *cluster.Node         // nil with the embedded store
 	events   *events.Outbox        // nil when no sink is configured
 	notices  *events.Listener      // nil without Redis or a notification channel
@@ -52,9 +51,13 @@ type Broker struct {
 
 	mqttLn, wsLn, httpLn net.Listener
 	limited              []*limitedListener // under mqttLn and wsLn, for Reload
+	certs                certList           // of the TLS listeners, re-read on Reload and file changes
+	dataLock             *dirlock.Lock      // held on data_dir with the embedded store
 	httpSrv              *http.Server
-	pprofSrv             *http.Server
-	pprofLn              net.Listener
+	adminSrv             *http.Server
+	adminLn              net.Listener
+	// Parsed listeners.proxy_protocol.trusted and listeners.trusted_proxies.
+	proxyTrusted, httpProxies netSet
 
 	refusedConns atomic.Int64 // connections refused by the per-IP rate
 	refusedHTTP  atomic.Int64 // HTTP connections and requests refused by the per-IP limits
@@ -109,9 +112,9 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		return nil, err
 	}
 
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit)) // process-wide, like GOMEMLIMIT
-	}
+	rt := applyRuntime(cfg.Runtime, os.Getenv) // process-wide, like GOMEMLIMIT and GOGC
+	log.Info("go runtime memory settings", "memory_limit", rt.MemoryLimit, "memory_limit_from", rt.LimitFrom,
+		"gogc", rt.GOGC, "gogc_from", rt.GOGCFrom)
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:             cfg.capabilities(),
 		ClientNetReadBufferSize:  cfg.MQTT.ClientNetReadBufferSize,
@@ -122,6 +125,9 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 	})
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
+	if b.redis != nil {
+		b.metrics.watchRedis(&b.redisReq)
+	}
 	if err := b.startEvents(); err != nil {
 		return nil, err
 	}
@@ -133,6 +139,9 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		Store:        b.store,
 		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
 		SingleLogin:  cfg.Inbox.SingleLogin,
+		DeleteWindow: cfg.Inbox.DeleteWindow,
+		EditWindow:   cfg.Inbox.EditWindow,
+		MaxBlocks:    cfg.Limits.MaxBlocks,
 		Emitter:      emitter,
 		EmitMessages: cfg.Events.Messages,
 		Push:         messaging.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
@@ -200,6 +209,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		defer cancel()
 		b.node, err = cluster.Join(ctx, cluster.Options{
 			Client: b.redis, Prefix: cfg.Redis.Prefix, NodeID: cfg.NodeID, Local: b.delivery, Log: log,
+			Online: b.delivery.Online,
 		})
 		if err != nil {
 			return nil, err
@@ -218,55 +228,6 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		}
 	}
 	return b, nil
-}
-
-// openStore opens the configured inbox store (and, for redis, the client
-// the store and the cluster signals share).
-func (b *Broker) openStore(opts inbox.Options) error {
-	cfg := b.cfg
-	if len(cfg.Redis.Addresses) > 0 { // the Redis store, cluster signals, event channels
-		b.redis = newRedisClient(cfg.Redis, b.stop)
-	}
-	if cfg.Store == "redis" {
-		r := cfg.Redis
-		ctx, cancel := context.WithTimeout(context.Background(), r.DialTimeout+r.Timeout)
-		defer cancel()
-		store, err := redisstore.Open(ctx, redisstore.Options{Client: b.redis, Prefix: r.Prefix, Inbox: opts})
-		if err != nil {
-			b.redis.Close()
-			b.redis = nil
-			return fmt.Errorf("open redis store %v: %w", r.Addresses, err)
-		}
-		b.store = store
-		return nil
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	store, err := pebblestore.OpenTuned(filepath.Join(cfg.DataDir, "inbox"), opts,
-		pebblestore.Tuning{MemTableSize: int64(cfg.EmbeddedMemtableSize)})
-	if err != nil {
-		if b.redis != nil {
-			b.redis.Close()
-			b.redis = nil
-		}
-		return fmt.Errorf("open inbox store: %w", err)
-	}
-	b.store = store
-	return nil
-}
-
-func (b *Broker) closeStore() error {
-	var err error
-	if b.store != nil {
-		if e := b.store.Close(); e != nil && !errors.Is(e, inbox.ErrClosed) {
-			err = fmt.Errorf("close store: %w", e)
-		}
-	}
-	if b.redis != nil {
-		b.redis.Close()
-	}
-	return err
 }
 
 // mochiLogger keeps mochi's own logging to errors unless we debug: it logs
@@ -311,8 +272,11 @@ func (f levelFilter) WithGroup(name string) slog.Handler {
 func (b *Broker) Start() error {
 	l := b.cfg.Listeners
 	var err error
+	if b.proxyTrusted, b.httpProxies, err = l.trustedNets(); err != nil {
+		return b.startFailed(err)
+	}
 	if l.MQTT.Address != "" {
-		if b.mqttLn, err = b.listenLimited(l.MQTT.Address, l.MQTT.TLS); err != nil {
+		if b.mqttLn, _, err = b.listenLimited(l.MQTT.Address, l.MQTT.TLS, nil); err != nil {
 			return b.startFailed(fmt.Errorf("mqtt listener %s: %w", l.MQTT.Address, err))
 		}
 		// The size guard reads the MQTT stream, so it sits above TLS.
@@ -322,53 +286,21 @@ func (b *Broker) Start() error {
 		}
 	}
 	if l.WebSocket.Address != "" {
-		if b.wsLn, err = b.listenLimited(l.WebSocket.Address, l.WebSocket.TLS); err != nil {
+		var limited *limitedListener
+		if b.wsLn, limited, err = b.listenLimited(l.WebSocket.Address, l.WebSocket.TLS, b.httpProxies); err != nil {
 			return b.startFailed(fmt.Errorf("websocket listener %s: %w", l.WebSocket.Address, err))
 		}
 		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, b.cfg.MQTT.MaximumPacketSize, b.log)
+		ws.proxies, ws.allow = b.httpProxies, limited.allow
 		if err := b.server.AddListener(ws); err != nil {
 			return b.startFailed(err)
 		}
 	}
-	if l.HTTP.Address != "" {
-		capIP := func(ln net.Listener) net.Listener {
-			if b.cfg.Limits.HTTPConnectionsPerIP <= 0 {
-				return ln
-			}
-			return newIPConnCap(ln, b.cfg.Limits.HTTPConnectionsPerIP, &b.refusedHTTP)
-		}
-		if b.httpLn, err = listen(l.HTTP.Address, l.HTTP.TLS, capIP); err != nil {
-			return b.startFailed(fmt.Errorf("http listener %s: %w", l.HTTP.Address, err))
-		}
-		// Every phase of a request is bounded: a client that sends its
-		// headers or body slowly, or never, or idles on a kept-alive
-		// connection, is cut off.
-		t := b.cfg.Limits.HTTPTimeout
-		b.httpSrv = &http.Server{
-			Handler:           limitRequests(b.cfg.Limits.HTTPRequestsPerIP, b.httpHandler(), &b.refusedHTTP),
-			ReadHeaderTimeout: min(t, 10*time.Second),
-			ReadTimeout:       t,
-			WriteTimeout:      t,
-			IdleTimeout:       2 * t,
-			MaxHeaderBytes:    64 << 10,
-		}
-		go func() {
-			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.log.Error("http listener failed", "error", err)
-			}
-		}()
+	if err := b.startHTTP(); err != nil {
+		return b.startFailed(err)
 	}
-	if b.cfg.PprofAddress != "" {
-		if b.pprofLn, err = net.Listen("tcp", b.cfg.PprofAddress); err != nil {
-			return b.startFailed(fmt.Errorf("pprof listener %s: %w", b.cfg.PprofAddress, err))
-		}
-		b.pprofSrv = &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func(ln net.Listener) {
-			if err := b.pprofSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.log.Error("pprof listener failed", "error", err)
-			}
-		}(b.pprofLn)
-		b.log.Warn("pprof profiles served; keep this address private", "pprof", b.pprofLn.Addr().String())
+	if err := b.startAdmin(); err != nil {
+		return b.startFailed(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	restored, retained, err := b.sessions.Restore(ctx)
@@ -386,19 +318,29 @@ func (b *Broker) Start() error {
 	b.wg.Add(1)
 	go b.expireLoop()
 	b.log.Info("inboxmq started", "mqtt", addrString(b.mqttLn), "websocket", addrString(b.wsLn),
-		"http", addrString(b.httpLn), "store", b.cfg.Store, "node_id", b.cfg.NodeID, "single_login", b.cfg.Inbox.SingleLogin)
+		"http", addrString(b.httpLn), "admin", addrString(b.adminLn), "store", b.cfg.Store, "node_id", b.cfg.NodeID, "single_login", b.cfg.Inbox.SingleLogin,
+		"version", version.Get().String())
 	return nil
 }
 
 // listenLimited opens an MQTT listener behind the connection limits.
 // The limits wrap the TCP listener, under TLS, so a TLS handshake is also
 // bound by the connect timeout.
-func (b *Broker) listenLimited(address string, t TLSConfig) (net.Listener, error) {
-	return listen(address, t, func(ln net.Listener) net.Listener {
-		l := newLimitedListener(ln, b.cfg.Limits.ConnectTimeout, b.cfg.Limits.ConnectionsPerIP, &b.refusedConns, b.log)
-		b.limited = append(b.limited, l)
-		return l
+// With PROXY protocol on, the header is read under the limits (they need
+// the address in it) and under TLS (it comes first on the wire). exempt
+// are trusted HTTP proxies, whose clients the WebSocket handler admits.
+func (b *Broker) listenLimited(address string, t TLSConfig, exempt netSet) (net.Listener, *limitedListener, error) {
+	var limited *limitedListener
+	ln, err := b.listen(address, t, func(ln net.Listener) net.Listener {
+		if len(b.proxyTrusted) > 0 {
+			ln = proxyProtocol(ln, b.proxyTrusted, b.cfg.Listeners.ProxyProtocol.HeaderTimeout)
+		}
+		limited = newLimitedListener(ln, b.cfg.Limits.ConnectTimeout, b.cfg.Limits.ConnectionsPerIP, &b.refusedConns, b.log)
+		limited.proxied, limited.exempt = len(b.proxyTrusted) > 0, exempt
+		b.limited = append(b.limited, limited)
+		return limited
 	})
+	return ln, limited, err
 }
 
 func (b *Broker) startFailed(err error) error {
@@ -413,12 +355,11 @@ func addrString(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// MQTTAddr, WebSocketAddr, HTTPAddr and PprofAddr return the bound addresses ("" when
-// disabled), useful when the config asked for port 0.
+// MQTTAddr, WebSocketAddr and HTTPAddr (and AdminAddr) return the bound
+// addresses ("" when disabled), useful when the config asked for port 0.
 func (b *Broker) MQTTAddr() string      { return addrString(b.mqttLn) }
 func (b *Broker) WebSocketAddr() string { return addrString(b.wsLn) }
 func (b *Broker) HTTPAddr() string      { return addrString(b.httpLn) }
-func (b *Broker) PprofAddr() string     { return addrString(b.pprofLn) }
 
 // expireLoop drops messages older than the retention period.
 func (b *Broker) expireLoop() {
@@ -455,10 +396,15 @@ func (b *Broker) Close() error {
 		} else if b.httpLn != nil {
 			b.httpLn.Close()
 		}
-		if b.pprofSrv != nil {
-			b.pprofSrv.Close()
+		if b.adminSrv != nil {
+			b.adminSrv.Close() // scrapes and admin calls are retried by their callers
+		} else if b.adminLn != nil {
+			b.adminLn.Close()
 		}
 		if b.server != nil {
+			for _, l := range b.limited {
+				l.gate.drain(2 * time.Second) // before mochi waits for its clients
+			}
 			b.endConnections()
 			_ = b.server.Close() // always nil in mochi v2.7.9
 		}
@@ -519,9 +465,10 @@ func (b *Broker) endConnections() {
 }
 
 // Reload applies a new configuration's credentials (token secret, static
-// accounts) and limits without dropping connections. Settings that need a
-// restart (listeners, data_dir, node_id, inbox and mqtt sections, ACL rules)
-// are reported as such and keep their running values.
+// accounts) and limits, and re-reads the TLS certificate files, without
+// dropping connections. Settings that need a restart (listeners, data_dir,
+// node_id, inbox and mqtt sections, ACL rules) are reported as such and
+// keep their running values.
 func (b *Broker) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -536,26 +483,14 @@ func (b *Broker) Reload(cfg Config) error {
 	for _, l := range b.limited {
 		l.setLimits(cfg.Limits.ConnectTimeout, cfg.Limits.ConnectionsPerIP)
 	}
-	old := b.cfg
-	var restart []string
-	if old.Listeners.MQTT != cfg.Listeners.MQTT || old.Listeners.HTTP != cfg.Listeners.HTTP ||
-		old.Listeners.WebSocket.Address != cfg.Listeners.WebSocket.Address || old.Listeners.WebSocket.Path != cfg.Listeners.WebSocket.Path {
-		restart = append(restart, "listeners")
-	}
-	if old.DataDir != cfg.DataDir || old.EmbeddedMemtableSize != cfg.EmbeddedMemtableSize || old.NodeID != cfg.NodeID ||
-		old.MemoryLimit != cfg.MemoryLimit || old.PprofAddress != cfg.PprofAddress {
-		restart = append(restart, "data_dir/embedded_memtable_size/node_id/memory_limit/pprof_address")
-	}
-	if old.Inbox != cfg.Inbox || old.MQTT != cfg.MQTT || old.Log != cfg.Log || old.Auth.Anonymous != cfg.Auth.Anonymous ||
-		strings.Join(old.ACL.Rules, "\n") != strings.Join(cfg.ACL.Rules, "\n") ||
-		strings.Join(old.ACL.AnonymousRules, "\n") != strings.Join(cfg.ACL.AnonymousRules, "\n") {
-		restart = append(restart, "inbox/mqtt/log/acl/anonymous")
-	}
-	b.cfg.Auth, b.cfg.Limits = cfg.Auth, cfg.Limits
+	b.reloadCertificates()
+	restart := applyReloadable(&b.cfg, cfg)
 	b.log.Info("configuration reloaded", "accounts", len(cfg.Auth.Accounts), "message_rate", cfg.Limits.MessageRate,
 		"connections_per_ip", cfg.Limits.ConnectionsPerIP, "max_subscriptions", cfg.Limits.MaxSubscriptions)
 	if len(restart) > 0 {
-		b.log.Warn("some changes need a restart and were not applied", "sections", strings.Join(restart, ", "))
+		// Every time, so a second reload does not hide what the first one
+		// could not apply.
+		b.log.Warn("configuration changes not applied: they need a restart", "keys", strings.Join(restart, ", "))
 	}
 	return nil
 }

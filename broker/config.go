@@ -1,18 +1,13 @@
 package broker
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"gopkg.in/yaml.v3"
 
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
@@ -24,14 +19,19 @@ import (
 // SecretEnv overrides auth.jwt_secret from the config file.
 const SecretEnv = "INBOXMQ_JWT_SECRET"
 
+// NodeIDEnv is node_id's environment variable (EnvPrefix and the key, as
+// for every key), named here because deployments depend on it: nodes
+// sharing one config file (a Kubernetes StatefulSet, compose services)
+// each get their own id, e.g. from the pod's index.
+const NodeIDEnv = "INBOXMQ_NODE_ID"
+
 // Config is the whole broker configuration, read from one YAML file.
 // Defaults live in DefaultConfig; Validate checks a filled-in Config.
 type Config struct {
 	NodeID  int    `yaml:"node_id"`
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedMemtableSize is the embedded store's memtable size. Pebble
-	// keeps up to two in memory, outside the Go heap (memory_limit does not
-	// cover them): budget twice this in RSS under write load.
+	// keeps up to two in memory: budget twice this in RSS under write load.
 	EmbeddedMemtableSize ByteSize        `yaml:"embedded_memtable_size"`
 	Store                string          `yaml:"store"` // embedded or redis
 	Redis                RedisConfig     `yaml:"redis"`
@@ -45,32 +45,12 @@ type Config struct {
 	Events               EventsConfig    `yaml:"events"`
 	MQTT                 MQTTConfig      `yaml:"mqtt"`
 	Web                  WebConfig       `yaml:"web"`
-	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT
-	// semantics: bytes, or a number with B, KiB, MiB, GiB or TiB); near it
-	// the GC runs more often and freed memory is returned to the OS sooner.
-	// 0 leaves the runtime alone (the GOMEMLIMIT environment variable still
-	// applies). Set at start; a reload does not change it.
-	MemoryLimit ByteSize `yaml:"memory_limit"`
-	// PprofAddress serves Go's runtime profiles (net/http/pprof) at
-	// /debug/pprof/ on its own listener; empty (the default) serves none.
-	// Profiles reveal internals and cost CPU while taken: bind it to
-	// loopback or a private network only. Set at start.
-	PprofAddress string `yaml:"pprof_address"`
+	Runtime              RuntimeConfig   `yaml:"runtime"` // the Go runtime's memory (goruntime.go)
 }
 
 // ByteSize is a size in bytes, written in YAML as a plain number of bytes
 // or as a number with a unit: B, KiB, MiB, GiB or TiB (as GOMEMLIMIT).
 type ByteSize int64
-
-// UnmarshalYAML reads a plain number or a number with a unit.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := parseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = v
-	return nil
-}
 
 func parseByteSize(s string) (ByteSize, error) {
 	s = strings.TrimSpace(s)
@@ -168,6 +148,9 @@ type LimitsConfig struct {
 	// MaxSessionsPerAccount caps the persistent sessions one account
 	// keeps per node (0: no cap); past it those disconnected longest ago end.
 	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
+	// MaxBlocks caps the uids one user may block (im/block, PUT
+	// /api/v1/blocks/{uid}); 0: no cap.
+	MaxBlocks int `yaml:"max_blocks"`
 	// WriteTimeout bounds a delivery write: a client that stops reading
 	// is disconnected after it.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
@@ -193,6 +176,26 @@ type RedisConfig struct {
 	Prefix      string        `yaml:"prefix"`
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	Timeout     time.Duration `yaml:"timeout"`
+	// TLS encrypts the connections to Redis (managed services require it).
+	TLS RedisTLSConfig `yaml:"tls"`
+}
+
+// RedisTLSConfig is TLS to Redis. The files are read at start.
+type RedisTLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs the server's certificate must
+	// chain to; "" trusts the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, for a server that
+	// asks for one (redis-server's tls-auth-clients).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server's certificate must carry; ""
+	// takes the host of each address.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate, so anyone on the
+	// path can read and change the traffic: for tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // RedisPasswordEnv overrides redis.password.
@@ -208,7 +211,15 @@ type LogConfig struct {
 type ListenersConfig struct {
 	MQTT      ListenerConfig  `yaml:"mqtt"`
 	WebSocket WebSocketConfig `yaml:"websocket"`
-	HTTP      ListenerConfig  `yaml:"http"`
+	HTTP      ListenerConfig  `yaml:"http"`  // public: user API, health, web page
+	Admin     AdminConfig     `yaml:"admin"` // private: metrics, admin API (config_listeners.go)
+	// ProxyProtocol takes the client's address from a PROXY protocol
+	// header on the mqtt and websocket listeners (a TCP load balancer).
+	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
+	// TrustedProxies are the addresses (IPs or CIDRs) whose
+	// X-Forwarded-For or X-Real-IP header is believed, on the http and
+	// websocket listeners (an HTTP reverse proxy); empty believes none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // ListenerConfig is one address with optional TLS.
@@ -227,9 +238,17 @@ type WebSocketConfig struct {
 }
 
 // TLSConfig names a certificate and key; both empty means plain TCP.
+// The files are read again on SIGHUP and when they change on disk (see
+// internal/certwatch); new connections get the new certificate.
 type TLSConfig struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// ClientCA is a PEM bundle of CAs that client certificates must chain
+	// to; "" asks for none. RequireClientCert refuses a client that
+	// presents none (it needs ClientCA). A client certificate secures the
+	// transport only: the MQTT login is still required.
+	ClientCA          string `yaml:"client_ca"`
+	RequireClientCert bool   `yaml:"require_client_cert"`
 }
 
 // Enabled reports whether TLS is configured.
@@ -270,6 +289,12 @@ type InboxConfig struct {
 	// recipient inbox.
 	DedupeWindow   time.Duration `yaml:"dedupe_window"`
 	DedupePerInbox int           `yaml:"dedupe_per_inbox"`
+	// DeleteWindow is how long after sending a sender may still delete
+	// (recall) a message; 0: no limit, as the legacy server had none.
+	DeleteWindow time.Duration `yaml:"delete_window"`
+	// EditWindow is how long after sending a sender may edit a message;
+	// 0 turns editing off.
+	EditWindow time.Duration `yaml:"edit_window"`
 }
 
 // MQTTConfig is every mochi capability, given explicitly: mochi takes its
@@ -325,9 +350,11 @@ func DefaultConfig() Config {
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 		Listeners: ListenersConfig{
-			MQTT:      ListenerConfig{Address: ":1883"},
-			WebSocket: WebSocketConfig{Address: ":8083", Path: "/mqtt"},
-			HTTP:      ListenerConfig{Address: ":8080"},
+			MQTT:          ListenerConfig{Address: ":1883"},
+			WebSocket:     WebSocketConfig{Address: ":8083", Path: "/mqtt"},
+			HTTP:          ListenerConfig{Address: ":8080"},
+			Admin:         AdminConfig{Address: "127.0.0.1:9090"},
+			ProxyProtocol: ProxyProtocolConfig{HeaderTimeout: 5 * time.Second},
 		},
 		Auth: AuthConfig{TokenLeeway: 5 * time.Second},
 		Inbox: InboxConfig{
@@ -339,6 +366,7 @@ func DefaultConfig() Config {
 			ExpireInterval:  time.Minute,
 			DedupeWindow:    inbox.DefaultDedupeWindow,
 			DedupePerInbox:  inbox.DefaultDedupePerInbox,
+			EditWindow:      24 * time.Hour,
 		},
 		Limits: LimitsConfig{
 			ConnectTimeout:        10 * time.Second,
@@ -349,12 +377,14 @@ func DefaultConfig() Config {
 			MaxSubscriptions:      100,
 			MaxClientID:           128,
 			MaxSessionsPerAccount: 10,
+			MaxBlocks:             1000,
 			WriteTimeout:          10 * time.Second,
 			HTTPConnectionsPerIP:  64,
 			HTTPRequestsPerIP:     50,
 			HTTPTimeout:           15 * time.Second,
 		},
-		Push: PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
+		Push:    PushConfig{After: 2 * time.Minute, CheckInterval: time.Second},
+		Runtime: RuntimeConfig{GOGC: DefaultGOGC},
 		Events: EventsConfig{
 			Queue:            10000,
 			MaxAge:           24 * time.Hour,
@@ -397,43 +427,6 @@ func DefaultConfig() Config {
 			ClientNetWriteBufferSize: 2048,
 		},
 	}
-}
-
-// LoadConfig reads a YAML file over the defaults, rejecting unknown keys,
-// applies INBOXMQ_JWT_SECRET, and validates the result.
-func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// ParseConfig is LoadConfig on bytes.
-func ParseConfig(data []byte) (Config, error) {
-	cfg := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file, all defaults
-		return Config{}, fmt.Errorf("parse: %w", err)
-	}
-	if s := os.Getenv(SecretEnv); s != "" {
-		cfg.Auth.JWTSecret = s
-	}
-	if s := os.Getenv(RedisPasswordEnv); s != "" {
-		cfg.Redis.Password = s
-	}
-	if s := os.Getenv(WebhookSecretEnv); s != "" {
-		cfg.Events.Webhook.Secret = s
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
 }
 
 // credentials builds the token verifier and static accounts.

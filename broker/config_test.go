@@ -52,7 +52,7 @@ func TestLoadConfig_Rejects(t *testing.T) {
 	}{
 		{"unknown key", "unknown_key.yaml", []string{"retension"}},
 		{"invalid values", "invalid.yaml", []string{
-			"node_id", "jwt_secret", "accounts", "acl", "max_messages", "maximum_clients", "maximum_qos",
+			"node_id", "jwt_secret", "accounts", "acl", "max_messages", "maximum_clients", "maximum_qos", "max_blocks",
 		}},
 		{"missing file", "does_not_exist.yaml", []string{"no such file"}},
 	} {
@@ -124,15 +124,16 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 	t.Setenv(SecretEnv, "")
 	const base = "auth:\n  anonymous: true\n"
 	d := DefaultConfig()
-	if d.MQTT.ClientNetReadBufferSize != 512 || d.MQTT.ClientNetWriteBufferSize != 2048 || d.MQTT.MaximumClientWritesPending != 64 || d.MemoryLimit != 0 {
-		t.Fatalf("defaults = %+v, memory_limit %d", d.MQTT, d.MemoryLimit)
+	if d.MQTT.ClientNetReadBufferSize != 512 || d.MQTT.ClientNetWriteBufferSize != 2048 || d.MQTT.MaximumClientWritesPending != 64 ||
+		d.Runtime != (RuntimeConfig{MemoryLimit: 0, GOGC: 100}) {
+		t.Fatalf("defaults = %+v, runtime %+v", d.MQTT, d.Runtime)
 	}
-	cfg, err := ParseConfig([]byte(base + "memory_limit: 1GiB\nmqtt:\n  client_net_read_buffer_size: 4096\n  client_net_write_buffer_size: 1024\n"))
+	cfg, err := ParseConfig([]byte(base + "runtime:\n  memory_limit: 1GiB\nmqtt:\n  client_net_read_buffer_size: 4096\n  client_net_write_buffer_size: 1024\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MemoryLimit != 1<<30 || cfg.MQTT.ClientNetReadBufferSize != 4096 || cfg.MQTT.ClientNetWriteBufferSize != 1024 {
-		t.Fatalf("parsed %+v, memory_limit %d", cfg.MQTT, cfg.MemoryLimit)
+	if cfg.Runtime != (RuntimeConfig{MemoryLimit: 1 << 30, GOGC: 100}) || cfg.MQTT.ClientNetReadBufferSize != 4096 || cfg.MQTT.ClientNetWriteBufferSize != 1024 {
+		t.Fatalf("parsed %+v, runtime %+v", cfg.MQTT, cfg.Runtime)
 	}
 	// A partial mqtt block keeps the other defaults.
 	if cfg.MQTT.MaximumClientWritesPending != d.MQTT.MaximumClientWritesPending {
@@ -141,14 +142,19 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 	if cfg, err := ParseConfig([]byte(base + "embedded_memtable_size: 4MiB\n")); err != nil || cfg.EmbeddedMemtableSize != 4<<20 || d.EmbeddedMemtableSize != 64<<20 {
 		t.Fatalf("embedded_memtable_size: 4MiB = %d, %v (default %d)", cfg.EmbeddedMemtableSize, err, d.EmbeddedMemtableSize)
 	}
-	for in, want := range map[string]ByteSize{"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "64 KiB": 64 << 10, "2GiB": 2 << 30, "100B": 100} {
-		cfg, err := ParseConfig([]byte(base + "memory_limit: " + in + "\n"))
-		if err != nil || cfg.MemoryLimit != want {
-			t.Errorf("memory_limit: %s = %d, %v; want %d", in, cfg.MemoryLimit, err, want)
+	for in, want := range map[string]ByteSize{"0": 0, "67108864": 64 << 20, "512MiB": 512 << 20, "65536 KiB": 64 << 20, "2GiB": 2 << 30, "1TiB": 1 << 40} {
+		cfg, err := ParseConfig([]byte(base + "runtime:\n  memory_limit: " + in + "\n"))
+		if err != nil || cfg.Runtime.MemoryLimit != want {
+			t.Errorf("runtime.memory_limit: %s = %d, %v; want %d", in, cfg.Runtime.MemoryLimit, err, want)
 		}
 	}
+	if cfg, err := ParseConfig([]byte(base + "runtime:\n  gogc: 50\n")); err != nil || cfg.Runtime.GOGC != 50 {
+		t.Errorf("runtime.gogc: 50 = %d, %v", cfg.Runtime.GOGC, err)
+	}
 	for _, in := range []string{
-		"memory_limit: -1\n", "memory_limit: 1GB\n", "memory_limit: lots\n", "memory_limit: 99999999999TiB\n",
+		"runtime:\n  memory_limit: -1\n", "runtime:\n  memory_limit: 1GB\n", "runtime:\n  memory_limit: lots\n",
+		"runtime:\n  memory_limit: 99999999999TiB\n", "runtime:\n  memory_limit: 1MiB\n", "memory_limit: 1GiB\n",
+		"runtime:\n  gogc: 0\n", "runtime:\n  gogc: 5\n", "runtime:\n  gogc: 2000\n", "runtime:\n  gogc: off\n",
 		"mqtt:\n  client_net_read_buffer_size: 0\n", "mqtt:\n  client_net_write_buffer_size: 8\n",
 		"mqtt:\n  client_net_read_buffer_size: 2000000\n",
 		"embedded_memtable_size: 512KiB\n", "embedded_memtable_size: 2GiB\n", "embedded_memtable_size: 0\n",
@@ -157,13 +163,13 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 			t.Errorf("accepted %q", in)
 		}
 	}
-	// The production template spells out the memory limit's default too.
+	// The production template spells out the runtime defaults too.
 	t.Setenv(SecretEnv, "an-environment-secret-of-32-bytes!!")
 	tmpl, err := LoadConfig("../inboxmq.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tmpl.MemoryLimit != d.MemoryLimit {
-		t.Fatalf("inboxmq.yaml memory_limit = %d, default %d", tmpl.MemoryLimit, d.MemoryLimit)
+	if tmpl.Runtime != d.Runtime {
+		t.Fatalf("inboxmq.yaml runtime = %+v, default %+v", tmpl.Runtime, d.Runtime)
 	}
 }

@@ -1,6 +1,8 @@
 // Package broker assembles an inboxmq node: configuration, the inbox store,
 // the mochi MQTT server with inboxmq's hooks, and the network listeners
-// (MQTT over TCP, MQTT over WebSocket, HTTP for health checks).
+// (MQTT over TCP and over WebSocket, with PROXY protocol from trusted
+// balancers; public HTTP for health, the user API and the web page; the
+// private admin HTTP listener for metrics, the admin API and profiles).
 //
 // New builds a Broker from a validated Config; Start opens the listeners;
 // Close shuts down gracefully (clients are told, the store is flushed).

@@ -34,6 +34,7 @@ func (b *Broker) startEvents() error {
 		sinks = append(sinks, events.NewRedisSink(events.RedisOptions{Client: b.redis, Channels: map[string]string{
 			events.TypePush:       cfg.Channels.Push,
 			events.TypePushCancel: cfg.Channels.Push,
+			events.TypeRead:       cfg.Channels.Push, // like push_cancel: it clears notifications
 			events.TypeLogin:      cfg.Channels.Login,
 			events.TypeLogout:     cfg.Channels.Logout,
 			events.TypeMessage:    cfg.Channels.Message,
@@ -82,7 +83,8 @@ func (b *Broker) handleNotice(ctx context.Context, n events.Notice) error {
 			return err
 		}
 	}
-	return b.service.SendNotice(ctx, systemActor, notice)
+	_, err := b.service.SendNotice(ctx, systemActor, notice)
+	return err
 }
 
 // claimNotice makes one node of the cluster store a notice: the first to

@@ -195,5 +195,5 @@ func TestNotificationChannelAndRedisEvents(t *testing.T) {
 		t.Fatalf("carol's stored notice = %s", e.Raw)
 	}
 	carol.Inbox.None(t, 300*time.Millisecond) // the live-only notice was not kept for her
-	waitMetric(t, "http://"+b.HTTPAddr(), "inboxmq_notifications_malformed_total", 1)
+	waitMetric(t, "http://"+b.AdminAddr(), "inboxmq_notifications_malformed_total", 1)
 }

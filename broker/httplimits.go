@@ -20,6 +20,9 @@ type ipConnCap struct {
 	net.Listener
 	max     int
 	refused *atomic.Int64
+	// exempt are trusted proxies: many clients share their connections,
+	// and the request rate limits those clients by their own addresses.
+	exempt netSet
 
 	mu   sync.Mutex
 	open map[string]int // remote IP -> open connections; guarded by mu
@@ -37,6 +40,9 @@ func (l *ipConnCap) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := hostOf(c.RemoteAddr())
+		if l.exempt.containsHost(ip) {
+			return c, nil
+		}
 		l.mu.Lock()
 		if l.open[ip] >= l.max {
 			l.mu.Unlock()

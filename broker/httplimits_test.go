@@ -59,7 +59,7 @@ func TestHTTPLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "POST /api/v1/notices HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nAuthorization: Bearer nope\r\n\r\n")
+		fmt.Fprintf(c, "POST /api/v1/notices/read HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nAuthorization: Bearer nope\r\n\r\n")
 		start := time.Now()
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.Copy(io.Discard, c)
@@ -108,7 +108,7 @@ func TestHTTPBasicAuthFailsFastWhenBusy(t *testing.T) {
 					return
 				default:
 				}
-				req, _ := http.NewRequest("GET", "http://"+b.HTTPAddr()+"/api/v1/online?uid=1", nil)
+				req, _ := http.NewRequest("GET", "http://"+b.HTTPAddr()+"/api/v1/unread", nil)
 				req.SetBasicAuth("nosuchuser", "guess")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {

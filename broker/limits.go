@@ -20,6 +20,14 @@ type limitedListener struct {
 	net.Listener
 	log     *slog.Logger
 	refused *atomic.Int64
+	// proxied: the listener below reads PROXY protocol headers, so a
+	// connection's address is known only once its header is read.
+	proxied bool
+	// exempt are trusted HTTP proxies: their connections are admitted
+	// here, and the WebSocket handler admits the clients they forward.
+	exempt    netSet
+	proxyWarn logThrottle // refused PROXY headers
+	gate      connGate    // see listengate.go
 
 	mu             sync.Mutex
 	connectTimeout time.Duration    // guarded by mu
@@ -78,32 +86,63 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		ok, timeout := l.admit(c.RemoteAddr())
+		if l.proxied {
+			// The header is read on the connection's first use, in its
+			// own goroutine: read here, one slow sender would hold up
+			// every connection behind it. The deadline bounds it too.
+			l.setConnectDeadline(c)
+			c = &proxiedConn{Conn: c, l: l}
+		} else {
+			if !l.admit(c.RemoteAddr()) {
+				c.Close()
+				continue
+			}
+			l.setConnectDeadline(c)
+		}
+		gated, ok := l.gate.admit(c)
 		if !ok {
-			l.refused.Add(1)
-			l.warnRefused(c.RemoteAddr().String())
 			c.Close()
-			continue
+			return nil, net.ErrClosed // shutting down: mochi's accept loop ends
 		}
-		if timeout > 0 {
-			_ = c.SetDeadline(time.Now().Add(timeout))
-		}
-		return c, nil
+		return gated, nil
 	}
 }
 
-// admit decides on a new connection and returns the connect timeout to set.
-func (l *limitedListener) admit(addr net.Addr) (bool, time.Duration) {
+func (l *limitedListener) setConnectDeadline(c net.Conn) {
+	l.mu.Lock()
+	timeout := l.connectTimeout
+	l.mu.Unlock()
+	if timeout > 0 {
+		_ = c.SetDeadline(time.Now().Add(timeout))
+	}
+}
+
+// admit decides on a new connection from addr; a refusal is counted and
+// logged.
+func (l *limitedListener) admit(addr net.Addr) bool {
 	ip := addr.String()
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		ip = tcp.IP.String()
 	}
+	if l.exempt.containsHost(ip) {
+		return true
+	}
+	return l.allow(ip)
+}
+
+// allow takes one of ip's connection tokens; a refusal is counted and
+// logged.
+func (l *limitedListener) allow(ip string) bool {
 	l.mu.Lock()
-	perIP, timeout := l.perIP, l.connectTimeout
+	perIP := l.perIP
 	l.mu.Unlock()
 	if perIP == nil {
-		return true, timeout
+		return true
 	}
-	ok, _ := perIP.Allow(ip) // forgets idle IPs, so its map stays small
-	return ok, timeout
+	if ok, _ := perIP.Allow(ip); ok { // forgets idle IPs, so its map stays small
+		return true
+	}
+	l.refused.Add(1)
+	l.warnRefused(ip)
+	return false
 }

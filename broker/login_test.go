@@ -54,7 +54,7 @@ func TestMultiDevice_EachGetsACopy(t *testing.T) {
 	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "both")
 
 	// The phone goes offline (after its PUBACK arrived); its own copy waits for it.
-	waitMetric(t, "http://"+b.HTTPAddr(), "inboxmq_inbox_acks_total", 2)
+	waitMetric(t, "http://"+b.AdminAddr(), "inboxmq_inbox_acks_total", 2)
 	phone.Disconnect(250)
 	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":"while the phone sleeps"}`)
 	checkSendMsg(t, tablet.Inbox.Next(t, wait), "10001", "while the phone sleeps")
@@ -128,7 +128,7 @@ func TestSingleLogin_SameClientIDGetsLogout(t *testing.T) {
 func TestLogout_311GetsNoDisconnectPacket(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Config(t))
 	tok := mqtttest.Token(t, "10021")
-	api := mqtttest.HTTP{Base: "http://" + b.HTTPAddr()}
+	api := mqtttest.HTTP{Base: "http://" + b.AdminAddr()} // the admin API: kicks
 	for _, tc := range []struct {
 		name  string
 		clean bool

@@ -10,6 +10,7 @@ import (
 
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/version"
 )
 
 // metrics is the node's Prometheus registry and collectors. Counters are
@@ -124,7 +125,14 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 	})
 	f(prometheus.NewGoCollector())
 	f(prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	for k := inbox.KindDirect; k <= inbox.KindReceipt; k++ {
+	// The usual Prometheus idiom for "which build runs where": a constant 1
+	// whose labels carry the identity, joined onto other series in queries.
+	build := version.Get()
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "inboxmq_build_info", Help: "Always 1; the labels say which build of inboxmq this node runs.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "goversion": build.GoVersion},
+	}, func() float64 { return 1 }))
+	for k := inbox.KindDirect; k <= inbox.KindReadSync; k++ {
 		m.deliveredKind[k] = m.delivered.WithLabelValues(k.String())
 		m.appendedKind[k] = m.appended.WithLabelValues(k.String())
 	}

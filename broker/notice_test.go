@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 )
@@ -20,15 +22,19 @@ func TestAdminNotice_MosquittoPub(t *testing.T) {
 		t.Fatalf("carol broadcast sub: %#x %v", code, err)
 	}
 
+	sent := time.Now()
 	out, err := mqtttest.MosquittoPub(b.MQTTAddr(), mqtttest.AdminName, mqtttest.AdminPassword, "im/systemadmin",
 		`{"uid":10021,"content":"你的订单已发货","msgtype":2,"msgid":77,"event":"order"}`)
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v: %s", err, out)
 	}
 	n := bob.Inbox.Next(t, wait)
-	if string(n.Raw) != `{"_method_":"SystemNot","action":"1","msgtype":2,"ct":"你的订单已发货","msgid":77,"event":"order"}` {
+	// Byte for byte what legacy clients parse, then the broker's time.
+	const legacy = `{"_method_":"SystemNot","action":"1","msgtype":2,"ct":"你的订单已发货","msgid":77,"event":"order","ts":`
+	if !strings.HasPrefix(string(n.Raw), legacy) {
 		t.Fatalf("targeted notice = %s", n.Raw)
 	}
+	checkServerTime(t, n.Raw, sent)
 	if n.Topic != "inbox/10021" {
 		t.Fatalf("targeted notice on %s", n.Topic)
 	}

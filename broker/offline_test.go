@@ -115,7 +115,7 @@ func TestOffline_NoRedeliveryOfAcked(t *testing.T) {
 	}
 	sendN(t, alice, "10021", 0, 10)
 	checkOrder(t, bob.Inbox.Collect(t, 10, wait), 0, 10)
-	waitMetric(t, "http://"+b.HTTPAddr(), "inboxmq_inbox_acks_total", 10) // the PUBACKs reached the broker
+	waitMetric(t, "http://"+b.AdminAddr(), "inboxmq_inbox_acks_total", 10) // the PUBACKs reached the broker
 	bob.Disconnect(250)
 	sendN(t, alice, "10021", 10, 5)
 	bob2 := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tokB, mqtttest.V3Options{})
@@ -131,7 +131,7 @@ func TestRetention_OverflowDropsOldestAndCounts(t *testing.T) {
 	b := mqtttest.Start(t, cfg)
 	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
 	sendN(t, alice, "10021", 0, 5)
-	waitMetric(t, "http://"+b.HTTPAddr(), `inboxmq_messages_dropped_total{reason="overflow"}`, 2)
+	waitMetric(t, "http://"+b.AdminAddr(), `inboxmq_messages_dropped_total{reason="overflow"}`, 2)
 	bob := mqtttest.MustV3(t, b.MQTTAddr(), "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
 	checkOrder(t, bob.Inbox.Collect(t, 3, wait), 2, 3)
 	bob.Inbox.None(t, 200*time.Millisecond)

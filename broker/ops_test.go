@@ -11,7 +11,8 @@ import (
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
 )
 
-// metric reads one sample of a Prometheus text exposition.
+// metric reads one sample of a Prometheus text exposition; base is the
+// admin listener's URL.
 func metric(t *testing.T, base, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -20,6 +21,9 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d %s", base, resp.StatusCode, body)
+	}
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+-]+)$`).FindSubmatch(body)
 	if m == nil {
 		return 0
@@ -61,6 +65,7 @@ func TestMetricsMoveAndHealth(t *testing.T) {
 	alice := mqtttest.MustV3(t, b.MQTTAddr(), "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Clean: true})
 	sendN(t, alice, "10021", 0, 5)
 	bob.Inbox.Collect(t, 5, wait)
+	base = "http://" + b.AdminAddr()
 	alice.MustPub(t, "im/sendmsg", `{"uid":10021,"msg":""}`)
 	if _, err := mqtttest.ConnectV3(b.MQTTAddr(), "10099", "forged", mqtttest.V3Options{Clean: true}); err == nil {
 		t.Fatal("forged login accepted")
@@ -86,9 +91,10 @@ func TestMetricsMoveAndHealth(t *testing.T) {
 	}
 }
 
-// Profiles are off unless pprof_address is set, and then only on that
-// listener: never on the public HTTP listener.
-func TestPprof_OffByDefaultAndOnItsOwnListener(t *testing.T) {
+// Profiles are served only on the admin listener and only with
+// listeners.admin.pprof; with no admin address, metrics are nowhere (the
+// public listener never serves them).
+func TestAdminListener_PprofAndOff(t *testing.T) {
 	get := func(url string) int {
 		t.Helper()
 		resp, err := http.Get(url)
@@ -100,20 +106,44 @@ func TestPprof_OffByDefaultAndOnItsOwnListener(t *testing.T) {
 	}
 
 	off := mqtttest.Start(t, mqtttest.Config(t))
-	if off.PprofAddr() != "" {
-		t.Fatalf("pprof listener open by default at %s", off.PprofAddr())
-	}
-	if code := get("http://" + off.HTTPAddr() + "/debug/pprof/"); code != http.StatusNotFound {
-		t.Fatalf("GET /debug/pprof/ on the HTTP listener: %d, want 404", code)
+	for _, url := range []string{
+		"http://" + off.AdminAddr() + "/debug/pprof/",
+		"http://" + off.HTTPAddr() + "/debug/pprof/",
+		"http://" + off.HTTPAddr() + "/metrics",
+	} {
+		if code := get(url); code != http.StatusNotFound {
+			t.Fatalf("GET %s with pprof off: %d, want 404", url, code)
+		}
 	}
 
 	cfg := mqtttest.Config(t)
-	cfg.PprofAddress = "127.0.0.1:0"
+	cfg.Listeners.Admin.Pprof = true
+	cfg.Limits.HTTPTimeout = time.Second
 	on := mqtttest.Start(t, cfg)
-	if code := get("http://" + on.PprofAddr() + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK {
-		t.Fatalf("GET goroutine profile: %d, want 200", code)
+	if code := get("http://" + on.AdminAddr() + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK {
+		t.Fatalf("GET goroutine profile on the admin listener: %d, want 200", code)
 	}
-	if code := get("http://" + on.HTTPAddr() + "/debug/pprof/"); code != http.StatusNotFound {
-		t.Fatalf("GET /debug/pprof/ on the HTTP listener with pprof on: %d, want 404", code)
+	// A CPU profile longer than limits.http_timeout is not cut off.
+	resp, err := http.Get("http://" + on.AdminAddr() + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Fatalf("2 s CPU profile with a 1 s write timeout: %d, %d bytes, %v", resp.StatusCode, len(body), err)
+	}
+	if code := get("http://" + on.HTTPAddr() + "/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Fatalf("GET goroutine profile on the HTTP listener with pprof on: %d, want 404", code)
+	}
+
+	cfg = mqtttest.Config(t)
+	cfg.Listeners.Admin.Address = ""
+	none := mqtttest.Start(t, cfg)
+	if none.AdminAddr() != "" {
+		t.Fatalf("admin listener open at %s with no address", none.AdminAddr())
+	}
+	if code := get("http://" + none.HTTPAddr() + "/metrics"); code != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the HTTP listener without an admin listener: %d, want 404", code)
 	}
 }

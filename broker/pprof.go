@@ -6,8 +6,8 @@ import (
 )
 
 // pprofHandler serves Go's runtime profiles under /debug/pprof/. It is
-// its own mux, on its own listener (pprof_address), so profiles are never
-// reachable through the public HTTP listener.
+// mounted on the admin listener only (listeners.admin.pprof), so profiles
+// are never reachable through the public HTTP listener.
 func pprofHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

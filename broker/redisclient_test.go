@@ -22,7 +22,10 @@ func TestRedisClientBackPromptly(t *testing.T) {
 	cfg.Addresses = []string{r.Addr}
 	stop := make(chan struct{})
 	defer close(stop)
-	c := newRedisClient(cfg, stop)
+	c, err := newRedisClient(cfg, stop)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	ctx := context.Background()
 	if err := c.Ping(ctx).Err(); err != nil {

@@ -81,7 +81,7 @@ func TestStalled_KickClosesAtOnce(t *testing.T) {
 	b, _ := mqtttest.StartLogged(t, loggedConfigFrom(cfg))
 	victim := stalledVictim(t, b.MQTTAddr(), "10021")
 	fill(t, b.MQTTAddr(), "10021")
-	api := mqtttest.HTTP{Base: "http://" + b.HTTPAddr()}
+	api := mqtttest.HTTP{Base: "http://" + b.AdminAddr()} // the admin API
 	resp := api.Do(t, "POST", "/api/v1/kick", mqtttest.Auth{User: mqtttest.AdminName, Password: mqtttest.AdminPassword},
 		map[string]any{"uid": "10021", "reason": "kicked by the test"})
 	if resp.Status != 200 {

@@ -32,6 +32,11 @@ func (c Config) Validate() error {
 	default:
 		bad("store must be embedded or redis, got %q", c.Store)
 	}
+	if t := c.Redis.TLS; !t.Enabled && t != (RedisTLSConfig{}) {
+		bad("redis.tls: set enabled: true to use its other keys")
+	} else if (t.CertFile == "") != (t.KeyFile == "") {
+		bad("redis.tls needs both cert_file and key_file, or neither")
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		bad("log.level: %w", err)
 	}
@@ -41,11 +46,19 @@ func (c Config) Validate() error {
 	if c.Listeners.MQTT.Address == "" && c.Listeners.WebSocket.Address == "" {
 		bad("listeners: at least one of mqtt and websocket needs an address")
 	}
-	for name, t := range map[string]TLSConfig{"mqtt": c.Listeners.MQTT.TLS, "websocket": c.Listeners.WebSocket.TLS, "http": c.Listeners.HTTP.TLS} {
+	for name, t := range map[string]TLSConfig{"mqtt": c.Listeners.MQTT.TLS, "websocket": c.Listeners.WebSocket.TLS, "http": c.Listeners.HTTP.TLS, "admin": c.Listeners.Admin.TLS} {
 		if t.Enabled() && (t.Cert == "" || t.Key == "") {
 			bad("listeners.%s.tls needs both cert and key", name)
 		}
+		if (t.ClientCA != "" || t.RequireClientCert) && !t.Enabled() {
+			bad("listeners.%s.tls.client_ca and require_client_cert need a cert and key", name)
+		}
+		if t.RequireClientCert && t.ClientCA == "" {
+			bad("listeners.%s.tls.require_client_cert needs client_ca (the CAs client certificates must chain to)", name)
+		}
 	}
+	c.validateProxies(bad)
+	c.validateAddresses(bad)
 	if c.Listeners.WebSocket.Address != "" && !strings.HasPrefix(c.Listeners.WebSocket.Path, "/") {
 		bad("listeners.websocket.path must start with /, got %q", c.Listeners.WebSocket.Path)
 	}
@@ -75,6 +88,12 @@ func (c Config) Validate() error {
 	}
 	if c.Inbox.DedupeWindow < time.Second || c.Inbox.DedupeWindow > 24*time.Hour {
 		bad("inbox.dedupe_window must be 1s..24h, got %s", c.Inbox.DedupeWindow)
+	}
+	if c.Inbox.DeleteWindow < 0 {
+		bad("inbox.delete_window must be 0 (no limit) or positive, got %s", c.Inbox.DeleteWindow)
+	}
+	if c.Inbox.EditWindow < 0 {
+		bad("inbox.edit_window must be 0 (no editing) or positive, got %s", c.Inbox.EditWindow)
 	}
 	if c.Inbox.DedupePerInbox < 1 || c.Inbox.DedupePerInbox > 100000 {
 		bad("inbox.dedupe_per_inbox must be 1..100000")
@@ -124,6 +143,9 @@ func (c Config) Validate() error {
 	if l.MaxSessionsPerAccount < 0 {
 		bad("limits.max_sessions_per_account must not be negative")
 	}
+	if l.MaxBlocks < 0 {
+		bad("limits.max_blocks must not be negative")
+	}
 	if l.WriteTimeout < time.Second {
 		bad("limits.write_timeout must be at least 1s, got %s", l.WriteTimeout)
 	}
@@ -168,8 +190,8 @@ func (c Config) Validate() error {
 	if m.ClientNetWriteBufferSize < 16 || m.ClientNetWriteBufferSize > 1<<20 {
 		bad("mqtt.client_net_write_buffer_size must be 16..1048576, got %d", m.ClientNetWriteBufferSize)
 	}
-	if c.MemoryLimit < 0 {
-		bad("memory_limit must not be negative (0 disables)")
+	if err := validateRuntime(c.Runtime); err != nil {
+		errs = append(errs, err)
 	}
 	if c.EmbeddedMemtableSize < 1<<20 || c.EmbeddedMemtableSize > 1<<30 {
 		bad("embedded_memtable_size must be 1MiB..1GiB, got %d", c.EmbeddedMemtableSize)

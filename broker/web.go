@@ -25,6 +25,7 @@ func (b *Broker) webHandler() http.Handler {
 		WebSocketPath: ws.Path,
 		WebSocketPort: b.webSocketPort(),
 		WebSocketTLS:  ws.TLS.Enabled(),
+		WebSocketURL:  b.cfg.Web.MQTTURL,
 		Log:           b.log,
 	}
 	if b.cfg.Web.DevLogin {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -33,6 +32,11 @@ type wsListener struct {
 	once           sync.Once
 	// establish is set by Serve before the server accepts connections.
 	establish listeners.EstablishFn
+	// proxies are trusted HTTP proxies: a request from one is known by
+	// its X-Forwarded-For, and admitted by allow (the per-address
+	// connection rate) here rather than at accept.
+	proxies netSet
+	allow   func(ip string) bool
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
@@ -91,6 +95,20 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
+	var remote net.Addr // nil: the connection's own
+	if l.proxies.containsHost(r.RemoteAddr) {
+		ip, forwarded := l.proxies.forwardedFor(r.RemoteAddr, r.Header)
+		if !forwarded {
+			ip, _ = parseHost(r.RemoteAddr)
+		}
+		if l.allow != nil && !l.allow(ip.String()) {
+			http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+			return
+		}
+		if forwarded {
+			remote = &net.TCPAddr{IP: ip.AsSlice()}
+		}
+	}
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader already answered with an HTTP error
@@ -102,7 +120,7 @@ func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
 	_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.connectTimeout))
 	// The limited listener's size guard sees WebSocket frames, not MQTT:
 	// guard the MQTT stream inside them instead.
-	if err := l.establish(l.id, newSizeGuard(&wsConn{Conn: c.UnderlyingConn(), c: c}, l.maxPacket)); err != nil {
+	if err := l.establish(l.id, newSizeGuard(&wsConn{Conn: c.UnderlyingConn(), c: c, remote: remote}, l.maxPacket)); err != nil {
 		l.log.Debug("websocket client ended", "remote", r.RemoteAddr, "error", err)
 	}
 }
@@ -126,8 +144,17 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 // from the reader while another goroutine writes.
 type wsConn struct {
 	net.Conn
-	c *websocket.Conn
-	r io.Reader // the current message, nil between messages
+	c      *websocket.Conn
+	r      io.Reader // the current message, nil between messages
+	remote net.Addr  // the client behind a trusted HTTP proxy; nil: Conn's
+}
+
+// RemoteAddr is what mochi logs and limits by (cl.Net.Remote).
+func (ws *wsConn) RemoteAddr() net.Addr {
+	if ws.remote != nil {
+		return ws.remote
+	}
+	return ws.Conn.RemoteAddr()
 }
 
 var errTextFrame = errors.New("websocket: MQTT needs binary messages")
@@ -164,24 +191,3 @@ func (ws *wsConn) Write(p []byte) (int, error) {
 }
 
 func (ws *wsConn) Close() error { return ws.Conn.Close() }
-
-// listen opens a TCP listener, wrapped by wrap when given, with TLS on top
-// when configured.
-func listen(address string, t TLSConfig, wrap func(net.Listener) net.Listener) (net.Listener, error) {
-	ln, err := net.Listen("tcp", address)
-	if err != nil {
-		return nil, err
-	}
-	if wrap != nil {
-		ln = wrap(ln)
-	}
-	if !t.Enabled() {
-		return ln, nil
-	}
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
-}

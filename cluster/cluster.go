@@ -26,6 +26,9 @@ type Local interface {
 	LogoutOlder(uid string, at time.Time, reason string)
 	// KickLocal logs out every connection of uid on this node.
 	KickLocal(uid, reason string)
+	// EphemeralLocal writes an envelope that is not stored (Typing) to
+	// this node's connections of uid, at QoS 0.
+	EphemeralLocal(uid string, envelope []byte)
 }
 
 // Options configure a Node.
@@ -35,6 +38,12 @@ type Options struct {
 	NodeID int
 	Local  Local
 	Log    *slog.Logger
+	// Online, if set, counts this node's connections of a uid: the node
+	// keeps the counts in Redis (see presence.go) for OnlineEverywhere.
+	Online func(uid string) int
+	// Beat is how often the node renews its presence (default 5s); it
+	// counts as gone three beats after its last one.
+	Beat time.Duration
 }
 
 // Node sends and receives the signals of one inboxmq node.
@@ -42,6 +51,7 @@ type Node struct {
 	opts    Options
 	channel string
 	pubsub  *redis.PubSub
+	peers   *presence
 	done    chan struct{}
 	wg      sync.WaitGroup
 	closing sync.Once
@@ -49,11 +59,24 @@ type Node struct {
 }
 
 type signal struct {
-	Kind   string   `json:"k"` // wake, login, kick
+	Kind   string   `json:"k"` // wake, login, kick, ephemeral
 	Node   int      `json:"n"` // sender
 	UIDs   []string `json:"u,omitempty"`
 	At     int64    `json:"t,omitempty"` // login time, Unix ns
 	Reason string   `json:"r,omitempty"`
+	// Envelope is an ephemeral signal's JSON envelope, as a string: the
+	// broker's envelopes are valid UTF-8, and a string keeps the signal
+	// readable whatever the envelope holds.
+	Envelope string `json:"e,omitempty"`
+	// Entries are a wake's just-stored inbox entries per uid (WakeWith),
+	// opaque here: nodes without an Offerer, and older nodes, read the log.
+	Entries map[string][]json.RawMessage `json:"m,omitempty"`
+}
+
+// Offerer is a Local that can take a wake's entries (Node.WakeWith)
+// instead of reading the log for them.
+type Offerer interface {
+	OfferLocal(uid string, entries []json.RawMessage)
 }
 
 // Join subscribes the node to the signal channel and returns once the
@@ -71,6 +94,13 @@ func Join(ctx context.Context, opts Options) (*Node, error) {
 		n.pubsub.Close()
 		return nil, fmt.Errorf("cluster: subscribe %s: %w", n.channel, err)
 	}
+	n.peers = newPresence(n)
+	if err := n.peers.start(ctx); err != nil {
+		n.pubsub.Close()
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.peers.run()
 	n.wg.Add(1)
 	go n.listen()
 	return n, nil
@@ -116,8 +146,13 @@ func (n *Node) handle(raw []byte) {
 	}
 	switch s.Kind {
 	case "wake":
+		offerer, canOffer := n.opts.Local.(Offerer)
 		for _, uid := range s.UIDs {
-			n.opts.Local.WakeLocal(uid)
+			if entries := s.Entries[uid]; canOffer && len(entries) > 0 {
+				offerer.OfferLocal(uid, entries)
+			} else {
+				n.opts.Local.WakeLocal(uid)
+			}
 		}
 	case "login":
 		for _, uid := range s.UIDs {
@@ -126,6 +161,11 @@ func (n *Node) handle(raw []byte) {
 	case "kick":
 		for _, uid := range s.UIDs {
 			n.opts.Local.KickLocal(uid, s.Reason)
+		}
+
+	case "ephemeral":
+		for _, uid := range s.UIDs {
+			n.opts.Local.EphemeralLocal(uid, []byte(s.Envelope))
 		}
 	default:
 		// A newer node's signal, or garbage: nothing to do, but say so.
@@ -150,6 +190,14 @@ func (n *Node) Wake(ctx context.Context, uids []string) error {
 	return n.send(ctx, signal{Kind: "wake", UIDs: uids})
 }
 
+// WakeWith is Wake with the entries just appended to some of the inboxes:
+// entries maps a uid to them, each an encoded message its Local's
+// OfferLocal understands. A signal carries at most what the caller put in;
+// the caller bounds it (every node receives every signal).
+func (n *Node) WakeWith(ctx context.Context, uids []string, entries map[string][]json.RawMessage) error {
+	return n.send(ctx, signal{Kind: "wake", UIDs: uids, Entries: entries})
+}
+
 // LoggedIn tells the other nodes that uid logged in at at.
 func (n *Node) LoggedIn(ctx context.Context, uid string, at time.Time) error {
 	return n.send(ctx, signal{Kind: "login", UIDs: []string{uid}, At: at.UnixNano()})
@@ -160,12 +208,20 @@ func (n *Node) Kick(ctx context.Context, uid, reason string) error {
 	return n.send(ctx, signal{Kind: "kick", UIDs: []string{uid}, Reason: reason})
 }
 
+// Ephemeral has the other nodes write envelope, which is not stored, to
+// their connections of uid. Like every signal it is best effort: a node
+// that misses it (a Redis failover) just does not show it.
+func (n *Node) Ephemeral(ctx context.Context, uid string, envelope []byte) error {
+	return n.send(ctx, signal{Kind: "ephemeral", UIDs: []string{uid}, Envelope: string(envelope)})
+}
+
 // Close leaves the cluster. It may be called more than once.
 func (n *Node) Close() error {
 	n.closing.Do(func() {
 		close(n.done)
 		n.closed = n.pubsub.Close()
 		n.wg.Wait()
+		n.peers.stop()
 	})
 	return n.closed
 }

@@ -30,7 +30,7 @@ type event struct {
 	Kind   string // wake, logout, kick
 	UID    string
 	At     time.Time
-	Reason string
+	Reason string // kick: the reason; ephemeral: the envelope
 }
 
 func (e event) String() string {
@@ -58,6 +58,9 @@ func (r *recorder) LogoutOlder(uid string, at time.Time, reason string) {
 }
 func (r *recorder) KickLocal(uid, reason string) {
 	r.add(event{Kind: "kick", UID: uid, Reason: reason})
+}
+func (r *recorder) EphemeralLocal(uid string, envelope []byte) {
+	r.add(event{Kind: "ephemeral", UID: uid, Reason: string(envelope)})
 }
 
 func (r *recorder) add(e event) {
@@ -210,6 +213,13 @@ func TestSignals(t *testing.T) {
 			name: "kick without a reason",
 			send: func(ctx context.Context, n *cluster.Node) error { return n.Kick(ctx, "10002", "") },
 			want: []event{{Kind: "kick", UID: "10002"}},
+		},
+		{
+			name: "ephemeral envelope reaches the other nodes unchanged",
+			send: func(ctx context.Context, n *cluster.Node) error {
+				return n.Ephemeral(ctx, "10021", []byte(`{"_method_":"Typing","action":"9","uid":"a\"b","ts":1}`))
+			},
+			want: []event{{Kind: "ephemeral", UID: "10021", Reason: `{"_method_":"Typing","action":"9","uid":"a\"b","ts":1}`}},
 		},
 		{
 			name: "signals keep their order",

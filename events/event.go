@@ -19,6 +19,9 @@ const (
 	// TypePushCancel: messages a push event announced were acknowledged or
 	// read on some device afterwards: clear the notification, set the badge.
 	TypePushCancel = "push_cancel"
+	// TypeRead: a uid marked its conversation with a peer read (on any
+	// device, over MQTT or HTTP); "unread" is its new unread total.
+	TypeRead = "read"
 )
 
 // Keys that Event's JSON form sets itself; Data must not use them.

@@ -21,6 +21,13 @@ const (
 	KindDelete Kind = 4
 	// KindReceipt tells the owner that Peer has read up to message Ref (ReadMsg).
 	KindReceipt Kind = 5
+	// KindEdit tells the owner that message Ref of the conversation with
+	// Peer now reads Content (EditMsg).
+	KindEdit Kind = 6
+	// KindReadSync tells the owner's other devices that the owner read the
+	// conversation with Peer up to message Ref, leaving MsgType unread
+	// messages in all (ReadMsg with "unread").
+	KindReadSync Kind = 7
 )
 
 // String names the kind after the envelope's _method_.
@@ -36,6 +43,10 @@ func (k Kind) String() string {
 		return "DelMsg"
 	case KindReceipt:
 		return "ReadMsg"
+	case KindEdit:
+		return "EditMsg"
+	case KindReadSync:
+		return "ReadSync" // delivered as a ReadMsg; named apart for metrics
 	}
 	return "unknown"
 }
@@ -55,9 +66,10 @@ type Message struct {
 	Content  string // ct
 	Extra    string // extra, opaque to the broker
 	CID      string // sent: the client-side id echoed to the sender
-	MsgType  int    // notice: msgtype
+	MsgType  int    // notice: msgtype; read sync: the owner's unread total
 	Event    string // notice: event
-	Ref      string // delete/receipt: the msgid referred to; notice: legacy msgid literal
+	Ref      string // delete/receipt/edit/read sync: the msgid referred to; notice: legacy msgid literal
+	Edited   int64  // when Content was last replaced (History.Edit), Unix milliseconds; 0: never
 }
 
 // Options are the retention limits every store enforces.
@@ -132,10 +144,12 @@ type Store interface {
 
 	Submitter
 	History
+	Editor
 	Pushes
 	Sessions
 	Retained
 	Outbox
+	Blocks
 }
 
 // Pushes is the push schedule behind the push fallback: (uid, seq) pairs
@@ -175,9 +189,13 @@ type History interface {
 	// with Seq < before (before 0: from the newest), at most limit.
 	Thread(ctx context.Context, uid, thread string, before uint64, limit int) ([]Message, error)
 
-	// Threads returns every thread of uid's inbox that still holds a
-	// message, with its newest message and unread count, newest first.
-	Threads(ctx context.Context, uid string) ([]ThreadSummary, error)
+	// Threads returns the threads of uid's inbox that still hold a
+	// message, with their newest message and unread count, newest first
+	// (by the Seq of that message, which no two threads share): those
+	// whose newest Seq is below before (before 0: from the newest), at
+	// most limit (limit <= 0: all of them). Passing the last returned
+	// thread's Last.Seq as before reads the next page.
+	Threads(ctx context.Context, uid string, before uint64, limit int) ([]ThreadSummary, error)
 
 	// MarkRead moves uid's read mark of thread forward to seq (never back).
 	// Any thread name is accepted, so callers may keep marks for threads

@@ -180,6 +180,29 @@ func (h *Service) checkPush(ctx context.Context, e inbox.PushEntry) error {
 	return nil
 }
 
+// maxCancelRange is the widest acknowledged range whose push checks
+// PushesDone lets go: a wider one (a device catching up on a long
+// backlog) is left to the checks, which find it acknowledged.
+const maxCancelRange = 1024
+
+// PushesDone returns, of the ranges of messages devices acknowledged,
+// those whose push checks the store may drop now (inbox.AckWriter): with
+// push events on, each would otherwise cost a claim, two reads and a
+// removal when it came due, to find the message acknowledged. Nil when
+// push events are off.
+func (h *Service) PushesDone(acked []inbox.PushRange) []inbox.PushRange {
+	if !h.PushEnabled() {
+		return nil
+	}
+	var out []inbox.PushRange
+	for _, r := range acked {
+		if r.To >= r.From && r.To-r.From < maxCancelRange && r.UID != "" && r.UID[0] != '$' {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // CancelPush emits push_cancel for uid: a device acknowledged the messages
 // up to seq, the highest a push event was emitted for, so the back-end
 // clears the notification and sets the badge to the unread total.

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/events"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/keyrate"
 	"github.com/inboxmq/inboxmq/internal/logsafe"
 )
 
@@ -34,11 +35,13 @@ type Store interface {
 	Read(ctx context.Context, uid string, from uint64, limit int) ([]inbox.Message, error)
 	Cursor(ctx context.Context, uid, device string) (seq uint64, ok bool, err error)
 	Delete(ctx context.Context, uid string, seq uint64) (ok bool, err error)
+	inbox.Editor
 	MarkRead(ctx context.Context, uid, thread string, seq uint64) error
 	ReadMark(ctx context.Context, uid, thread string) (uint64, error)
 	Unread(ctx context.Context, uid string) (inbox.Unread, error)
 	ClaimDuePushes(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]inbox.PushEntry, error)
 	DonePushes(ctx context.Context, entries []inbox.PushEntry) error
+	inbox.Blocks
 }
 
 // Delivery hands what the operations stored to the connections: the
@@ -78,6 +81,12 @@ type Options struct {
 	// SingleLogin: a user's connections share one delivery cursor, which
 	// then says what the user acknowledged (see ackedUpTo).
 	SingleLogin bool
+	// DeleteWindow is how long after sending the sender may delete a
+	// message (0: no limit); EditWindow how long it may edit one (0: never).
+	DeleteWindow time.Duration
+	EditWindow   time.Duration
+	// MaxBlocks caps each user's block list (0: no cap).
+	MaxBlocks int
 	// Emitter, if set, receives the push events and, with EmitMessages,
 	// every direct message.
 	Emitter      Emitter
@@ -96,7 +105,9 @@ type Service struct {
 	// deliv holds the Delivery (nil until Attach). Every stored message
 	// reads it, so it is an atomic load, not a lock.
 	deliv  atomic.Pointer[deliveryBox]
-	pushes *pushScheduler // nil without the push fallback
+	pushes *pushScheduler   // nil without the push fallback
+	now    func() time.Time // time.Now; tests pin it to check the edit and delete windows
+	typing *keyrate.Limiter // typing signals per sender
 }
 
 // New returns a Service; with Options.Push.After and an Emitter it starts
@@ -111,7 +122,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
 	}
-	s := &Service{opts: opts}
+	s := &Service{opts: opts, now: time.Now, typing: newTypingLimiter()}
 	if opts.Emitter != nil && opts.Push.After > 0 {
 		if s.opts.Push.Interval <= 0 {
 			s.opts.Push.Interval = time.Second
@@ -186,6 +197,9 @@ func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, c
 	case h.opts.Limits.MaxContent > 0 && len(msg) > h.opts.Limits.MaxContent:
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
+	if err := h.checkNotBlocked(ctx, from.UID, to); err != nil {
+		return inbox.Message{}, err
+	}
 	req := h.request([]inbox.Message{
 		{UID: to, Kind: inbox.KindDirect, Peer: from.UID, Nickname: from.Nickname, Avatar: from.Avatar, Content: msg, Extra: extra},
 		{UID: from.UID, Kind: inbox.KindSent, Peer: to, Content: msg, Extra: extra, CID: cid},
@@ -223,6 +237,8 @@ func (h *Service) DeleteMessage(ctx context.Context, by Actor, msgid, peer strin
 		return refusal(bridge.CodeForbidden, "only the sender may delete a message")
 	case !ok || sent.Kind != inbox.KindSent || (peer != "" && peer != sent.Peer):
 		return refusal(bridge.CodeNotFound, "no message "+clip(msgid)+" sent by you")
+	case tooLate(sent, h.opts.DeleteWindow, h.now()):
+		return refusal(bridge.CodeTooLate, "messages can be deleted only within "+h.opts.DeleteWindow.String()+" of sending")
 	}
 	// Tell both sides first: if the broker dies before the deletes below,
 	// the sender can delete again (its copy is still there).
@@ -247,8 +263,9 @@ func (h *Service) DeleteMessage(ctx context.Context, by Actor, msgid, peer strin
 	return nil
 }
 
-// MarkRead marks by's conversation with peer read up to msgid and sends
-// peer a ReadMsg receipt.
+// MarkRead marks by's conversation with peer read up to msgid, sends peer
+// a ReadMsg receipt, and tells by's own devices (ReadMsg with by's new
+// unread total, see readSync) and the back-end (a read event).
 func (h *Service) MarkRead(ctx context.Context, by Actor, peer, msgid string) error {
 	if !acl.ValidUID(peer) || peer == by.UID {
 		return refusal(bridge.CodeBadUID, "uid must be the peer whose messages you read")
@@ -263,8 +280,10 @@ func (h *Service) MarkRead(ctx context.Context, by Actor, peer, msgid string) er
 	if err := h.opts.Store.MarkRead(ctx, by.UID, peer, m.Seq); err != nil {
 		return err
 	}
-	_, err = h.submitAndNotify(ctx, h.request([]inbox.Message{{UID: peer, Kind: inbox.KindReceipt, Peer: by.UID, Ref: m.ID}}))
-	return err
+	if _, err := h.submitAndNotify(ctx, h.request([]inbox.Message{{UID: peer, Kind: inbox.KindReceipt, Peer: by.UID, Ref: m.ID}})); err != nil {
+		return err
+	}
+	return h.readSync(ctx, by.UID, peer, m.ID)
 }
 
 // MarkNoticesRead marks by's notices read up to msgid: the targeted ones
@@ -312,39 +331,42 @@ type Notice struct {
 }
 
 // SendNotice stores a notice (per recipient, or in the broadcast log) and
-// delivers it. Only admin and service accounts may send notices.
-func (h *Service) SendNotice(ctx context.Context, by Actor, n Notice) error {
+// delivers it. Only admin and service accounts may send notices. It
+// returns the notice as stored (its ID is the msgid every recipient sees:
+// the entries of one notice share it), in the broadcast log or in the
+// first recipient's inbox.
+func (h *Service) SendNotice(ctx context.Context, by Actor, n Notice) (inbox.Message, error) {
 	switch {
 	case by.Role != acl.RoleAdmin && by.Role != acl.RoleService:
-		return refusal(bridge.CodeForbidden, "only admin and service accounts send notices")
+		return inbox.Message{}, refusal(bridge.CodeForbidden, "only admin and service accounts send notices")
 	case n.Content == "":
-		return refusal(bridge.CodeEmptyMessage, "content is empty")
+		return inbox.Message{}, refusal(bridge.CodeEmptyMessage, "content is empty")
 	case h.opts.Limits.MaxContent > 0 && len(n.Content) > h.opts.Limits.MaxContent:
-		return refusal(bridge.CodeTooLarge, fmt.Sprintf("content is over %d bytes", h.opts.Limits.MaxContent))
+		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("content is over %d bytes", h.opts.Limits.MaxContent))
 	case len(n.UIDs) > MaxNoticeRecipients:
-		return refusal(bridge.CodeTooLarge, fmt.Sprintf("at most %d uids per notice", MaxNoticeRecipients))
+		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("at most %d uids per notice", MaxNoticeRecipients))
 	}
 	if n.Ref == "" {
 		n.Ref = "0"
 	}
 	if err := bridge.ValidateMsgIDLiteral(n.Ref); err != nil {
-		return err
+		return inbox.Message{}, err
 	}
 	notice := inbox.Message{Kind: inbox.KindNotice, Content: n.Content, MsgType: n.MsgType, Event: n.Event, Ref: n.Ref, Peer: by.UID}
 	if len(n.UIDs) == 0 {
 		notice.UID = inbox.BroadcastInbox
 		r, err := h.submitAndNotify(ctx, inbox.Request{Msgs: []inbox.Message{notice}})
 		if err != nil {
-			return err
+			return inbox.Message{}, err
 		}
-		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType, "seq", r.Msgs[0].Seq)
-		return nil
+		h.opts.Log.Info("broadcast notice sent", "by", by.UID, "msgtype", n.MsgType, "seq", r.Msgs[0].Seq, "msgid", r.Msgs[0].ID)
+		return r.Msgs[0], nil
 	}
 	msgs := make([]inbox.Message, 0, len(n.UIDs))
 	seen := make(map[string]bool, len(n.UIDs))
 	for _, uid := range n.UIDs {
 		if !acl.ValidUID(uid) {
-			return refusal(bridge.CodeBadUID, "uid "+clip(uid)+" is not a valid uid")
+			return inbox.Message{}, refusal(bridge.CodeBadUID, "uid "+clip(uid)+" is not a valid uid")
 		}
 		if !seen[uid] {
 			seen[uid] = true
@@ -353,8 +375,15 @@ func (h *Service) SendNotice(ctx context.Context, by Actor, n Notice) error {
 			msgs = append(msgs, m)
 		}
 	}
-	_, err := h.submitAndNotify(ctx, h.request(msgs))
-	return err
+	r, err := h.submitAndNotify(ctx, h.request(msgs))
+	if err != nil {
+		return inbox.Message{}, err
+	}
+	if len(r.Msgs) == 0 {
+		// ErrPartial dropped every entry: none is certainly stored.
+		return inbox.Message{}, fmt.Errorf("notice: no entry stored: %w", inbox.ErrPartial)
+	}
+	return r.Msgs[0], nil
 }
 
 // SendLiveNotice delivers a notice only to the connections online on this
@@ -365,8 +394,9 @@ func (h *Service) SendLiveNotice(n Notice) error {
 	if n.Ref == "" {
 		n.Ref = "0"
 	}
+	// Not stored, so no store stamps it: ts is the time it is sent.
 	payload, err := bridge.AppendEnvelope(nil, inbox.Message{Kind: inbox.KindNotice, Content: n.Content,
-		MsgType: n.MsgType, Event: n.Event, Ref: n.Ref})
+		MsgType: n.MsgType, Event: n.Event, Ref: n.Ref, Time: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}

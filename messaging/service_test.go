@@ -183,8 +183,19 @@ func TestSendNotice(t *testing.T) {
 		{"to two, one named twice", admin, Notice{UIDs: []string{"10021", "10031", "10021"}, Content: "x"}, ""},
 		{"to everyone", admin, Notice{Content: "all"}, ""},
 	} {
-		if err := s.SendNotice(ctx, tt.by, tt.n); code(err) != tt.want {
+		m, err := s.SendNotice(ctx, tt.by, tt.n)
+		if code(err) != tt.want {
 			t.Errorf("%s: %v, want code %q", tt.name, err, tt.want)
+		}
+		if err == nil && !inbox.ValidID(m.ID) {
+			t.Errorf("%s: returned msgid %q, want the stored notice's id", tt.name, m.ID)
+		}
+		if err == nil && len(tt.n.UIDs) > 0 {
+			for _, uid := range tt.n.UIDs {
+				if got, ok, _ := inbox.FindByID(ctx, store, uid, m.ID); !ok || got.Content != tt.n.Content {
+					t.Errorf("%s: inbox of %s holds no notice %s", tt.name, uid, m.ID)
+				}
+			}
 		}
 	}
 	if len(rec.stored) != 2 || len(rec.stored[0]) != 2 || rec.stored[1][0].UID != inbox.BroadcastInbox {

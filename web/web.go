@@ -40,6 +40,10 @@ type Options struct {
 	WebSocketPort int
 	// WebSocketTLS makes the page connect with wss:// instead of ws://.
 	WebSocketTLS bool
+	// WebSocketURL, when set, is the URL the page connects to, as given
+	// (ws:// or wss://, checked by the caller): the public address behind
+	// a reverse proxy. Path, port and TLS above are then not used.
+	WebSocketURL string
 	// DevToken mints an access token for a bare uid, for the page's dev
 	// login. nil disables dev login: POST /dev/token answers 404.
 	DevToken func(uid string) (string, error)
@@ -160,7 +164,9 @@ func (h *handler) secure(next http.Handler) http.Handler {
 // third-party anything, no framing.
 func (h *handler) csp(r *http.Request) string {
 	connect := "'self'"
-	if ws := h.wsOrigin(r.Host); ws != "" {
+	if u, err := url.Parse(h.opts.WebSocketURL); h.opts.WebSocketURL != "" && err == nil {
+		connect += " " + u.Scheme + "://" + u.Host
+	} else if ws := h.wsOrigin(r.Host); ws != "" {
 		connect += " " + ws
 	}
 	// worker-src blob: is for MQTT.js, which runs its keepalive timer in a
@@ -199,14 +205,17 @@ type webConfig struct {
 }
 
 type wsConfig struct {
-	Scheme string `json:"scheme"` // ws or wss
-	Port   int    `json:"port"`
-	Path   string `json:"path"`
+	URL    string `json:"url,omitempty"`    // used as given when set
+	Scheme string `json:"scheme,omitempty"` // ws or wss
+	Port   int    `json:"port,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 func (h *handler) config(w http.ResponseWriter, r *http.Request) {
 	out := webConfig{DevLogin: h.opts.DevToken != nil}
-	if h.opts.WebSocketPort > 0 {
+	if h.opts.WebSocketURL != "" {
+		out.WebSocket = &wsConfig{URL: h.opts.WebSocketURL}
+	} else if h.opts.WebSocketPort > 0 {
 		out.WebSocket = &wsConfig{Scheme: "ws", Port: h.opts.WebSocketPort, Path: h.opts.WebSocketPath}
 		if h.opts.WebSocketTLS {
 			out.WebSocket.Scheme = "wss"

@@ -162,6 +162,10 @@ func TestHandler_Config(t *testing.T) {
 		{"wss and dev login", Options{WebSocketPort: 443, WebSocketTLS: true, DevToken: func(string) (string, error) { return "", nil }},
 			`{"websocket":{"scheme":"wss","port":443,"path":"/mqtt"},"dev_login":true}`},
 		{"no websocket listener", Options{}, `{"websocket":null,"dev_login":false}`},
+		{"public url behind a proxy", Options{WebSocketPort: 8083, WebSocketURL: "wss://chat.example.com/mqtt"},
+			`{"websocket":{"url":"wss://chat.example.com/mqtt"},"dev_login":false}`},
+		{"public url, no listener on this node", Options{WebSocketURL: "ws://10.0.0.5:8083/mqtt"},
+			`{"websocket":{"url":"ws://10.0.0.5:8083/mqtt"},"dev_login":false}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := do(t, testHandler(tc.opts), "GET", "/web-config.json", nil, "")
@@ -172,6 +176,17 @@ func TestHandler_Config(t *testing.T) {
 				t.Fatalf("headers %v", r.Header)
 			}
 		})
+	}
+}
+
+// With a public WebSocket URL, the CSP lets the page connect to that URL's
+// origin, and no longer to the listener's port on the page's host.
+func TestHandler_PublicURLInCSP(t *testing.T) {
+	h := testHandler(Options{WebSocketPort: 8083, WebSocketURL: "wss://chat.example.com/mqtt"})
+	r := do(t, h, "GET", "/", nil, "")
+	checkSecurityHeaders(t, r, " wss://chat.example.com")
+	if csp := r.Header.Get("Content-Security-Policy"); strings.Contains(csp, ":8083") {
+		t.Fatalf("CSP still allows the listener's port: %q", csp)
 	}
 }
 

@@ -21,9 +21,13 @@ import (
 func TestBinary_Help(t *testing.T) {
 	bin := mqtttest.Binary(t)
 	for _, args := range [][]string{{"--help"}, {"help"}, {"token", "--help"}, {"run", "-h"}} {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
+		// Help asked for goes to stdout (so it can be paged) with exit 0.
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Fatalf("%v: %v, stderr %q\n%s", args, err, stderr.String(), out)
 		}
 		if !bytes.Contains(out, []byte("inboxmq")) || !bytes.Contains(out, []byte("--")) && args[0] != "help" {
 			t.Fatalf("%v: unhelpful output:\n%s", args, out)
@@ -42,6 +46,25 @@ func TestBinary_Help(t *testing.T) {
 }
 
 // The token command signs with the config's secret; the broker accepts it.
+// hash-password reads a piped password line; token refuses a static
+// account's name, whose logins are checked against its password.
+func TestBinary_HashPasswordAndStaticNames(t *testing.T) {
+	bin := mqtttest.Binary(t)
+	cmd := exec.Command(bin, "hash-password")
+	cmd.Stdin = strings.NewReader("s3cret\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "$2") || strings.Contains(string(out), "s3cret") {
+		t.Fatalf("hash-password: %v %q", err, out)
+	}
+	cfg := mqtttest.WriteConfig(t, t.TempDir())
+	var stderr bytes.Buffer
+	cmd = exec.Command(bin, "token", "--config", cfg, "--uid", mqtttest.AdminName)
+	cmd.Stderr = &stderr
+	if out, err := cmd.Output(); err == nil || len(out) > 0 || !strings.Contains(stderr.String(), "static account") {
+		t.Fatalf("token for the static account %q: %v, stdout %q, stderr %q", mqtttest.AdminName, err, out, stderr.String())
+	}
+}
+
 func TestBinary_TokenAndHealthz(t *testing.T) {
 	cfg := mqtttest.WriteConfig(t, t.TempDir())
 	p := mqtttest.StartProcess(t, cfg)

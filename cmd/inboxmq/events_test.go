@@ -56,15 +56,19 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return r
 }
 
-// backlog reads inboxmq_events_backlog{sink="webhook"} from /metrics.
-func backlog(t *testing.T, httpAddr string) int {
+// backlog reads inboxmq_events_backlog{sink="webhook"} from /metrics on
+// the admin listener.
+func backlog(t *testing.T, adminAddr string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics on the admin listener: %d %s", resp.StatusCode, body)
+	}
 	m := regexp.MustCompile(`(?m)^inboxmq_events_backlog\{sink="webhook"\} (\d+)`).FindSubmatch(body)
 	if m == nil {
 		return 0
@@ -122,9 +126,9 @@ func TestBinary_EventsOutliveOutageAndKill(t *testing.T) {
 	// the store (with bob's login and logout and alice's login), then kill
 	// the broker.
 	deadline := time.Now().Add(30 * time.Second)
-	for backlog(t, p.HTTP) < n+3 {
+	for backlog(t, p.Admin) < n+3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("backlog %v, want %d events waiting", backlog(t, p.HTTP), n+3)
+			t.Fatalf("backlog %v, want %d events waiting", backlog(t, p.Admin), n+3)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

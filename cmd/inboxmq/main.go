@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/broker"
@@ -25,12 +27,23 @@ const usage = `inboxmq: an MQTT broker for private messages and in-app notices.
 Usage:
   inboxmq [--config FILE]             run the broker (same as "inboxmq run")
   inboxmq run [--config FILE]         run the broker until SIGINT/SIGTERM; SIGHUP reloads
-                                      accounts, the token secret and limits
+                                      accounts, the token secret, limits
+                                      and TLS certificates
   inboxmq token --uid UID [flags]     print an access token signed with the config's secret
   inboxmq hash-password               read a password on stdin, print its bcrypt hash
                                       (for auth.accounts[].password_hash)
   inboxmq check-config [--config FILE]
                                       validate a config file and exit
+  inboxmq backup --to DIR [--config FILE]
+                                      copy the embedded store to a new directory,
+                                      from the running broker or a stopped one
+  inboxmq import-legacy --redis ADDR [--dry-run] [--delete] [--config FILE]
+                                      append the offline messages and notices a legacy
+                                      socket.io server kept in Redis to the inboxes
+  inboxmq version                     print the version, commit, date and Go version
+                                      (also "inboxmq --version")
+  inboxmq healthcheck [--url URL]     GET http://127.0.0.1:8080/healthz (or URL): exit 0
+                                      on 200, 1 otherwise (for container HEALTHCHECKs)
   inboxmq help                        show this help
 
 The config file is YAML; inboxmq.yaml in the repository documents every key.
@@ -38,7 +51,8 @@ The environment variable INBOXMQ_JWT_SECRET overrides auth.jwt_secret.
 
 Clients log in with username = uid and password = access token; they
 subscribe to inbox/{uid} and publish requests to im/sendmsg, im/delmsg,
-im/conn, im/read (and im/systemadmin for admin and service accounts).
+im/conn, im/read, im/editmsg, im/typing (and im/systemadmin for admin and
+service accounts).
 See docs/protocol.md.
 
 Run "inboxmq COMMAND --help" for a command's flags.
@@ -53,6 +67,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = "version", args[1:]
+	}
+	if asksForHelp(args) {
+		// Help asked for is the output, not a diagnostic: stdout, exit 0.
+		stderr = stdout
 	}
 	var err error
 	switch cmd {
@@ -64,6 +84,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = hashPassword(args, stdin, stdout, stderr)
 	case "check-config":
 		err = checkConfig(args, stdout, stderr)
+	case "backup":
+		err = backup(args, stdout, stderr)
+	case "import-legacy":
+		err = importLegacy(args, stdout, stderr)
+	case "version":
+		err = printVersion(args, stdout, stderr)
+	case "healthcheck":
+		err = healthcheck(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -84,6 +112,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
+
+// asksForHelp reports a -h, -help or --help flag among args.
+func asksForHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
 
 func newFlags(name, help string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -176,6 +217,13 @@ func mintToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, a := range cfg.Auth.Accounts {
+		if a.Name == *uid {
+			// A login with that name is checked against the account's
+			// password, never a token: the token could never log in.
+			return fmt.Errorf("%q is a static account in %s (auth.accounts): it logs in with its password, not a token", *uid, *config)
+		}
+	}
 	if cfg.Auth.JWTSecret == "" {
 		return fmt.Errorf("no secret: set auth.jwt_secret in %s or %s", *config, broker.SecretEnv)
 	}
@@ -192,15 +240,15 @@ func mintToken(args []string, stdout, stderr io.Writer) error {
 }
 
 func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("hash-password", "inboxmq hash-password: read one password line on stdin, print its bcrypt hash.", stderr)
+	fs := newFlags("hash-password", "inboxmq hash-password: read a password (without echo on a terminal, else one line on stdin),\n"+
+		"print its bcrypt hash.", stderr)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read password: %w", err)
+	password, err := readPassword(stdin, stderr)
+	if err != nil {
+		return err
 	}
-	password := strings.TrimRight(line, "\r\n")
 	if password == "" {
 		return errors.New("empty password")
 	}
@@ -218,9 +266,32 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := broker.LoadConfig(*config); err != nil {
+	cfg, err := broker.LoadConfig(*config)
+	if err != nil {
 		return err
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		return fmt.Errorf("config %s: %w", *config, err)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *config)
 	return nil
+}
+
+// readPassword reads a password from a terminal without echoing it
+// (golang.org/x/term), or one line from a pipe or file.
+func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(prompt, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

@@ -132,11 +132,12 @@ func (a *attackers) sessionPiler(stop <-chan struct{}) {
 	})
 }
 
-// basicAuthGuesser: Basic-auth guesses at an admin endpoint.
+// basicAuthGuesser: Basic-auth guesses at the public API (static accounts
+// log in there too; the admin endpoints are not on the public listener).
 func (a *attackers) basicAuthGuesser(stop <-chan struct{}) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	every(50*time.Millisecond, stop, func() {
-		req, _ := http.NewRequest("GET", "http://"+a.http+"/api/v1/online?uid=1", nil)
+		req, _ := http.NewRequest("GET", "http://"+a.http+"/api/v1/unread", nil)
 		req.SetBasicAuth("admin", "guess")
 		a.guesses.Add(1)
 		resp, err := client.Do(req)

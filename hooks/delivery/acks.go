@@ -1,11 +1,8 @@
 package delivery
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
-
-	"github.com/inboxmq/inboxmq/messaging"
 )
 
 // Acknowledgements: a PUBACK frees its packet id and its unit of the
@@ -100,10 +97,11 @@ func (c *conn) advanceLocked(l *lane, seq uint64) {
 	if l == &c.lanes[laneBroadcast] {
 		delay = broadcastFlushDelay
 	}
-	// A sooner write covers every lane: the later timer then finds nothing.
+	// A sooner write covers every lane. The node's connections are written
+	// together (ackWriter).
 	if !c.flushing || delay < c.flushIn {
 		c.flushing, c.flushIn = true, delay
-		time.AfterFunc(delay, c.flush)
+		c.d.acks.schedule(c, delay)
 	}
 }
 
@@ -114,55 +112,48 @@ func (c *conn) marksAcked(l *lane) bool {
 	return l == &c.lanes[laneInbox] && c.d.service.PushEnabled() && c.device != c.id.UID
 }
 
-// flush writes the lanes' acknowledged positions. The store writes run
-// under flushMu, not mu: a sender's offer or a PUBACK never waits behind
-// this connection's store round trip. flushMu keeps the writes in order,
-// and close() ends with a flush, so once close returns the next connection
-// of the device reads the final cursors.
+// flush writes the lanes' acknowledged positions now: close calls it, so
+// once close returns the next connection of the device reads the final
+// cursors. The store writes run under flushMu, not mu: a sender's offer or
+// a PUBACK never waits behind this connection's store round trip. Under
+// load positions are written by the node's ackWriter instead, in batches.
 //
 // Lock order: flushMu, then mu.
 func (c *conn) flush() {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
-	type position struct {
-		lane   int
-		cursor string
-		seq    uint64
-		mark   bool // also the user's AckedThread mark
+	if a := c.takeAcked(); a != nil {
+		c.d.acks.write([]*acked{a})
 	}
-	var todo [2]position
-	n := 0
+}
+
+// takeAcked returns the positions to write, if a write is scheduled and
+// any lane moved since the last one, and unschedules it.
+func (c *conn) takeAcked() *acked {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.flushing {
-		c.mu.Unlock()
-		return
+		return nil
 	}
 	c.flushing = false
+	var a *acked
 	for k := range c.lanes {
 		if l := &c.lanes[k]; l.acked > l.written {
-			todo[n] = position{k, l.cursor, l.acked, c.marksAcked(l)}
-			n++
+			if a == nil {
+				a = &acked{c: c}
+			}
+			a.pos = append(a.pos, position{lane: k, cursor: l.cursor, from: l.written + 1, seq: l.acked,
+				save: c.persist, mark: c.marksAcked(l)})
 		}
 	}
-	c.mu.Unlock()
+	return a
+}
 
-	ctx := context.Background()
-	for _, p := range todo[:n] {
-		if c.persist {
-			if err := c.d.store.SetCursor(ctx, c.id.UID, p.cursor, p.seq); err != nil {
-				// Only costs duplicates on the next connection.
-				c.d.log.Warn("cursor not saved", "uid", c.id.UID, "device", p.cursor, "seq", p.seq, "error", err)
-			}
-		}
-		if p.mark {
-			if err := c.d.store.MarkRead(ctx, c.id.UID, messaging.AckedThread, p.seq); err != nil {
-				c.d.log.Warn("acked mark not saved", "uid", c.id.UID, "seq", p.seq, "error", err)
-			}
-		}
-	}
+// wrote records positions as written.
+func (c *conn) wrote(pos []position) {
 	c.mu.Lock()
-	for _, p := range todo[:n] {
+	defer c.mu.Unlock()
+	for _, p := range pos {
 		c.lanes[p.lane].written = max(c.lanes[p.lane].written, p.seq)
 	}
-	c.mu.Unlock()
 }

@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ type Router interface {
 	Wake(ctx context.Context, uids []string) error // inbox.BroadcastInbox among them for the broadcast log
 	LoggedIn(ctx context.Context, uid string, at time.Time) error
 	Kick(ctx context.Context, uid, reason string) error
+	Ephemeral(ctx context.Context, uid string, envelope []byte) error
 }
 
 // SetRouter connects the hook to the other nodes. Call it before the
@@ -69,6 +72,28 @@ func (h *Hook) LogoutOlder(uid string, at time.Time, reason string) {
 
 // KickLocal logs out every connection of uid on this node.
 func (h *Hook) KickLocal(uid, reason string) { h.kickLocal(uid, reason) }
+
+// EphemeralLocal writes envelope, which is not stored, to this node's
+// connections of uid that are subscribed to their inbox, at QoS 0.
+func (h *Hook) EphemeralLocal(uid string, envelope []byte) {
+	for _, c := range h.online(uid) {
+		c.writeTransient(envelope)
+	}
+}
+
+// Ephemeral writes envelope, which is not stored (Typing), to uid's
+// connections on this node and has the other nodes do the same. Unlike
+// the messaging.Delivery methods it waits for the signal to be sent to
+// the other nodes, up to ctx: the caller is the request it answers.
+func (h *Hook) Ephemeral(ctx context.Context, uid string, envelope []byte) error {
+	h.EphemeralLocal(uid, envelope)
+	if r := h.routerOrNil(); r != nil {
+		if err := r.Ephemeral(ctx, uid, envelope); err != nil {
+			return fmt.Errorf("ephemeral signal to other nodes: %w", err)
+		}
+	}
+	return nil
+}
 
 // broadcastFeed is where this node stands in the broadcast log: the
 // highest Seq it has offered to its connections.
@@ -160,20 +185,43 @@ func (h *Hook) learnBroadcastEnd(ctx context.Context) {
 // uids of many appends into one signal: under load, wakes cost well under
 // one Redis round trip per message, and a sender's PUBACK never waits for
 // them (the message is already stored; the wake only makes it live).
+//
+// When the router can (EntryRouter), a wake carries the entries just
+// stored, up to maxWakeBytes per signal, so the other nodes offer them to
+// their connections as this node does (Hook.OfferLocal) instead of each
+// reading the log back: a round trip per message saved. What does not fit
+// goes as a plain wake, and the other node reads the log.
 type wakeBatcher struct {
 	r    Router
 	warn func(string, ...any)
 
 	mu      sync.Mutex
-	pending map[string]struct{} // guarded by mu
+	pending map[string]*pendingWake // guarded by mu
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 }
 
+// pendingWake is what a wake of one uid will carry.
+type pendingWake struct {
+	entries []inbox.Message
+	plain   bool // the log must be read: an entry did not fit, or none was given
+}
+
+// EntryRouter is a Router whose wakes can carry the entries stored
+// (cluster.Node): entries maps a uid to its entries, JSON-encoded
+// inbox.Messages in Seq order; the uids without any get a plain wake.
+type EntryRouter interface {
+	WakeWith(ctx context.Context, uids []string, entries map[string][]json.RawMessage) error
+}
+
+// maxWakeBytes bounds the entries one wake signal carries: every node
+// receives every signal, so big messages go by the log instead.
+const maxWakeBytes = 64 << 10
+
 func newWakeBatcher(r Router, warn func(string, ...any)) *wakeBatcher {
-	w := &wakeBatcher{r: r, warn: warn, pending: make(map[string]struct{}), kick: make(chan struct{}, 1),
+	w := &wakeBatcher{r: r, warn: warn, pending: make(map[string]*pendingWake), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -186,12 +234,36 @@ func (w *wakeBatcher) close() {
 	<-w.done
 }
 
+// add wakes uids: their nodes read the log.
 func (w *wakeBatcher) add(uids ...string) {
 	w.mu.Lock()
 	for _, u := range uids {
-		w.pending[u] = struct{}{}
+		w.pendingLocked(u).plain = true
 	}
 	w.mu.Unlock()
+	w.poke()
+}
+
+// addEntries wakes uid with the entries just appended to its inbox.
+func (w *wakeBatcher) addEntries(uid string, entries []inbox.Message) {
+	w.mu.Lock()
+	if p := w.pendingLocked(uid); !p.plain {
+		p.entries = append(p.entries, entries...)
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *wakeBatcher) pendingLocked(uid string) *pendingWake {
+	p := w.pending[uid]
+	if p == nil {
+		p = &pendingWake{}
+		w.pending[uid] = p
+	}
+	return p
+}
+
+func (w *wakeBatcher) poke() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -214,16 +286,23 @@ func (w *wakeBatcher) run() {
 // send sends the pending wakes, 500 uids per signal.
 func (w *wakeBatcher) send() {
 	w.mu.Lock()
-	uids := make([]string, 0, len(w.pending))
-	for u := range w.pending {
+	pending := w.pending
+	w.pending = make(map[string]*pendingWake, len(pending))
+	w.mu.Unlock()
+	uids := make([]string, 0, len(pending))
+	for u := range pending {
 		uids = append(uids, u)
 	}
-	clear(w.pending)
-	w.mu.Unlock()
+	er, withEntries := w.r.(EntryRouter)
 	for len(uids) > 0 {
 		n := min(len(uids), 500)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := w.r.Wake(ctx, uids[:n])
+		var err error
+		if withEntries {
+			err = er.WakeWith(ctx, uids[:n], encodeWakeEntries(uids[:n], pending))
+		} else {
+			err = w.r.Wake(ctx, uids[:n])
+		}
 		cancel()
 		if err != nil {
 			// The messages are stored; the peers' nodes pick them up
@@ -233,4 +312,36 @@ func (w *wakeBatcher) send() {
 		}
 		uids = uids[n:]
 	}
+}
+
+// encodeWakeEntries encodes the entries of uids that fit in maxWakeBytes.
+func encodeWakeEntries(uids []string, pending map[string]*pendingWake) map[string][]json.RawMessage {
+	var out map[string][]json.RawMessage
+	size := 0
+	for _, u := range uids {
+		p := pending[u]
+		if p.plain || len(p.entries) == 0 {
+			continue
+		}
+		raw := make([]json.RawMessage, 0, len(p.entries))
+		n := 0
+		for i := range p.entries {
+			b, err := json.Marshal(&p.entries[i])
+			if err != nil {
+				raw = nil
+				break
+			}
+			raw = append(raw, b)
+			n += len(b)
+		}
+		if raw == nil || size+n > maxWakeBytes {
+			continue // a plain wake: its node reads the log
+		}
+		if out == nil {
+			out = make(map[string][]json.RawMessage)
+		}
+		out[u] = raw
+		size += n
+	}
+	return out
 }

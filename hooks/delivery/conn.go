@@ -13,6 +13,7 @@ import (
 	"github.com/inboxmq/inboxmq/acl"
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
+	"github.com/inboxmq/inboxmq/internal/shallow"
 	"github.com/inboxmq/inboxmq/messaging"
 )
 
@@ -106,6 +107,7 @@ type connDeps struct {
 	writeTimeout time.Duration // Options.WriteTimeout
 	tokenLeeway  time.Duration // Options.TokenLeeway
 	pumps        *sync.WaitGroup
+	acks         *ackWriter // writes the acknowledged positions, batched
 	// logEnd is the highest Seq known of a log (the hook follows the
 	// broadcast log for all its connections).
 	logEnd func(ctx context.Context, log string) (uint64, error)
@@ -116,6 +118,7 @@ func newConnDeps(h *Hook) *connDeps {
 		store: h.opts.Store, service: h.opts.Service, server: h.opts.Server, log: h.opts.Log,
 		events: h.opts.Events, window: h.opts.Window, writeTimeout: h.opts.WriteTimeout,
 		tokenLeeway: h.opts.TokenLeeway, pumps: &h.pumps, logEnd: h.logEnd,
+		acks: newAckWriter(h.opts.Store, h.opts.Service, h.opts.Log, &h.pumps),
 	}
 }
 
@@ -196,7 +199,11 @@ func (c *conn) start(lane int) {
 		return
 	}
 	if !started {
-		if err := c.loadCursor(lane); err != nil {
+		// Store reads, on mochi's reader goroutine when a client subscribes:
+		// run where their stack does not stay allocated (package shallow).
+		var err error
+		shallow.Run(func() { err = c.loadCursor(lane) })
+		if err != nil {
 			c.d.log.Error("delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID,
 				"topic", c.lanes[lane].topic, "error", err)
 			time.AfterFunc(time.Second, func() { c.start(lane) })

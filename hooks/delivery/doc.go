@@ -31,6 +31,7 @@
 //
 // Lock order: Hook.mu, then conn.flushMu, then conn.mu, then flow.mu, then
 // mochi's client lock. No store call is made with Hook.mu, conn.mu or
-// flow.mu held: a connection's position writes hold only its flushMu. The
+// flow.mu held: a connection's final position writes hold only its
+// flushMu, and the node's batched ones (ackWriter) no lock at all. The
 // hook is safe for concurrent use.
 package delivery

@@ -140,6 +140,9 @@ func (h *Hook) SetMessageRate(perSecond float64, burst int, maxWait time.Duratio
 // Wait blocks until every delivery goroutine has ended. Call it after the
 // server has closed, before closing the store; it may be called again.
 func (h *Hook) Wait() {
+	if h.deps != nil {
+		h.deps.acks.hurry()
+	}
 	h.pumps.Wait()
 }
 
@@ -299,7 +302,17 @@ func (h *Hook) register(c *conn) (kick []*conn) {
 		list = nil
 	}
 	h.byUID[c.id.UID] = append(list, c)
+	h.onlineChanged(c.id.UID)
 	return kick
+}
+
+// onlineChanged tells the other nodes' presence counts (cluster.Node)
+// that uid's connections on this node changed. h.mu may be held: the
+// router only notes the uid.
+func (h *Hook) onlineChanged(uid string) {
+	if p, ok := h.routerOrNil().(interface{ OnlineChanged(uid string) }); ok {
+		p.OnlineChanged(uid)
+	}
 }
 
 func (h *Hook) unregister(cl *mqtt.Client) *conn {
@@ -322,6 +335,7 @@ func (h *Hook) unregister(cl *mqtt.Client) *conn {
 	} else {
 		h.byUID[c.id.UID] = list
 	}
+	h.onlineChanged(c.id.UID)
 	return c
 }
 

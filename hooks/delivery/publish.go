@@ -26,6 +26,10 @@ var methodTopics = map[bridge.Method]string{
 	bridge.MethodConn:        "im/conn",
 	bridge.MethodSystemAdmin: "im/systemadmin",
 	bridge.MethodRead:        "im/read",
+	bridge.MethodBlock:       "im/block",
+	bridge.MethodUnblock:     "im/unblock",
+	bridge.MethodTyping:      "im/typing",
+	bridge.MethodEditMsg:     "im/editmsg",
 }
 
 // request is one client request being handled.
@@ -101,6 +105,12 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return h.systemAdmin(r)
 	case bridge.MethodRead:
 		return h.markRead(r)
+	case bridge.MethodBlock, bridge.MethodUnblock:
+		return h.block(r)
+	case bridge.MethodTyping:
+		return h.typing(r)
+	case bridge.MethodEditMsg:
+		return h.editMsg(r)
 	}
 	return h.refuse(r, bridge.CodeUnknownMethod, "unknown method")
 }
@@ -154,13 +164,25 @@ func (h *Hook) systemAdmin(r *request) (packets.Packet, error) {
 	}
 	ctx, cancel := h.requestContext()
 	defer cancel()
-	return h.answer(r, h.opts.Service.SendNotice(ctx, r.actor(), n))
+	_, err := h.opts.Service.SendNotice(ctx, r.actor(), n)
+	return h.answer(r, err)
 }
 
 func (h *Hook) markRead(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
 	return h.answer(r, h.opts.Service.MarkRead(ctx, r.actor(), r.req.UID, r.req.MsgID))
+}
+
+// block changes the caller's block list (im/block, im/unblock).
+func (h *Hook) block(r *request) (packets.Packet, error) {
+	ctx, cancel := h.requestContext()
+	defer cancel()
+	change := h.opts.Service.Block
+	if r.req.Method == bridge.MethodUnblock {
+		change = h.opts.Service.Unblock
+	}
+	return h.answer(r, change(ctx, r.actor(), r.req.UID))
 }
 
 // answer turns an operation's result into mochi's ack decision: success
@@ -325,13 +347,17 @@ func (h *Hook) refuseQoS2(r *request, code packets.Code) (packets.Packet, error)
 // reasonCode maps an Error code to an MQTT 5 PUBACK reason code.
 func reasonCode(code string) packets.Code {
 	switch code {
-	case bridge.CodeForbidden:
+	// blocked is a permission the recipient withdrew: the request is
+	// well formed, and resending it will not help. 0x87 tells a client
+	// library exactly that; 0x83 ("valid but not accepted") would read as
+	// a fault of the broker's.
+	case bridge.CodeForbidden, bridge.CodeBlocked:
 		return packets.ErrNotAuthorized // 0x87
 	case bridge.CodeRateLimited:
 		return packets.ErrQuotaExceeded // 0x97
 	case bridge.CodeUnknownTopic:
 		return packets.ErrTopicNameInvalid // 0x90
-	case bridge.CodeNotFound:
+	case bridge.CodeNotFound, bridge.CodeTooLate:
 		return packets.ErrImplementationSpecificError // 0x83
 	case bridge.CodeInternal:
 		return packets.ErrUnspecifiedError // 0x80

@@ -36,7 +36,7 @@ func (h *Hook) Stored(out []inbox.Message) {
 			c.wake()
 		}
 		if h.wakes != nil {
-			h.wakes.add(out[i].UID)
+			h.wakes.addEntries(out[i].UID, out[i:j])
 		}
 		i = j
 	}

@@ -127,7 +127,7 @@ func BenchmarkThreads_20Threads(b *testing.B) {
 	s, ctx := twentyThreadsReadTo40(b), context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		ts, err := s.Threads(ctx, "alice")
+		ts, err := s.Threads(ctx, "alice", 0, 0)
 		if err != nil || len(ts) != 20 {
 			b.Fatalf("Threads = %d, %v, want 20", len(ts), err)
 		}

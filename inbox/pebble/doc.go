@@ -46,6 +46,7 @@
 //	"D" uid 0x00 time(8) key       -> empty: an inbox's request records by age (requests.go)
 //	"h" uid                        -> head: last, first, held (see below)
 //	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
+//	"b" uid 0x00 blocked           -> empty: uid refuses direct messages from blocked (blocks.go)
 //	"s" id                         -> persistent MQTT session (inbox.EncodeSession)
 //	"x" expires(8) id              -> empty: expiry index of disconnected sessions
 //	"R" topic                      -> retained message of an opened topic (opaque)

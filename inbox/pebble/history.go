@@ -112,9 +112,11 @@ func (s *Store) newInboxIter(uid string) (*pebble.Iterator, error) {
 	return it, nil
 }
 
-// Threads implements inbox.History. Its cost is a few seeks per thread
-// plus one step per unread message, however long the threads are.
-func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary, error) {
+// Threads implements inbox.History. The index is ordered by thread name,
+// not by age, so a page costs a seek per thread of the inbox (to find each
+// thread's newest Seq), plus, for the threads of the page only, a read of
+// that message and a step per unread message.
+func (s *Store) Threads(ctx context.Context, uid string, before uint64, limit int) ([]inbox.ThreadSummary, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pebblestore: threads %s: %w", uid, err)
 	}
@@ -129,7 +131,7 @@ func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary,
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: threads %s: %w", uid, err)
 	}
-	out, err := readThreads(it, uid)
+	out, err := readThreads(it, uid, before, limit)
 	if cerr := it.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -139,29 +141,70 @@ func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary,
 	return out, nil
 }
 
-// readThreads reads, through it, the summaries of uid's threads, newest
-// first.
-func readThreads(it *pebble.Iterator, uid string) ([]inbox.ThreadSummary, error) {
+// readThreads reads, through it, the summaries of uid's threads whose
+// newest Seq is below before (0: all), newest first, at most limit
+// (<= 0: all).
+func readThreads(it *pebble.Iterator, uid string, before uint64, limit int) ([]inbox.ThreadSummary, error) {
+	lasts, err := scanLasts(it, uid)
+	if err != nil {
+		return nil, err
+	}
+	if before > 0 {
+		lasts = slices.DeleteFunc(lasts, func(st threadStat) bool { return st.last >= before })
+	}
+	// Seqs increase with time in an inbox, so the newest thread has the
+	// highest last Seq; no two threads share one.
+	slices.SortFunc(lasts, func(a, b threadStat) int { return cmp.Compare(b.last, a.last) })
+	if limit > 0 && len(lasts) > limit {
+		lasts = lasts[:limit]
+	}
 	marks, err := readMarks(it, uid)
 	if err != nil {
 		return nil, err
 	}
-	stats, err := scanThreads(it, uid, marks, true, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]inbox.ThreadSummary, len(stats))
+	out := make([]inbox.ThreadSummary, len(lasts))
 	var key []byte
-	for i, st := range stats {
-		out[i] = inbox.ThreadSummary{Thread: st.thread, Unread: st.unread, ReadMark: st.mark}
+	for i, st := range lasts {
+		mark := marks[st.thread]
+		unread, err := countUnread(it, uid, st.thread, mark, nil)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = inbox.ThreadSummary{Thread: st.thread, Unread: unread, ReadMark: mark}
 		if err := readMessage(it, uid, st.last, &out[i].Last, &key); err != nil {
 			return nil, err
 		}
 	}
-	// Seqs increase with time in an inbox, so the newest thread has the
-	// highest last Seq.
-	slices.SortFunc(out, func(a, b inbox.ThreadSummary) int { return cmp.Compare(b.Last.Seq, a.Last.Seq) })
 	return out, nil
+}
+
+// scanLasts returns every thread of uid's index with its newest Seq, in
+// index (name) order: two seeks per thread.
+func scanLasts(it *pebble.Iterator, uid string) ([]threadStat, error) {
+	prefix := appendIndexUID(nil, uid)
+	var stats []threadStat
+	var end []byte
+	ok := it.SeekGE(prefix)
+	for ok && bytes.HasPrefix(it.Key(), prefix) {
+		th, _, err := parseIndexKey(it.Key(), len(prefix))
+		if err != nil {
+			return nil, err
+		}
+		st := threadStat{thread: string(th)}
+		end = appendIndexThreadEnd(end[:0], uid, st.thread)
+		if !it.SeekLT(end) {
+			return nil, errors.Join(fmt.Errorf("thread %q vanished from the index", st.thread), it.Error())
+		}
+		if _, st.last, err = parseIndexKey(it.Key(), len(prefix)); err != nil {
+			return nil, err
+		}
+		stats = append(stats, st)
+		ok = it.SeekGE(end)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("thread index: %w", err)
+	}
+	return stats, nil
 }
 
 // Unread implements inbox.History. Like Threads it costs a seek per thread
@@ -189,7 +232,7 @@ func (s *Store) Unread(ctx context.Context, uid string) (inbox.Unread, error) {
 	marks, err := readMarks(it, uid)
 	var stats []threadStat
 	if err == nil {
-		stats, err = scanThreads(it, uid, marks, false, u.NoticeTypes)
+		stats, err = scanThreads(it, uid, marks, u.NoticeTypes)
 	}
 	if cerr := it.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -226,20 +269,17 @@ func readMarks(it *pebble.Iterator, uid string) (map[string]uint64, error) {
 // threadStat is what the thread index says about one thread of an inbox.
 type threadStat struct {
 	thread string
-	last   uint64 // the newest Seq held, when asked for
-	mark   uint64
+	last   uint64 // the newest Seq held (scanLasts only)
 	unread int
 }
 
-// scanThreads walks uid's thread index through it, one thread at a time:
-// it seeks past the thread's read mark and counts the incoming entries
-// above it, then is at the next thread. With wantLast it first seeks to the
-// thread's newest entry. Unread notices are tallied by MsgType into types
-// unless it is nil.
-func scanThreads(it *pebble.Iterator, uid string, marks map[string]uint64, wantLast bool, types map[int]int) ([]threadStat, error) {
+// scanThreads walks uid's thread index through it, one thread at a time,
+// counting each thread's unread entries (countUnread). Unread notices are
+// tallied by MsgType into types unless it is nil.
+func scanThreads(it *pebble.Iterator, uid string, marks map[string]uint64, types map[int]int) ([]threadStat, error) {
 	prefix := appendIndexUID(nil, uid)
 	var stats []threadStat
-	var end, from []byte
+	var end []byte
 	ok := it.SeekGE(prefix)
 	for ok && bytes.HasPrefix(it.Key(), prefix) {
 		th, _, err := parseIndexKey(it.Key(), len(prefix))
@@ -247,41 +287,45 @@ func scanThreads(it *pebble.Iterator, uid string, marks map[string]uint64, wantL
 			return nil, err
 		}
 		st := threadStat{thread: string(th)}
-		st.mark = marks[st.thread]
-		end = appendIndexThreadEnd(end[:0], uid, st.thread)
-		if wantLast {
-			if !it.SeekLT(end) {
-				return nil, errors.Join(fmt.Errorf("thread %q vanished from the index", st.thread), it.Error())
-			}
-			if _, st.last, err = parseIndexKey(it.Key(), len(prefix)); err != nil {
-				return nil, err
-			}
-		}
-		if st.mark == math.MaxUint64 {
-			ok = it.SeekGE(end)
-		} else {
-			from = appendIndexKey(from[:0], uid, st.thread, st.mark+1)
-			ok = it.SeekGE(from)
-		}
-		for ; ok && bytes.Compare(it.Key(), end) < 0; ok = it.Next() {
-			kind, msgType, err := decodeIndexValue(it.Value())
-			if err != nil {
-				return nil, err
-			}
-			if !(inbox.Message{Kind: kind}).Incoming() {
-				continue
-			}
-			st.unread++
-			if types != nil && st.thread == inbox.NoticeThread {
-				types[msgType]++
-			}
+		if st.unread, err = countUnread(it, uid, st.thread, marks[st.thread], types); err != nil {
+			return nil, err
 		}
 		stats = append(stats, st)
+		end = appendIndexThreadEnd(end[:0], uid, st.thread)
+		ok = it.SeekGE(end)
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("thread index: %w", err)
 	}
 	return stats, nil
+}
+
+// countUnread counts the incoming entries of uid's thread above mark: a
+// seek past the mark, then a step per unread entry. Unread notices are
+// tallied by MsgType into types unless it is nil.
+func countUnread(it *pebble.Iterator, uid, thread string, mark uint64, types map[int]int) (int, error) {
+	if mark == math.MaxUint64 {
+		return 0, nil
+	}
+	end := appendIndexThreadEnd(nil, uid, thread)
+	n := 0
+	for ok := it.SeekGE(appendIndexKey(nil, uid, thread, mark+1)); ok && bytes.Compare(it.Key(), end) < 0; ok = it.Next() {
+		kind, msgType, err := decodeIndexValue(it.Value())
+		if err != nil {
+			return 0, err
+		}
+		if !(inbox.Message{Kind: kind}).Incoming() {
+			continue
+		}
+		n++
+		if types != nil && thread == inbox.NoticeThread {
+			types[msgType]++
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("thread index: %w", err)
+	}
+	return n, nil
 }
 
 // MarkRead implements inbox.History. Like SetCursor, the write is not

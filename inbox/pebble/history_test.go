@@ -140,7 +140,7 @@ func TestConsistentUnderLoad(t *testing.T) {
 					_, err = s.Delete(ctx, uid, 1+r.Uint64N(last))
 				}
 				if err == nil {
-					_, err = s.Threads(ctx, uid)
+					_, err = s.Threads(ctx, uid, 0, 0)
 				}
 				if err == nil {
 					_, err = s.Unread(ctx, uid)
@@ -206,7 +206,7 @@ func TestReopenHistory(t *testing.T) {
 	if err := s.MarkRead(ctx, "alice", "bob", 3); err != nil {
 		t.Fatal(err)
 	}
-	beforeThreads, err := s.Threads(ctx, "alice")
+	beforeThreads, err := s.Threads(ctx, "alice", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestReopenHistory(t *testing.T) {
 
 	s = openStore(t, dir, opts)
 	checkConsistent(t, s)
-	threads, err := s.Threads(ctx, "alice")
+	threads, err := s.Threads(ctx, "alice", 0, 0)
 	if err != nil || !slices.Equal(threads, beforeThreads) {
 		t.Errorf("after reopen Threads = %+v, %v, want %+v", threads, err, beforeThreads)
 	}
@@ -303,7 +303,7 @@ func TestUpgradeV1(t *testing.T) {
 			t.Errorf("Bounds(%s) = %d, %d, %v, want %d, %d", c.uid, first, last, err, c.first, c.last)
 		}
 	}
-	threads, err := s.Threads(ctx, "alice")
+	threads, err := s.Threads(ctx, "alice", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func TestHistoryBadInput(t *testing.T) {
 	}
 	for name, call := range map[string]func(uid string) error{
 		"Thread":   func(uid string) error { _, err := s.Thread(ctx, uid, "t", 0, 1); return err },
-		"Threads":  func(uid string) error { _, err := s.Threads(ctx, uid); return err },
+		"Threads":  func(uid string) error { _, err := s.Threads(ctx, uid, 0, 0); return err },
 		"MarkRead": func(uid string) error { return s.MarkRead(ctx, uid, "t", 1) },
 		"ReadMark": func(uid string) error { _, err := s.ReadMark(ctx, uid, "t"); return err },
 		"Unread":   func(uid string) error { _, err := s.Unread(ctx, uid); return err },
@@ -410,7 +410,7 @@ func TestCorruptIndex(t *testing.T) {
 	if _, err := s.Thread(ctx, "u", "p", 0, 10); !errors.Is(err, errCorrupt) {
 		t.Errorf("Thread over a dangling index entry = %v, want errCorrupt", err)
 	}
-	if _, err := s.Threads(ctx, "u"); !errors.Is(err, errCorrupt) {
+	if _, err := s.Threads(ctx, "u", 0, 0); !errors.Is(err, errCorrupt) {
 		t.Errorf("Threads over a dangling index entry = %v, want errCorrupt", err)
 	}
 	if err := s.db.Set(appendIndexKey(nil, "u", "p", 7), []byte{1}, pebble.Sync); err != nil {

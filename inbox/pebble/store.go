@@ -58,6 +58,8 @@ type Store struct {
 	sessMu sync.Mutex
 	// outMu makes the outbox's moves (claim, reschedule, delete) atomic.
 	outMu sync.Mutex
+	// blockMu makes a block list's count-then-add atomic (see blocks.go).
+	blockMu sync.Mutex
 }
 
 // head is the held state of one inbox: held messages, the lowest of them

@@ -146,7 +146,7 @@ func TestClosedErrors(t *testing.T) {
 		"SetCursor":    func() error { return s.SetCursor(ctx, "u", "d", 1) },
 		"ExpireBefore": func() error { _, err := s.ExpireBefore(ctx, time.Now()); return err },
 		"Thread":       func() error { _, err := s.Thread(ctx, "u", "t", 0, 1); return err },
-		"Threads":      func() error { _, err := s.Threads(ctx, "u"); return err },
+		"Threads":      func() error { _, err := s.Threads(ctx, "u", 0, 0); return err },
 		"MarkRead":     func() error { return s.MarkRead(ctx, "u", "t", 1) },
 		"ReadMark":     func() error { _, err := s.ReadMark(ctx, "u", "t"); return err },
 		"Unread":       func() error { _, err := s.Unread(ctx, "u"); return err },

@@ -177,12 +177,11 @@ func (r *request) duplicate(rec string) (inbox.Receipt, error) {
 func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []target) (inbox.Receipt, error) {
 	r := s.newRequest(req, targets)
 	n := len(targets)
-	keys := make([]string, 0, 5*n+4)
+	keys := make([]string, 0, 4*n+3)
 	for _, t := range targets {
-		keys = append(keys, t.base+sufMeta, t.base+sufLock, t.base+sufLog, t.base+sufTimes, t.base+sufThreads)
+		keys = append(keys, t.base+sufMeta, t.base+sufLock, t.base+sufLog, t.base+sufThreads)
 	}
-	first := targets[0].base
-	keys = append(keys, s.k.oldest(), s.k.pushes(), first+sufRequests, first+sufRequestAges)
+	keys = append(keys, s.k.oldest(), s.k.pushes(), targets[0].base+sufRequests)
 	wait := minLockWait
 	var floor uint64
 	var body []byte
@@ -279,9 +278,8 @@ func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []t
 		}
 		calls[i] = &call{
 			script: scriptAppend,
-			keys: []string{t.base + sufMeta, t.base + sufLock, t.base + sufLog, t.base + sufTimes, t.base + sufThreads,
-				t.base + sufRequests, t.base + sufRequestAges},
-			args: append(args, entries...),
+			keys:   []string{t.base + sufMeta, t.base + sufLock, t.base + sufLog, t.base + sufThreads, t.base + sufRequests},
+			args:   append(args, entries...),
 		}
 		members[i] = redis.Z{Score: float64(r.now.UnixMilli()), Member: t.uid}
 	}

@@ -25,8 +25,8 @@ func appendBody(dst []byte, id uint64, m *inbox.Message) []byte {
 }
 
 // appendMember appends the whole stored encoding of m: what the append
-// script stores for seq and a body from appendBody. Tests use it; the
-// store itself never builds a member in Go.
+// script stores for seq and a body from appendBody. Append never builds a
+// member in Go (its script does); Edit and the tests do.
 func appendMember(dst []byte, seq, id uint64, m *inbox.Message) []byte {
 	dst = append(dst, varcodec.Version1)
 	dst = binary.AppendUvarint(dst, seq)

@@ -31,21 +31,22 @@
 // a uid are percent-escaped: a '}' would end the tag early.
 //
 //	P im:{uid}:h          HASH  s: highest Seq ever assigned (never goes back)
-//	                            i: last message id; a: last append (token, first Seq, dropped)
+//	                            i: last message id; n: messages held (absent: count the log)
+//	                            a: last append of the Cluster protocol (token, first Seq, dropped)
+//	                            dn, dx: request records held, when dd's expiry was last set (ms)
 //	P im:{uid}:m          ZSET  the log: score Seq, member the encoded message
-//	P im:{uid}:tm         ZSET  time index: member Seq, score append time (Unix ms)
 //	P im:{uid}:th         ZSET  threads: member thread name, score its newest held Seq
-//	P im:{uid}:t:<thread> ZSET  a thread's messages: member and score Seq
+//	P im:{uid}:t:<thread> ZSET  a thread's messages that are not incoming: member and score Seq
 //	P im:{uid}:u:<thread> ZSET  its incoming messages: score Seq, member "Seq:" or,
 //	                            for notices, "Seq:MsgType"
-//	P im:{uid}:c          HASH  device -> cursor Seq
 //	P im:{uid}:r          HASH  thread -> read mark Seq (any thread name)
+//	P im:{uid}:bl         SET   uids whose direct messages uid refuses (blocks.go)
 //	P im:{uid}:lk         STRING append lock (Cluster protocol): the holder's token, expiring after 3s
 //	P im:{uid}:dd         HASH  request key -> record "sum time id seq,seq..." of requests whose
-//	                            first entry is in this inbox (inbox.Request.Key)
-//	P im:{uid}:ddt        ZSET  request key scored by its record's time; both expire after the
-//	                            dedupe window without a new record
+//	                            first entry is in this inbox (inbox.Request.Key); it expires
+//	                            at least the dedupe window after its newest record
 //	P {$global}:oldest    ZSET  sweep index: member uid, score about its oldest message time
+//	P {$global}:cur       ZSET  delivery cursors: member len(uid) ":" uid device, score the cursor Seq
 //	P {$global}:layout    STRING layout version, 1
 //	P {$global}:sess      HASH  session id -> persistent MQTT session (inbox.EncodeSession)
 //	P {$global}:sessx     ZSET  expiry index: session id scored by Expires (Unix ms)
@@ -56,7 +57,17 @@
 //
 // The global keys share their own hash tag, so on a Cluster they live
 // in one slot, on one master: ExpireBefore starts from that single
-// well-known key.
+// well-known key, and one ZADD GT writes the cursors of many devices of
+// many inboxes forward (WriteAcks), which the delivery side does for all
+// its connections at once.
+//
+// Layout 1, which the same layout version still names, also wrote: a time
+// index P im:{uid}:tm (member Seq, score append time), every Seq of a
+// thread in t: (incoming ones too), the cursors in P im:{uid}:c (device ->
+// Seq), and the request records' ages in P im:{uid}:ddt. Such an inbox is
+// read and written as it is: Thread merges t: and u:, Cursor takes the
+// higher of :c and the global index, the sweep clears tm by time, and ddt
+// expires on its own. Nothing needs migrating.
 //
 // A log member is a version byte (1), the Seq (uvarint), the kind (1
 // byte), the peer (uvarint length and bytes), the id (uvarint), the time
@@ -67,8 +78,8 @@
 // a message's thread without decoding the rest; UID is in the key.
 //
 // Read is one ZRANGE BYSCORE of the log from the Seq asked for. A thread
-// is read newest first from its t: index, each message fetched from the
-// log by Seq inside one script. Unread counts are ZCOUNTs of the u:
+// is read newest first from its t: and u: indexes, merged, each message
+// fetched from the log by Seq inside one script. Unread counts are ZCOUNTs of the u:
 // indexes above each thread's read mark, and notices by MsgType come from
 // the members of u:$notices above the mark, so counting decodes no message.
 //
@@ -89,6 +100,20 @@
 // record. So a request is stored whole or not at all, and a resend of a
 // stored one is found. It also waits for an inbox's append lock held by a
 // node of the Cluster protocol, which older versions used everywhere.
+//
+// Every direct message runs that script, so it is written for few
+// commands (14 for a direct message with a cid and a push check, counted
+// by TestSubmitCommands; see docs/performance.md): one EXISTS for the
+// locks of all inboxes, one HMGET and one HSET of each inbox's h, one
+// HSETNX that both looks the request key up and records it (an HGET more
+// on a resend), a ZADD of each entry to the log, to its thread index and
+// to th, and one ZADD of the push entries. What an inbox pays rarely is
+// kept out of the common path: h counts the messages held (n), so no
+// ZCARD runs below MaxPerInbox and the sweep index is written only when an
+// inbox was empty (and every 64 Seqs, in case a count was off: ZADD LT
+// never raises a score); the request records are trimmed only when they
+// pass the cap (to an eighth below it, so not at every request), and
+// their expiry is set once a quarter window.
 //
 // A Redis Cluster puts the inboxes in different slots, so no one script
 // can write both. Submit takes a short lock on every inbox first:
@@ -138,7 +163,9 @@
 //	Open                         1
 //	Submit, Append               1 (Cluster: 2, one more per retry when a lock is busy, plus the backoff)
 //	Read, Bounds, Cursor         1
-//	SetCursor, MarkRead          1 (a script: compare and set, forward only)
+//	SetCursor                    1 (ZADD GT: forward only)
+//	WriteAcks                    1 for any number of cursors and acknowledged push checks
+//	MarkRead                     1 (a script: compare and set, forward only)
 //	ReadMark                     1
 //	Thread, Threads, Unread      1 (a script; Threads and Unread do work per thread)
 //	Delete                       1 (a script: message, indexes and thread list at once)
@@ -153,8 +180,10 @@
 //
 // ExpireBefore reads the sweep index from its lowest score, up to 256 uids
 // at a time, and runs one expire script per inbox (pipelined). The script
-// drops the inbox's messages appended before the cut, at most 1000 per
-// call, with their index entries, and returns the oldest time left. The
+// drops the inbox's messages appended before the cut, oldest Seq first, at
+// most 1000 per call, with their index entries, and returns the oldest time
+// left; it reads each message's time from the message itself and stops at
+// the first one appended at or after the cut. The
 // sweep then rescores the entry, or removes it when the inbox is empty and
 // not locked for an append, and probes such inboxes once more, putting back
 // the entry of any that an append reached meanwhile. A single Redis writes
@@ -164,7 +193,9 @@
 // holds messages never loses its entry. If a Cluster append fails after its
 // script but before its index write, the entry comes back with the inbox's
 // next append. Message times are each node's clock, so with clocks apart a
-// message may outlive its retention by the difference. Several nodes may
+// message may outlive its retention by the difference (also a message
+// behind a younger one in Seq order, appended by a node whose clock was
+// behind). Several nodes may
 // sweep at once; each message is dropped and reported once.
 //
 // # Lua

@@ -185,7 +185,7 @@ func (s *Store) probe(ctx context.Context, uids []string, cut int64) error {
 	calls := make([]*call, len(uids))
 	for i, uid := range uids {
 		b := s.k.base(uid)
-		calls[i] = &call{script: scriptProbe, keys: []string{b + sufMeta, b + sufTimes, b + sufLock}}
+		calls[i] = &call{script: scriptProbe, keys: []string{b + sufMeta, b + sufLog, b + sufLock}}
 	}
 	s.evalAll(ctx, calls, nil)
 	var errs []error

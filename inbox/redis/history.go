@@ -8,8 +8,8 @@ import (
 	"github.com/inboxmq/inboxmq/inbox"
 )
 
-// Thread implements inbox.History with one script call: the thread's index
-// gives the Seqs, the log the messages.
+// Thread implements inbox.History with one script call: the thread's two
+// indexes (incoming, and the rest) give the Seqs, the log the messages.
 func (s *Store) Thread(ctx context.Context, uid, thread string, before uint64, limit int) ([]inbox.Message, error) {
 	if err := s.begin(ctx, uid); err != nil {
 		return nil, fmt.Errorf("redisstore: thread %s/%s: %w", uid, thread, err)
@@ -23,7 +23,8 @@ func (s *Store) Thread(ctx context.Context, uid, thread string, before uint64, l
 		top = "(" + strconv.FormatUint(before, 10)
 	}
 	b := s.k.base(uid)
-	members, err := scriptThread.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog, b + sufThread + thread}, top, limit).StringSlice()
+	members, err := scriptThread.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog, b + sufThread + thread, b + sufIncome + thread},
+		top, limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: thread %s/%s: %w", uid, thread, err)
 	}
@@ -34,15 +35,24 @@ func (s *Store) Thread(ctx context.Context, uid, thread string, before uint64, l
 	return out, nil
 }
 
-// Threads implements inbox.History with one script call, whose work grows
-// with the number of threads the inbox holds.
-func (s *Store) Threads(ctx context.Context, uid string) ([]inbox.ThreadSummary, error) {
+// Threads implements inbox.History with one script call: the threads
+// index is ordered by newest Seq, so a page costs work for its own threads
+// only (plus reading the inbox's read marks).
+func (s *Store) Threads(ctx context.Context, uid string, before uint64, limit int) ([]inbox.ThreadSummary, error) {
 	if err := s.begin(ctx, uid); err != nil {
 		return nil, fmt.Errorf("redisstore: threads %s: %w", uid, err)
 	}
 	defer s.life.Exit()
+	top := "+inf"
+	if before > 0 {
+		top = "(" + strconv.FormatUint(before, 10)
+	}
+	count := -1 // Redis: LIMIT 0 -1 is every member
+	if limit > 0 {
+		count = limit
+	}
 	b := s.k.base(uid)
-	res, err := scriptThreads.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog, b + sufThreads, b + sufMarks}).Slice()
+	res, err := scriptThreads.Run(ctx, s.rdb, []string{b + sufMeta, b + sufLog, b + sufThreads, b + sufMarks}, top, count).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: threads %s: %w", uid, err)
 	}

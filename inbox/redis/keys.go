@@ -3,6 +3,7 @@ package redisstore
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -10,18 +11,18 @@ import (
 // the layout in doc.go. The Lua scripts build the same names from the base,
 // so the two lists must agree.
 const (
-	sufMeta    = "h"  // HASH: s = highest Seq, i = last id, a = last append result
+	sufMeta    = "h"  // HASH: s = highest Seq, i = last id, n = messages held, a = last append result, dn/dx = request records
 	sufLog     = "m"  // ZSET: seq -> encoded message
-	sufTimes   = "tm" // ZSET: member seq, score append time (ms)
+	sufTimes   = "tm" // ZSET: member seq, score append time (ms); written by layout 1 appends only, cleared by the sweep
 	sufThreads = "th" // ZSET: member thread, score its newest Seq
-	sufThread  = "t:" // + thread: ZSET of the thread's Seqs
+	sufThread  = "t:" // + thread: ZSET of the thread's Seqs that are not incoming (older inboxes: all)
 	sufIncome  = "u:" // + thread: ZSET of the thread's incoming Seqs
-	sufCursors = "c"  // HASH: device -> cursor Seq
+	sufCursors = "c"  // HASH: device -> cursor Seq (layout 1; now read only, see keys.cursors)
 	sufMarks   = "r"  // HASH: thread -> read mark Seq
 	sufLock    = "lk" // STRING: append lock token, with a TTL
+	sufBlocks  = "bl" // SET: uids whose direct messages the owner refuses
 
-	sufRequests    = "dd"  // HASH: request key -> record (see scripts.go, record_request)
-	sufRequestAges = "ddt" // ZSET: request key scored by its record's time (ms)
+	sufRequests = "dd" // HASH: request key -> record (see scripts.go, keep_requests)
 )
 
 // globalTag is the hash tag of the keys that are not per inbox. They all
@@ -84,6 +85,17 @@ func (k keys) base(uid string) string {
 // oldest is the sweep index: a ZSET of uids scored by (about) the append
 // time of their oldest message. It is the one key ExpireBefore starts from.
 func (k keys) oldest() string { return k.prefix + globalTag + ":oldest" }
+
+// cursors is the global cursor index: a ZSET of devices (cursorMember)
+// scored by their cursor Seq, so that ZADD GT moves a cursor forward only,
+// and one command writes the cursors of many devices of many inboxes.
+func (k keys) cursors() string { return k.prefix + globalTag + ":cur" }
+
+// cursorMember names uid's device in the cursor index: the uid's length
+// first, so that no uid and device pair reads as another.
+func cursorMember(uid, device string) string {
+	return strconv.Itoa(len(uid)) + ":" + uid + device
+}
 
 // layout holds layoutVersion.
 func (k keys) layout() string { return k.prefix + globalTag + ":layout" }

@@ -64,11 +64,12 @@ func TestKeyLayout(t *testing.T) {
 		got[i] = strings.TrimPrefix(got[i], prefix)
 	}
 	slices.Sort(got)
+	// alice's incoming messages are indexed in u: only, bob's copy in t:.
 	want := []string{
-		"im:{alice}:c", "im:{alice}:h", "im:{alice}:m", "im:{alice}:r", "im:{alice}:t:$notices", "im:{alice}:t:bob",
-		"im:{alice}:th", "im:{alice}:tm", "im:{alice}:u:$notices", "im:{alice}:u:bob",
-		"im:{bob}:h", "im:{bob}:m", "im:{bob}:t:alice", "im:{bob}:th", "im:{bob}:tm",
-		"{$global}:layout", "{$global}:oldest",
+		"im:{alice}:h", "im:{alice}:m", "im:{alice}:r",
+		"im:{alice}:th", "im:{alice}:u:$notices", "im:{alice}:u:bob",
+		"im:{bob}:h", "im:{bob}:m", "im:{bob}:t:alice", "im:{bob}:th",
+		"{$global}:cur", "{$global}:layout", "{$global}:oldest",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("keys\n%q\nwant\n%q", got, want)
@@ -148,8 +149,12 @@ func TestRoundTrips(t *testing.T) {
 		{"Bounds", 1, func() error { _, _, err := s.Bounds(ctx, "alice"); return err }},
 		{"Cursor", 1, func() error { _, _, err := s.Cursor(ctx, "alice", "d"); return err }},
 		{"SetCursor", 1, func() error { return s.SetCursor(ctx, "alice", "d", 1) }},
+		{"WriteAcks", 1, func() error {
+			return s.WriteAcks(ctx, []inbox.CursorPos{{UID: "alice", Device: "d", Seq: 2}, {UID: "bob", Device: "d", Seq: 2}},
+				[]inbox.PushRange{{UID: "alice", From: 1, To: 2}})
+		}},
 		{"Thread", 1, func() error { _, err := s.Thread(ctx, "alice", "bob", 0, 50); return err }},
-		{"Threads", 1, func() error { _, err := s.Threads(ctx, "alice"); return err }},
+		{"Threads", 1, func() error { _, err := s.Threads(ctx, "alice", 0, 0); return err }},
 		{"Unread", 1, func() error { _, err := s.Unread(ctx, "alice"); return err }},
 		{"MarkRead", 1, func() error { return s.MarkRead(ctx, "alice", "bob", 1) }},
 		{"ReadMark", 1, func() error { _, err := s.ReadMark(ctx, "alice", "bob"); return err }},

@@ -111,3 +111,24 @@ func (s *Store) DonePushes(ctx context.Context, entries []inbox.PushEntry) error
 	}
 	return nil
 }
+
+// maxCancelRange bounds one range of WriteAcks: a member per Seq.
+const maxCancelRange = 1 << 16
+
+// pushMembers are the push schedule members of every Seq in the ranges:
+// WriteAcks removes them (ZREM), and those without an entry cost a lookup.
+func pushMembers(acked []inbox.PushRange) ([]any, error) {
+	var members []any
+	for _, r := range acked {
+		if err := checkUID(r.UID); err != nil {
+			return nil, err
+		}
+		if r.To >= r.From && r.To-r.From >= maxCancelRange {
+			return nil, fmt.Errorf("%s: %d Seqs in one range, at most %d", r.UID, r.To-r.From+1, maxCancelRange)
+		}
+		for seq := max(r.From, 1); seq <= r.To; seq++ {
+			members = append(members, strconv.FormatUint(seq, 10)+":"+r.UID)
+		}
+	}
+	return members, nil
+}

@@ -160,7 +160,7 @@ func TestAppendReplay(t *testing.T) {
 	id := s.nextID(time.Now(), floor)
 	body := string(appendBody(nil, id, &notice))
 	b := tg[0].base
-	keys := []string{b + sufMeta, b + sufLock, b + sufLog, b + sufTimes, b + sufThreads, b + sufRequests, b + sufRequestAges}
+	keys := []string{b + sufMeta, b + sufLock, b + sufLog, b + sufThreads, b + sufRequests}
 	args := []any{token, strconv.FormatUint(id, 10), "1", 1, 1, "", "", 0, 0, 0, body, inbox.NoticeThread, ":1", ""}
 	var res [2][]int64
 	for i := range res {
@@ -271,7 +271,7 @@ func allCalls(s *Store) []namedCall {
 		{"SetCursor", func(ctx context.Context) error { return s.SetCursor(ctx, "alice", "d", 1) }},
 		{"ExpireBefore", func(ctx context.Context) error { _, err := s.ExpireBefore(ctx, time.Now()); return err }},
 		{"Thread", func(ctx context.Context) error { _, err := s.Thread(ctx, "alice", "bob", 0, 10); return err }},
-		{"Threads", func(ctx context.Context) error { _, err := s.Threads(ctx, "alice"); return err }},
+		{"Threads", func(ctx context.Context) error { _, err := s.Threads(ctx, "alice", 0, 0); return err }},
 		{"MarkRead", func(ctx context.Context) error { return s.MarkRead(ctx, "alice", "bob", 2) }},
 		{"ReadMark", func(ctx context.Context) error { _, err := s.ReadMark(ctx, "alice", "bob"); return err }},
 		{"Unread", func(ctx context.Context) error { _, err := s.Unread(ctx, "alice"); return err }},

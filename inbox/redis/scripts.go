@@ -73,94 +73,164 @@ local function threadof(m)
   return string.sub(m, p, p + n - 1)
 end
 
--- unindex removes message s (a decimal seq), encoded as m, from the time
--- index and its thread's indexes, and keeps "th" at the thread's newest
--- held seq, dropping the thread when it empties. The caller removes the
--- message itself.
+-- timeof returns the append time (Unix ms) of an encoded message, which
+-- follows the version, seq, kind, peer and id (codec.go); nil when the
+-- encoding is not understood.
+local function timeof(m)
+  if string.byte(m, 1) ~= CODEC_V1 then return nil end
+  local _, pos = readuv(m, 2)
+  if pos == nil then return nil end
+  local n, p = readuv(m, pos + 1)
+  if n == nil then return nil end
+  local _, q = readuv(m, p + n)
+  if q == nil then return nil end
+  local z = readuv(m, q)
+  if z == nil then return nil end
+  if z % 2 == 1 then return -(z + 1) / 2 end
+  return z / 2
+end
+
+-- unindex removes message s (a decimal seq), encoded as m, from its
+-- thread's indexes and keeps "th" at the thread's newest held seq,
+-- dropping the thread when it empties. The caller removes the message
+-- itself (and lowers h's count, uncount). A thread's Seqs are in two
+-- indexes: u: holds the incoming ones, t: the others (and, in inboxes
+-- written before the two were split, the incoming ones too).
 local function unindex(s, m)
-  redis.call('ZREM', base .. 'tm', s)
   local th = threadof(m)
   if th == nil or th == '' then return end
-  local tk = base .. 't:' .. th
+  local tk, uk = base .. 't:' .. th, base .. 'u:' .. th
   redis.call('ZREMRANGEBYSCORE', tk, s, s)
-  redis.call('ZREMRANGEBYSCORE', base .. 'u:' .. th, s, s)
-  local newest = redis.call('ZREVRANGE', tk, 0, 0, 'WITHSCORES')
-  if newest[2] then
-    redis.call('ZADD', base .. 'th', newest[2], th)
+  redis.call('ZREMRANGEBYSCORE', uk, s, s)
+  local newest = redis.call('ZREVRANGE', tk, 0, 0, 'WITHSCORES')[2]
+  local incoming = redis.call('ZREVRANGE', uk, 0, 0, 'WITHSCORES')[2]
+  if incoming and (not newest or tonumber(incoming) > tonumber(newest)) then newest = incoming end
+  if newest then
+    redis.call('ZADD', base .. 'th', newest, th)
   else
     redis.call('ZREM', base .. 'th', th)
   end
 end
 
--- append_entries appends n entries to the inbox at base. Entry i has
--- body (codec.go), thread ("" for none), unread suffix ("" when not
--- incoming, else ":" and for notices the msgtype) and push due time (Unix
--- ms, "" for none) at ARGV[at + 4i] to ARGV[at + 4i + 3]. A due time puts
--- "seq:uid" on the push schedule pushes. It assigns the Seqs, stores and
--- indexes the entries, trims overflow beyond max (0: none), records id as
--- the last id and returns the first Seq and how many messages it dropped.
-local function append_entries(id, now, max, n, at, pushes, uid)
-  local first
+-- uncount lowers h's count of held messages by k, when h keeps one.
+local function uncount(k)
+  local held = redis.call('HGET', base .. 'h', 'n')
+  if held then redis.call('HSET', base .. 'h', 'n', string.format('%d', math.max(0, tonumber(held) - k))) end
+end
+
+-- append_entries appends n entries to the inbox at base, whose highest
+-- Seq is s and which holds held messages (nil when h keeps no count yet:
+-- then the log is counted). Entry i has body (codec.go), thread ("" for
+-- none), unread suffix ("" when not incoming, else ":" and for notices
+-- the msgtype) and push due time (Unix ms, "" for none) at ARGV[at + 4i]
+-- to ARGV[at + 4i + 3]; a due time adds (due, "seq:uid") to the list
+-- pushes. It stores and indexes the entries under Seqs s+1 to s+n, trims
+-- overflow beyond max (0: none), and returns how many messages it dropped
+-- and how many the inbox held before and holds now. The caller writes h.
+local function append_entries(s, held, max, n, at, pushes, uid)
   for i = 0, n - 1 do
     local p = at + 4 * i
     local body, th, un, due = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
-    local seq = redis.call('HINCRBY', base .. 'h', 's', 1)
-    first = first or seq
-    local s = string.format('%d', seq)
-    redis.call('ZADD', base .. 'm', s, string.char(CODEC_V1) .. uvarint(seq) .. body)
-    redis.call('ZADD', base .. 'tm', now, s)
+    local seq = s + 1 + i
+    local ss = string.format('%d', seq)
+    redis.call('ZADD', base .. 'm', ss, string.char(CODEC_V1) .. uvarint(seq) .. body)
     if th ~= '' then
-      redis.call('ZADD', base .. 't:' .. th, s, s)
-      if un ~= '' then redis.call('ZADD', base .. 'u:' .. th, s, s .. un) end
-      redis.call('ZADD', base .. 'th', s, th)
+      if un ~= '' then
+        redis.call('ZADD', base .. 'u:' .. th, ss, ss .. un)
+      else
+        redis.call('ZADD', base .. 't:' .. th, ss, ss)
+      end
+      redis.call('ZADD', base .. 'th', ss, th)
     end
-    if due ~= '' then redis.call('ZADD', pushes, due, s .. ':' .. uid) end
+    if due ~= '' then
+      pushes[#pushes + 1] = due
+      pushes[#pushes + 1] = ss .. ':' .. uid
+    end
+  end
+  local before
+  if held then
+    before, held = held, held + n
+  else
+    held = redis.call('ZCARD', base .. 'm')
+    before = held - n
   end
   local dropped = 0
-  if max > 0 then
-    local over = redis.call('ZCARD', base .. 'm') - max
+  if max > 0 and held > max then
+    held = redis.call('ZCARD', base .. 'm') -- a drop is decided on the log itself
+    local over = held - max
     if over > 0 then
       local old = redis.call('ZRANGE', base .. 'm', 0, over - 1, 'WITHSCORES')
       for j = 1, #old, 2 do unindex(old[j + 1], old[j]) end
       redis.call('ZREMRANGEBYRANK', base .. 'm', 0, over - 1)
-      dropped = over
+      held, dropped = max, over
     end
   end
-  redis.call('HSET', base .. 'h', 'i', id)
-  return first, dropped
+  return dropped, before, held
+end
+
+-- same_request reports whether rec, a request record "sum time id
+-- seq,seq..." (or nil), has sum and is younger than cut (Unix ms).
+local function same_request(rec, sum, cut)
+  if not rec then return false end
+  local s, t = string.match(rec, '^(%S+) (%d+) ')
+  return s == sum and tonumber(t) > cut
 end
 
 -- find_request returns the record of key in the request records dd if it
--- is younger than cut (Unix ms) and has sum, else nil. A record is
--- "sum time id seq,seq...".
+-- is younger than cut and has sum, else nil.
 local function find_request(dd, key, sum, cut)
   if key == '' then return nil end
   local rec = redis.call('HGET', dd, key)
-  if not rec then return nil end
-  local s, t = string.match(rec, '^(%S+) (%d+) ')
-  if s == sum and tonumber(t) > cut then return rec end
+  if same_request(rec, sum, cut) then return rec end
   return nil
 end
 
--- record_request stores rec for key in dd, its age in ddt, drops the
--- records older than cut and those over cap (the oldest first), and lets
--- both keys expire after window ms without a new record.
-local function record_request(dd, ddt, key, rec, now, cut, cap, window)
-  redis.call('HSET', dd, key, rec)
-  redis.call('ZADD', ddt, now, key)
-  local old = redis.call('ZRANGEBYSCORE', ddt, '-inf', cut)
-  local over = redis.call('ZCARD', ddt) - #old - cap
-  if over > 0 then
-    local more = redis.call('ZRANGE', ddt, #old, #old + over - 1)
-    for _, k in ipairs(more) do old[#old + 1] = k end
+-- trim_requests drops the records of dd older than cut and, when more
+-- than cap remain, the oldest (by the Seq they gave the inbox) down to an
+-- eighth below cap, so that an inbox at its cap does not trim at every
+-- request. Returns how many remain.
+local function trim_requests(dd, cut, cap)
+  local all = redis.call('HGETALL', dd)
+  local recs = {}
+  for i = 1, #all, 2 do
+    local t, seq = string.match(all[i + 1], '^%S+ (%d+) %d+ (%d+)')
+    recs[#recs + 1] = {all[i], tonumber(t or '0'), tonumber(seq or '0')}
   end
-  for i = 1, #old, 1000 do -- unpack is limited by Lua's stack
-    local j = math.min(i + 999, #old)
-    redis.call('HDEL', dd, unpack(old, i, j))
-    redis.call('ZREM', ddt, unpack(old, i, j))
+  table.sort(recs, function(a, b) return a[3] < b[3] end)
+  local keep = cap - math.floor(cap / 8)
+  local drop = {}
+  for _, r in ipairs(recs) do
+    if r[2] <= cut or #recs - #drop > keep then drop[#drop + 1] = r[1] end
   end
-  redis.call('PEXPIRE', dd, window)
-  redis.call('PEXPIRE', ddt, window)
+  for i = 1, #drop, 1000 do -- unpack is limited by Lua's stack
+    redis.call('HDEL', dd, unpack(drop, i, math.min(i + 999, #drop)))
+  end
+  return #recs - #drop
+end
+
+-- keep_requests looks after the request records dd after a write to it
+-- that added added records (1 or 0): count is how many it held before and
+-- kept when its expiry was last set (h's dn and dx; nil when unknown).
+-- Over cap it trims (trim_requests); it keeps dd expiring at least window
+-- ms after its newest record, setting the expiry only once a quarter
+-- window. Returns the fields to write to h.
+local function keep_requests(dd, count, kept, added, now, cut, cap, window)
+  local quarter = math.floor(window / 4)
+  local n
+  if kept and tonumber(kept) + window + quarter <= now then
+    n = added -- dd expired since its expiry was set: only this record
+  elseif count then
+    n = tonumber(count) + added
+  else
+    n = redis.call('HLEN', dd)
+  end
+  if n > cap then n = trim_requests(dd, cut, cap) end
+  local fields = {'dn', string.format('%d', n)}
+  if not kept or tonumber(kept) + quarter <= now then
+    redis.call('PEXPIRE', dd, string.format('%d', window + quarter))
+    fields[3], fields[4] = 'dx', string.format('%d', now)
+  end
+  return fields
 end
 `
 
@@ -190,18 +260,18 @@ return 0
 `
 
 // appendScript appends to one inbox under the lock token holds (the
-// Cluster protocol, see doc.go). KEYS: h, lk, m, tm, th, dd, ddt. ARGV:
-// token, id, time (ms), MaxPerInbox (0: none), n, request key ("" for
-// none), its record, the oldest record time kept (ms), records kept at
-// most, window (ms), then per entry the four values of append_entries
-// (push due always "": the schedule is in another slot). It releases the
-// lock and returns {first seq, messages dropped}.
+// Cluster protocol, see doc.go). KEYS: h, lk, m, th, dd. ARGV: token, id,
+// time (ms), MaxPerInbox (0: none), n, request key ("" for none), its
+// record, the oldest record time kept (ms), records kept at most, window
+// (ms), then per entry the four values of append_entries (push due always
+// "": the schedule is in another slot). It releases the lock and returns
+// {first seq, messages dropped}.
 //
 // It also records its result under "a", so that a call retried after a
 // lost reply (the lock is gone by then) returns the same result instead of
 // failing or appending twice.
 const appendScript = `
-local token, id, now, max, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local token, id, now, max, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('GET', KEYS[2]) ~= token then
   local done = redis.call('HGET', KEYS[1], 'a')
   if done then
@@ -210,72 +280,104 @@ if redis.call('GET', KEYS[2]) ~= token then
   end
   return redis.error_reply('INBOXLOCK append lock lost (held longer than its ttl)')
 end
-local last = redis.call('HGET', KEYS[1], 'i')
-if last and not gt(id, last) then
-  return redis.error_reply('INBOXID id ' .. id .. ' not above the last id ' .. last)
+local h = redis.call('HMGET', KEYS[1], 'i', 's', 'n', 'dn', 'dx')
+if h[1] and not gt(id, h[1]) then
+  return redis.error_reply('INBOXID id ' .. id .. ' not above the last id ' .. h[1])
 end
-local first, dropped = append_entries(id, now, max, n, 11, nil, nil)
+local s = tonumber(h[2] or '0')
+local dropped, _, held = append_entries(s, h[3] and tonumber(h[3]), max, n, 11, {}, '')
+local first = s + 1
+local fields = {'s', string.format('%d', s + n), 'i', id, 'n', string.format('%d', held),
+  'a', token .. ' ' .. string.format('%d %d', first, dropped)}
 if ARGV[6] ~= '' then
-  record_request(KEYS[6], KEYS[7], ARGV[6], ARGV[7], now, tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10])
+  local added = redis.call('HSET', KEYS[5], ARGV[6], ARGV[7])
+  local kept = keep_requests(KEYS[5], h[4], h[5], added, now, tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+  for _, f in ipairs(kept) do fields[#fields + 1] = f end
 end
-redis.call('HSET', KEYS[1], 'a', token .. ' ' .. string.format('%d %d', first, dropped))
+redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('DEL', KEYS[2])
 return {first, dropped}
 `
 
 // submitScript appends a whole request in one atomic step, on a Redis
-// that is not a Cluster (see doc.go). KEYS: per inbox h, lk, m, tm, th;
-// then the sweep index, the push schedule, and dd, ddt of the first
-// inbox. ARGV: token, id, time (ms), MaxPerInbox, inboxes, request key
-// ("" for none), its sum, the oldest record time kept (ms), records kept
-// at most, window (ms); then per inbox its uid and n, and per entry the
-// four values of append_entries. Returns:
+// that is not a Cluster (see doc.go). KEYS: per inbox h, lk, m, th; then
+// the sweep index, the push schedule, and dd of the first inbox. ARGV:
+// token (unused), id, time (ms), MaxPerInbox, inboxes, request key (""
+// for none), its sum, the oldest record time kept (ms), records kept at
+// most, window (ms); then per inbox its uid and n, and per entry the four
+// values of append_entries. Returns:
 //
-//	{"ok", first seq, dropped, ...per inbox}  appended (or appended before by token)
+//	{"ok", first seq, dropped, ...per inbox}  appended
 //	{"dup", record}                           the request is stored already
 //	{"busy", ms}                              an appender of the lock protocol holds an inbox
 //	{"floor", last id}                        id is not above an inbox's last id
+//
+// It is written for few commands, since every direct message runs it:
+// one EXISTS for the locks of all inboxes, one HMGET and one HSET of each
+// inbox's h (which keeps the count of held messages, n, so that no ZCARD
+// is needed below the cap), one HSETNX that both looks the request key up
+// and records it, one ZADD of the push entries for all inboxes, and the
+// sweep index entry only when an inbox was empty (or, in case a count was
+// off, once every 64 Seqs: ZADD LT never raises a score).
 const submitScript = `
-local token, id, now, max, ni = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local key, sum, cut, cap, window = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-local nk = 5 * ni
-local function recorded()
-  local out = {'ok'}
-  for i = 0, ni - 1 do
-    local done = redis.call('HGET', KEYS[5 * i + 1], 'a')
-    local t, first, dropped = string.match(done or '', '^(%S+) (%d+) (%d+)$')
-    if t ~= token then return nil end
-    out[#out + 1], out[#out + 2] = tonumber(first), tonumber(dropped)
+local id, nowArg, max, ni = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local key, sum, cut, cap, window = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local now = tonumber(nowArg)
+local nk = 4 * ni
+local locks = {}
+for i = 0, ni - 1 do locks[i + 1] = KEYS[4 * i + 2] end
+if redis.call('EXISTS', unpack(locks)) > 0 then
+  for _, lk in ipairs(locks) do
+    local held = redis.call('PTTL', lk)
+    if held > 0 then return {'busy', held} end
   end
-  return out
 end
-local again = recorded()
-if again then return again end
-local rec = find_request(KEYS[nk + 3], key, sum, cut)
-if rec then return {'dup', rec} end
-local floor = ''
+local heads, floor = {}, ''
 for i = 0, ni - 1 do
-  local held = redis.call('PTTL', KEYS[5 * i + 2])
-  if held > 0 then return {'busy', held} end
-  local last = redis.call('HGET', KEYS[5 * i + 1], 'i')
-  if last and not gt(id, last) and gt(last, floor) then floor = last end
+  local h = redis.call('HMGET', KEYS[4 * i + 1], 's', 'i', 'n', 'dn', 'dx')
+  heads[i] = h
+  if h[2] and not gt(id, h[2]) and gt(h[2], floor) then floor = h[2] end
 end
 if floor ~= '' then return {'floor', floor} end
-local out, seqs = {'ok'}, {}
+local kept = {}
+if key ~= '' then
+  local seqs, at = {}, 11
+  for i = 0, ni - 1 do
+    local s, n = tonumber(heads[i][1] or '0'), tonumber(ARGV[at + 1])
+    for k = 1, n do seqs[#seqs + 1] = string.format('%d', s + k) end
+    at = at + 2 + 4 * n
+  end
+  local dd = KEYS[nk + 3]
+  local rec = sum .. ' ' .. nowArg .. ' ' .. id .. ' ' .. table.concat(seqs, ',')
+  if redis.call('HSETNX', dd, key, rec) == 1 then
+    kept = keep_requests(dd, heads[0][4], heads[0][5], 1, now, cut, cap, window)
+  else
+    local old = redis.call('HGET', dd, key)
+    if same_request(old, sum, cut) then return {'dup', old} end
+    redis.call('HSET', dd, key, rec) -- an expired record, or another request under the key
+  end
+end
+local out, pushes, index = {'ok'}, {}, {}
 local at = 11
 for i = 0, ni - 1 do
-  base = string.sub(KEYS[5 * i + 1], 1, -2)
+  base = string.sub(KEYS[4 * i + 1], 1, -2)
+  local h = heads[i]
   local uid, n = ARGV[at], tonumber(ARGV[at + 1])
-  local first, dropped = append_entries(id, now, max, n, at + 2, KEYS[nk + 2], uid)
+  local s = tonumber(h[1] or '0')
+  local dropped, before, held = append_entries(s, h[3] and tonumber(h[3]), max, n, at + 2, pushes, uid)
   at = at + 2 + 4 * n
-  redis.call('HSET', KEYS[5 * i + 1], 'a', token .. ' ' .. string.format('%d %d', first, dropped))
-  redis.call('ZADD', KEYS[nk + 1], 'LT', now, uid)
-  out[#out + 1], out[#out + 2] = first, dropped
-  for s = first, first + n - 1 do seqs[#seqs + 1] = string.format('%d', s) end
+  local fields = {'s', string.format('%d', s + n), 'i', id, 'n', string.format('%d', held)}
+  if i == 0 then
+    for _, f in ipairs(kept) do fields[#fields + 1] = f end
+  end
+  redis.call('HSET', KEYS[4 * i + 1], unpack(fields))
+  if before == 0 or math.floor((s + n) / 64) > math.floor(s / 64) then
+    index[#index + 1], index[#index + 2] = nowArg, uid
+  end
+  out[#out + 1], out[#out + 2] = s + 1, dropped
 end
-if key ~= '' then
-  record_request(KEYS[nk + 3], KEYS[nk + 4], key, sum .. ' ' .. now .. ' ' .. id .. ' ' .. table.concat(seqs, ','), now, cut, cap, window)
-end
+if #pushes > 0 then redis.call('ZADD', KEYS[nk + 2], unpack(pushes)) end
+if #index > 0 then redis.call('ZADD', KEYS[nk + 1], 'LT', unpack(index)) end
 return out
 `
 
@@ -296,32 +398,45 @@ return 1
 `
 
 // expireScript drops up to limit messages of an inbox appended before
-// cut. KEYS: h, m, tm, th, lk. ARGV: cut (ms), limit. Returns {dropped,
-// 1 if there may be more, the oldest remaining time or "", 1 if the
-// append lock is held}.
+// cut, oldest Seq first: each message's time is read from the message
+// itself, so the scan stops at the first one appended at or after cut.
+// (Layout 1 appends also wrote a time index, tm; it is cleared here.)
+// KEYS: h, m, tm, th, lk. ARGV: cut (ms), limit. Returns {dropped, 1 if
+// there may be more, the oldest remaining time or "", 1 if the append
+// lock is held}.
 const expireScript = `
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+local cut, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local old = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
 local n = 0
-for _, s in ipairs(due) do
-  local m = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
-  if m then
-    unindex(s, m)
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], s, s)
-    n = n + 1
-  else
-    redis.call('ZREM', KEYS[3], s)
-  end
+for j = 1, #old, 2 do
+  local t = timeof(old[j])
+  if t == nil or t >= cut then break end
+  unindex(old[j + 1], old[j])
+  n = n + 1
+end
+if n > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
+  uncount(n)
 end
 local more = 0
-if #due == tonumber(ARGV[2]) then more = 1 end
-local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2] or ''
+if n == limit then more = 1 end
+local first = old[2 * n + 1] or redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+local oldest = ''
+if first then
+  oldest = string.format('%d', timeof(first) or cut)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+else
+  redis.call('DEL', KEYS[3])
+end
 return {n, more, oldest, redis.call('EXISTS', KEYS[5])}
 `
 
 // probeScript tells the sweep whether an inbox may need its index entry
-// back. KEYS: h, tm, lk. Returns {oldest time or "", 1 if locked}.
+// back. KEYS: h, m, lk. Returns {oldest time or "", 1 if locked}.
 const probeScript = `
-local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2] or ''
+local first = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+local oldest = ''
+if first then oldest = string.format('%d', timeof(first) or 0) end
 return {oldest, redis.call('EXISTS', KEYS[3])}
 `
 
@@ -332,16 +447,31 @@ local m = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])[1]
 if not m then return 0 end
 unindex(ARGV[1], m)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
+uncount(1)
 return 1
 `
 
-// threadScript reads a thread newest first. KEYS: h, m, the thread's
-// "t:" key. ARGV: highest score ("+inf" or "(before"), limit. Returns the
-// encoded messages.
+// threadScript reads a thread newest first, merging its two indexes (see
+// unindex; in older inboxes a Seq may be in both). KEYS: h, m, the
+// thread's "t:" and "u:" keys. ARGV: highest score ("+inf" or "(before"),
+// limit. Returns the encoded messages.
 const threadScript = `
-local seqs = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'LIMIT', 0, ARGV[2])
-local out = {}
-for _, s in ipairs(seqs) do
+local limit = tonumber(ARGV[2])
+local a = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, limit)
+local b = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, limit)
+local out, i, j, taken = {}, 2, 2, 0
+while taken < limit do
+  local sa, sb = tonumber(a[i]), tonumber(b[j])
+  local s
+  if sa and (not sb or sa >= sb) then
+    s, i = a[i], i + 2
+    if sb == sa then j = j + 2 end
+  elseif sb then
+    s, j = b[j], j + 2
+  else
+    break
+  end
+  taken = taken + 1
   local m = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
   if m then out[#out + 1] = m end
 end
@@ -349,12 +479,14 @@ return out
 `
 
 // threadsScript lists an inbox's threads newest first. KEYS: h, m, th, r.
-// Returns a flat list of thread, newest encoded message, read mark, unread.
+// ARGV: the highest newest Seq to list ("+inf" or "(seq"), how many (-1:
+// all). Returns a flat list of thread, newest encoded message, read mark,
+// unread.
 const threadsScript = `
 local marks = {}
 local flat = redis.call('HGETALL', KEYS[4])
 for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
-local ths = redis.call('ZREVRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+local ths = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local out = {}
 for i = 1, #ths, 2 do
   local th, s = ths[i], ths[i + 1]

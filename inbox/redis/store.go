@@ -181,32 +181,101 @@ func (s *Store) Bounds(ctx context.Context, uid string) (first, last uint64, err
 	return first, last, nil
 }
 
-// Cursor implements inbox.Store with one HGET.
+// Cursor implements inbox.Store with one round trip: the cursor is in the
+// global cursor index (layout 1 kept it in the inbox's "c" hash, which is
+// read too: the higher value wins).
 func (s *Store) Cursor(ctx context.Context, uid, device string) (seq uint64, ok bool, err error) {
 	if err := s.begin(ctx, uid); err != nil {
 		return 0, false, fmt.Errorf("redisstore: cursor %s: %w", uid, err)
 	}
 	defer s.life.Exit()
-	seq, ok, err = s.hgetUint(ctx, s.k.base(uid)+sufCursors, device)
-	if err != nil {
-		return 0, false, fmt.Errorf("redisstore: cursor %s: %w", uid, err)
+	var score *redis.FloatCmd
+	var old *redis.StringCmd
+	// Each command keeps its own error: redis.Nil only says it is absent.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		score = p.ZScore(ctx, s.k.cursors(), cursorMember(uid, device))
+		old = p.HGet(ctx, s.k.base(uid)+sufCursors, device)
+		return nil
+	})
+	for _, err := range []error{score.Err(), old.Err()} {
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, false, fmt.Errorf("redisstore: cursor %s: %w", uid, err)
+		}
+	}
+	if v, err := score.Result(); err == nil {
+		seq, ok = uint64(v), true
+	}
+	if str, err := old.Result(); err == nil {
+		v, err := strconv.ParseUint(str, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("redisstore: cursor %s: layout 1 cursor %q: %w", uid, str, err)
+		}
+		seq, ok = max(seq, v), true
 	}
 	return seq, ok, nil
 }
 
-// SetCursor implements inbox.Store with one script call that compares and
-// sets atomically. It is as durable as any Redis write.
+// SetCursor implements inbox.Store with one ZADD GT: forward only, in one
+// command. It is as durable as any Redis write.
 func (s *Store) SetCursor(ctx context.Context, uid, device string, seq uint64) error {
-	if err := s.begin(ctx, uid); err != nil {
-		return fmt.Errorf("redisstore: set cursor %s: %w", uid, err)
-	}
-	defer s.life.Exit()
-	key := s.k.base(uid) + sufCursors
-	if err := scriptRaise.Run(ctx, s.rdb, []string{key}, device, strconv.FormatUint(seq, 10)).Err(); err != nil {
+	if err := s.WriteAcks(ctx, []inbox.CursorPos{{UID: uid, Device: device, Seq: seq}}, nil); err != nil {
 		return fmt.Errorf("redisstore: set cursor %s: %w", uid, err)
 	}
 	return nil
 }
+
+var _ inbox.AckWriter = (*Store)(nil)
+
+// WriteAcks implements inbox.AckWriter in one round trip: one ZADD GT of
+// the global cursor index per 1000 cursors (Seqs are scores, exact below
+// 2^53, which no inbox reaches) and one ZREM of the push schedule per 1000
+// Seqs acknowledged (see pushes.go).
+func (s *Store) WriteAcks(ctx context.Context, cursors []inbox.CursorPos, acked []inbox.PushRange) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: write acks: %w", err)
+	}
+	members := make([]redis.Z, len(cursors))
+	for i, c := range cursors {
+		if err := checkUID(c.UID); err != nil {
+			return fmt.Errorf("redisstore: write acks: %w", err)
+		}
+		if c.Seq > maxScore {
+			return fmt.Errorf("redisstore: write acks: %s: seq %d above 2^53", c.UID, c.Seq)
+		}
+		members[i] = redis.Z{Score: float64(c.Seq), Member: cursorMember(c.UID, c.Device)}
+	}
+	pushes, err := pushMembers(acked)
+	if err != nil {
+		return fmt.Errorf("redisstore: write acks: %w", err)
+	}
+	if len(members) == 0 && len(pushes) == 0 {
+		return nil
+	}
+	if err := s.life.Enter(); err != nil {
+		return fmt.Errorf("redisstore: write acks: %w", err)
+	}
+	defer s.life.Exit()
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for len(members) > 0 {
+			n := min(len(members), 1000)
+			p.ZAddArgs(ctx, s.k.cursors(), redis.ZAddArgs{GT: true, Members: members[:n]})
+			members = members[n:]
+		}
+		for len(pushes) > 0 {
+			n := min(len(pushes), 1000)
+			p.ZRem(ctx, s.k.pushes(), pushes[:n]...)
+			pushes = pushes[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: write acks: %w", err)
+	}
+	return nil
+}
+
+// maxScore is the highest integer a ZSET score holds exactly.
+const maxScore = 1 << 53
 
 // begin checks what every per-inbox method checks first and enters the
 // store; on success the caller must call s.life.RUnlock.

@@ -19,6 +19,7 @@ var historyTests = []subtest{
 	{"NoThreadKinds", testNoThreadKinds},
 	{"NoticeThread", testNoticeThread},
 	{"Threads", testThreads},
+	{"ThreadsPaging", testThreadsPaging},
 	{"Unread", testUnread},
 	{"MarkReadForwardOnly", testMarkRead},
 	{"ReadMarkAnyThread", testReadMarkAnyThread},
@@ -59,7 +60,7 @@ func mustThread(t *testing.T, s inbox.Store, uid, thread string, before uint64, 
 
 func mustThreads(t *testing.T, s inbox.Store, uid string) []inbox.ThreadSummary {
 	t.Helper()
-	got, err := s.Threads(context.Background(), uid)
+	got, err := s.Threads(context.Background(), uid, 0, 0)
 	if err != nil {
 		t.Fatalf("Threads(%q): %v", uid, err)
 	}
@@ -573,7 +574,7 @@ func testHistoryClosed(t *testing.T, open Opener) {
 		call func() error
 	}{
 		{"Thread", func() error { _, err := s.Thread(ctx, "alice", "bob", 0, 10); return err }},
-		{"Threads", func() error { _, err := s.Threads(ctx, "alice"); return err }},
+		{"Threads", func() error { _, err := s.Threads(ctx, "alice", 0, 0); return err }},
 		{"MarkRead", func() error { return s.MarkRead(ctx, "alice", "bob", 2) }},
 		{"ReadMark", func() error { _, err := s.ReadMark(ctx, "alice", "bob"); return err }},
 		{"Unread", func() error { _, err := s.Unread(ctx, "alice"); return err }},

@@ -46,6 +46,8 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, sessionTests...)
 	tests = append(tests, outboxTests...)
 	tests = append(tests, submitTests...)
+	tests = append(tests, blockTests...)
+	tests = append(tests, editTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}

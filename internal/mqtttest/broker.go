@@ -54,6 +54,7 @@ func Config(tb testing.TB) broker.Config {
 	cfg.Listeners.MQTT.Address = "127.0.0.1:0"
 	cfg.Listeners.WebSocket.Address = "127.0.0.1:0"
 	cfg.Listeners.HTTP.Address = "127.0.0.1:0"
+	cfg.Listeners.Admin.Address = "127.0.0.1:0"
 	cfg.Auth.JWTSecret = Secret
 	cfg.Auth.Accounts = []broker.AccountConfig{
 		{Name: AdminName, PasswordHash: admin, Role: "admin"},
@@ -153,6 +154,13 @@ func (l *Logs) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// Reset forgets everything logged so far.
+func (l *Logs) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Reset()
 }
 
 // Wait waits until one logged line contains every one of parts, and

@@ -3,6 +3,7 @@ package mqtttest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ type V3Options struct {
 	Clean     bool   // clean session (default false: persistent)
 	Subscribe bool   // subscribe to inbox/{uid} at QoS 1 after connecting
 	Will      *Will
+	TLS       *tls.Config // connect over TLS (ssl://) with this config
 }
 
 // Will is a last will.
@@ -59,6 +61,9 @@ type V3 struct {
 
 // ConnectV3 connects a paho 3.1.1 client as uid with password.
 func ConnectV3(addr, uid, password string, o V3Options) (*V3, error) {
+	if o.TLS != nil {
+		return connectV3("ssl://"+addr, uid, password, o)
+	}
 	return connectV3("tcp://"+addr, uid, password, o)
 }
 
@@ -83,6 +88,9 @@ func connectV3(url, uid, password string, o V3Options) (*V3, error) {
 		})
 	if o.Will != nil {
 		opts.SetWill(o.Will.Topic, o.Will.Payload, 1, false)
+	}
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS)
 	}
 	c.Client = paho.NewClient(opts)
 	tok := c.Connect()

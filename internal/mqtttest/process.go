@@ -88,6 +88,8 @@ func moduleRoot() (string, error) {
 // listeners, dataDir, the test secret and accounts, plus extra YAML lines.
 // Tests connect and send fast from one address, so the per-address and
 // per-account limits are off, unless an extra line starts a limits block.
+// An extra line that starts a listeners block replaces the default one
+// (ListenersYAML is that block, to add keys to).
 func WriteConfig(tb testing.TB, dataDir string, extra ...string) string {
 	tb.Helper()
 	admin, service := hashes(tb)
@@ -97,19 +99,19 @@ func WriteConfig(tb testing.TB, dataDir string, extra ...string) string {
   http_connections_per_ip: 0
   http_requests_per_ip: 0
 `
+	listeners := ListenersYAML
 	for _, line := range extra {
 		if strings.HasPrefix(line, "limits:") {
 			limits = ""
+		}
+		if strings.HasPrefix(line, "listeners:") {
+			listeners = ""
 		}
 	}
 	text := fmt.Sprintf(`data_dir: %q
 log:
   level: info
-listeners:
-  mqtt: {address: "127.0.0.1:0"}
-  websocket: {address: "127.0.0.1:0", path: /mqtt}
-  http: {address: "127.0.0.1:0"}
-auth:
+`+listeners+`auth:
   jwt_secret: %q
   accounts:
     - {name: %s, password_hash: %q, role: admin}
@@ -122,10 +124,20 @@ auth:
 	return path
 }
 
+// ListenersYAML is WriteConfig's listeners block: every listener on a
+// loopback port 0 (the bound addresses are read from the start log).
+const ListenersYAML = `listeners:
+  mqtt: {address: "127.0.0.1:0"}
+  websocket: {address: "127.0.0.1:0", path: /mqtt}
+  http: {address: "127.0.0.1:0"}
+  admin: {address: "127.0.0.1:0"}
+`
+
 // Process is a running inboxmq binary.
 type Process struct {
 	Cmd                    *exec.Cmd
 	MQTTAddr, WSAddr, HTTP string
+	Admin                  string // the admin listener: /metrics, the admin API
 	mu                     sync.Mutex
 	log                    strings.Builder
 	logBytes               atomic.Int64 // all the process ever logged, also what log dropped
@@ -138,7 +150,7 @@ func (p *Process) LogBytes() int64 { return p.logBytes.Load() }
 // maxProcessLog bounds the log a Process keeps in memory.
 const maxProcessLog = 2 << 20
 
-var startedLine = regexp.MustCompile(`msg="inboxmq started" mqtt=(\S*) websocket=(\S*) http=(\S*)`)
+var startedLine = regexp.MustCompile(`msg="inboxmq started" mqtt=(\S*) websocket=(\S*) http=(\S*) admin=(\S*)`)
 
 // StartProcess runs the binary (built with the race detector) with a
 // config and waits until it listens.
@@ -191,7 +203,7 @@ func StartBinary(tb testing.TB, bin, configPath string) *Process {
 	})
 	select {
 	case m := <-ready:
-		p.MQTTAddr, p.WSAddr, p.HTTP = m[1], m[2], m[3]
+		p.MQTTAddr, p.WSAddr, p.HTTP, p.Admin = m[1], m[2], m[3], m[4]
 	case <-p.exited:
 		tb.Fatalf("inboxmq exited before listening:\n%s", p.Log())
 	case <-time.After(60 * time.Second):

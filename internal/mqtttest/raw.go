@@ -25,6 +25,14 @@ func RawConnectV5(addr string, c packets.ConnectParams) (net.Conn, error) {
 	return conn, err
 }
 
+// RawConnectOn sends a 3.1.1 CONNECT built from c on an open connection
+// (one that already carried a PROXY protocol header, say) and waits for
+// the CONNACK that accepts it. The connection stays open either way.
+func RawConnectOn(conn net.Conn, c packets.ConnectParams) error {
+	_, err := connectOn(conn, 4, c, packets.Properties{})
+	return err
+}
+
 // rawConnect dials, sends CONNECT (with props for MQTT 5) and returns the
 // connection and the CONNACK's body once it accepted the connection.
 func rawConnect(addr string, version byte, c packets.ConnectParams, props packets.Properties) (net.Conn, []byte, error) {
@@ -32,6 +40,15 @@ func rawConnect(addr string, version byte, c packets.ConnectParams, props packet
 	if err != nil {
 		return nil, nil, err
 	}
+	body, err := connectOn(conn, version, c, props)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, body, nil
+}
+
+func connectOn(conn net.Conn, version byte, c packets.ConnectParams, props packets.Properties) ([]byte, error) {
 	c.ProtocolName = []byte("MQTT")
 	c.UsernameFlag, c.PasswordFlag = len(c.Username) > 0, len(c.Password) > 0
 	if c.Keepalive == 0 {
@@ -41,25 +58,21 @@ func rawConnect(addr string, version byte, c packets.ConnectParams, props packet
 	pk.Mods.AllowResponseInfo = true // a will's Response Topic and Correlation Data
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {
-		conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	if _, err := conn.Write(buf.Bytes()); err != nil {
-		conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	typ, body, err := ReadRawPacket(conn)
 	if err != nil {
-		conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	if typ != packets.Connack || len(body) < 2 || body[1] != 0 {
-		conn.Close()
-		return nil, nil, fmt.Errorf("connection refused: CONNACK type %d % x", typ, body)
+		return nil, fmt.Errorf("connection refused: CONNACK type %d % x", typ, body)
 	}
-	return conn, body, nil
+	return body, nil
 }
 
 // ReadRawPacket reads one MQTT packet from r unbuffered, so nothing after

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,18 @@ type Config struct {
 	AOF bool
 	// Cluster starts the server in cluster mode (see StartCluster).
 	Cluster bool
+	// TLS makes the server speak only TLS on its port.
+	TLS *TLS
+}
+
+// TLS is a server's TLS setup: PEM files, and how the helper itself
+// connects to check that the server is up.
+type TLS struct {
+	Cert, Key string
+	CA        string // CAs of client certificates; redis-server needs one
+	// AuthClients refuses clients without a certificate signed by CA.
+	AuthClients bool
+	Client      *tls.Config // for the helper's PING
 }
 
 // Server is a redis-server process on 127.0.0.1.
@@ -97,14 +110,22 @@ func Start(tb testing.TB, cfg Config) *Server {
 }
 
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.port),
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if t := s.cfg.TLS; t != nil {
+		auth := "no"
+		if t.AuthClients {
+			auth = "yes"
+		}
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port), "--tls-cert-file", t.Cert,
+			"--tls-key-file", t.Key, "--tls-ca-cert-file", t.CA, "--tls-auth-clients", auth}
+	}
+	a := append(port,
 		"--bind", "127.0.0.1",
 		"--dir", s.Dir,
 		"--save", "",
 		"--daemonize", "no",
 		"--logfile", "",
-	}
+	)
 	if s.cfg.AOF {
 		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -146,7 +167,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("redistest: %s: %w (%v); log:\n%s", s.Addr, errExited, exit, tail(logPath))
 		default:
 		}
-		reply, err := Do(s.Addr, time.Second, "PING")
+		reply, err := s.ping()
 		if err == nil && reply == "PONG" {
 			return nil
 		}
@@ -249,6 +270,22 @@ func freePort(cluster bool) (int, error) {
 	return 0, errors.New("no free port pair for a cluster node")
 }
 
+func (s *Server) ping() (string, error) {
+	if s.cfg.TLS != nil {
+		return DoTLS(s.Addr, time.Second, s.cfg.TLS.Client, "PING")
+	}
+	return Do(s.Addr, time.Second, "PING")
+}
+
+// DoTLS is Do over TLS with conf.
+func DoTLS(addr string, timeout time.Duration, conf *tls.Config, args ...string) (string, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, conf)
+	if err != nil {
+		return "", err
+	}
+	return do(conn, timeout, args)
+}
+
 // Do sends one command to addr on a fresh connection and returns the
 // reply: a simple or bulk string, or an integer in decimal. An error reply
 // is returned as an error. It needs no client, so the helpers can probe a
@@ -258,6 +295,10 @@ func Do(addr string, timeout time.Duration, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return do(conn, timeout, args)
+}
+
+func do(conn net.Conn, timeout time.Duration, args []string) (string, error) {
 	defer conn.Close()
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return "", err

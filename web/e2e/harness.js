@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +24,9 @@ export const ADMIN_PASSWORD = `admin-${randomBytes(9).toString('base64url')}`;
 // startBroker runs the binary with a generated config: loopback listeners on
 // port 0 (the bound addresses are read from its "inboxmq started" line), web
 // client and dev login on, no per-IP or message rate limits, and an admin
-// account whose bcrypt hash comes from "inboxmq hash-password".
-export async function startBroker() {
+// account whose bcrypt hash comes from "inboxmq hash-password". websocket
+// sets the WebSocket listener's address, mqttURL the page's web.mqtt_url.
+export async function startBroker({ websocket = '127.0.0.1:0', mqttURL = '' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'inboxmq-web-'));
   const hash = spawnSync(bin, ['hash-password'], { input: `${ADMIN_PASSWORD}\n`, encoding: 'utf8' });
   if (hash.status !== 0) throw new Error(`${bin} hash-password failed: ${hash.error || hash.stderr}`);
@@ -36,8 +38,9 @@ log:
   level: info
 listeners:
   mqtt: {address: "127.0.0.1:0"}
-  websocket: {address: "127.0.0.1:0", path: /mqtt}
+  websocket: {address: ${JSON.stringify(websocket)}, path: /mqtt}
   http: {address: "127.0.0.1:0"}
+  admin: {address: "127.0.0.1:0"}
 auth:
   jwt_secret: ${JSON.stringify(randomBytes(32).toString('hex'))}
   accounts:
@@ -48,6 +51,7 @@ limits:
 web:
   enabled: true
   dev_login: true
+  mqtt_url: ${JSON.stringify(mqttURL)}
 `,
     { mode: 0o600 },
   );
@@ -60,10 +64,10 @@ web:
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (chunk) => {
       log += chunk;
-      const m = /msg="inboxmq started" mqtt=(\S+) websocket=(\S+) http=(\S+)/.exec(log);
+      const m = /msg="inboxmq started" mqtt=(\S+) websocket=(\S+) http=(\S+) admin=(\S+)/.exec(log);
       if (m) {
         clearTimeout(timer);
-        res({ mqtt: m[1], websocket: m[2], http: m[3] });
+        res({ mqtt: m[1], websocket: m[2], http: m[3], admin: m[4] });
       }
     });
     proc.once('exit', (code) => {
@@ -74,6 +78,8 @@ web:
   return {
     ...addrs,
     url: `http://${addrs.http}/`,
+    // The admin listener: /metrics and the admin API (kick, notices, online).
+    adminUrl: `http://${addrs.admin}/`,
     log: () => log,
     async stop() {
       proc.kill('SIGTERM');
@@ -83,6 +89,18 @@ web:
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// freePort is a loopback TCP port that was free a moment ago.
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
 }
 
 export function launchBrowser() {

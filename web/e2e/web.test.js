@@ -10,6 +10,7 @@ import {
   apiGet,
   artifacts,
   devToken,
+  freePort,
   launchBrowser,
   mosquittoPub,
   openPage,
@@ -150,6 +151,45 @@ test('two users sign in and chat both ways; a deleted message vanishes for both'
   noErrors(alice, bob);
 });
 
+test('messages show the broker\'s time; an edit replaces the text on both pages', { timeout: 60000 }, async () => {
+  const alice = await user('21001');
+  const bob = await user('21002');
+  await openChat(alice, '21002');
+  await send(alice, 'teh plan');
+  const m = await waitMessage(alice, 'teh plan');
+  await openChat(bob, '21001');
+  assert.equal(await waitMessage(bob, 'teh plan'), m);
+
+  // Both pages show the time the broker stored (ts), not their own clocks.
+  const aliceToken = await alice.page.evaluate(() => localStorage.getItem('inboxmq.token'));
+  const history = await apiGet(broker.url, aliceToken, '/conversations/21002/messages');
+  const stored = new Date(history.messages[0].ts).toISOString();
+  for (const u of [alice, bob]) {
+    assert.equal(await u.page.getAttribute(`#messages li[data-msgid="${m}"] time`, 'datetime'), stored, `time on ${u.uid}'s page`);
+  }
+
+  // Alice edits over the API: EditMsg reaches both open pages.
+  const res = await fetch(new URL(`api/v1/messages/${m}`, broker.url), {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${aliceToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ msg: 'the plan' }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  for (const u of [alice, bob]) {
+    await until(u.page, (id) => {
+      const li = document.querySelector(`#messages li[data-msgid="${id}"]`);
+      return li && li.querySelector('.bubble').textContent === 'the plan' && li.querySelector('.edited') !== null;
+    }, m);
+  }
+  await shot(bob.page, 'chat-bob-edited');
+  // A fresh load shows the edit from history.
+  await bob.page.reload();
+  await openChat(bob, '21001');
+  await waitMessage(bob, 'the plan');
+  await bob.page.waitForSelector(`#messages li[data-msgid="${m}"] .edited`);
+  noErrors(alice, bob);
+});
+
 test('history scrolls back 50 messages at a time', { timeout: 60000 }, async () => {
   // 120 messages from 30001 to 30002, sent over MQTT before 30002 signs in
   // (so its first session also replays them all: the page must not double them).
@@ -212,6 +252,60 @@ test('an admin notice sent with mosquitto_pub pops up as a banner', { timeout: 6
   await shot(u.page, 'notice-banners');
   // Banners hide by themselves.
   await u.page.locator('.banner').first().waitFor({ state: 'detached', timeout: 15000 });
+  noErrors(u);
+});
+
+test('the notice centre lists notices by category with unread counts and marks them read', { timeout: 60000 }, async () => {
+  const u = await user('40011');
+  const token = await devToken(broker.url, '40011');
+  // Notices to everyone from earlier tests are unread for a new user too.
+  const before = (await apiGet(broker.url, token, '/unread')).broadcast;
+  mosquittoPub(broker, 'im/systemadmin', JSON.stringify({ uid: 40011, content: 'Order 1 shipped', msgtype: 2, event: 'order' }));
+  mosquittoPub(broker, 'im/systemadmin', JSON.stringify({ uid: 40011, content: 'Order 2 shipped', msgtype: 2, event: 'order' }));
+  mosquittoPub(broker, 'im/systemadmin', JSON.stringify({ uid: 40011, content: 'New follower', msgtype: 5 }));
+  // Live notices still pop up as banners, and the centre's badge counts them.
+  await u.page.locator('.banner', { hasText: 'New follower' }).waitFor();
+  await until(u.page, (n) => document.querySelector('#notices-badge').textContent === String(n) && !document.querySelector('#notices-badge').hidden, 3 + before);
+
+  await u.page.click('#notices-toggle');
+  await u.page.waitForSelector('#notice-pane:not([hidden])');
+  // The categories of this test's notices (earlier tests' broadcasts are 0).
+  const groups = () =>
+    u.page.$$eval('#notice-groups .notice-group:is([data-msgtype="2"], [data-msgtype="5"])', (gs) =>
+      gs.map((g) => ({
+        msgtype: g.dataset.msgtype,
+        label: g.querySelector('.notice-cat').textContent,
+        unread: g.querySelector('.notice-count').hidden ? 0 : Number(g.querySelector('.notice-count').textContent),
+        texts: [...g.querySelectorAll('.notice .notice-text')].map((e) => e.textContent),
+        bold: g.querySelectorAll('.notice.unread').length,
+      })),
+    );
+  await until(u.page, () => document.querySelectorAll('#notice-groups .notice-group:not([data-msgtype="0"]) .notice').length === 3);
+  // Newest category first; within it, newest notice first.
+  assert.deepEqual(await groups(), [
+    { msgtype: '5', label: 'Category 5', unread: 1, texts: ['New follower'], bold: 1 },
+    { msgtype: '2', label: 'Category 2', unread: 2, texts: ['Order 2 shipped', 'Order 1 shipped'], bold: 2 },
+  ]);
+  await shot(u.page, 'notice-centre-unread');
+
+  await u.page.click('#notices-read');
+  await until(u.page, () => document.querySelectorAll('#notice-groups .notice.unread').length === 0);
+  assert.deepEqual(
+    (await groups()).map((g) => [g.msgtype, g.unread, g.texts.length]),
+    [['5', 0, 1], ['2', 0, 2]],
+  );
+  assert.equal(await u.page.locator('#notices-badge').isHidden(), true);
+  // The broker agrees: nothing unread, so another device shows the same.
+  const unread = await apiGet(broker.url, token, '/unread');
+  assert.deepEqual(unread.notices, {});
+  assert.equal(unread.total, 0);
+  await shot(u.page, 'notice-centre-read');
+
+  // A new notice after the mark is unread again, in its category only.
+  mosquittoPub(broker, 'im/systemadmin', JSON.stringify({ uid: 40011, content: 'Order 3 shipped', msgtype: 2 }));
+  await until(u.page, () => document.querySelectorAll('#notice-groups .notice-group:not([data-msgtype="0"]) .notice').length === 4);
+  await until(u.page, () => document.querySelector('.notice-group[data-msgtype="2"] .notice-count').textContent === '1');
+  assert.equal(await u.page.locator('.notice-group[data-msgtype="5"] .notice-count').isHidden(), true);
   noErrors(u);
 });
 
@@ -323,8 +417,8 @@ test('a second login of the same user shows "logged in elsewhere" on the first',
   await first.page.waitForSelector('#status[data-state="online"]');
   await second.page.waitForSelector('#screen-elsewhere:not([hidden])');
 
-  // An operator's kick (HTTP API) says why instead.
-  const kick = await fetch(new URL('api/v1/kick', broker.url), {
+  // An operator's kick (the admin API, on the admin listener) says why instead.
+  const kick = await fetch(new URL('api/v1/kick', broker.adminUrl), {
     method: 'POST',
     headers: { Authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` },
     body: JSON.stringify({ uid: '60001', reason: 'account under review' }),
@@ -334,6 +428,41 @@ test('a second login of the same user shows "logged in elsewhere" on the first',
   assert.equal(await first.page.locator('#elsewhere-title').textContent(), 'Signed out by the server');
   await shot(first.page, 'elsewhere-kicked');
   noErrors(first, second);
+});
+
+test('the admin API is on the admin listener only: the page\'s listener answers 404', { timeout: 30000 }, async () => {
+  const auth = { Authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` };
+  const online = (base) => fetch(new URL('api/v1/online?uid=60001', base), { headers: auth });
+  assert.equal((await online(broker.url)).status, 404);
+  assert.equal((await fetch(new URL('metrics', broker.url))).status, 404);
+  assert.equal((await online(broker.adminUrl)).status, 200);
+  assert.match(await (await fetch(new URL('metrics', broker.adminUrl))).text(), /^inboxmq_connections /m);
+});
+
+// web.mqtt_url: behind a reverse proxy the page cannot guess the public
+// WebSocket address, so it uses the configured one as given. The page is
+// loaded from 127.0.0.1 and told ws://localhost:PORT/mqtt: it connects to
+// exactly that (built from its own host it would be ws://127.0.0.1:PORT/mqtt).
+test('web.mqtt_url: the page connects to the configured WebSocket URL as given', { timeout: 60000 }, async () => {
+  const port = await freePort();
+  const mqttURL = `ws://localhost:${port}/mqtt`;
+  const proxied = await startBroker({ websocket: `127.0.0.1:${port}`, mqttURL });
+  try {
+    const sockets = [];
+    const u = await signIn(browser, proxied.url, '61001', { route: (page) => page.on('websocket', (ws) => sockets.push(ws.url())) });
+    contexts.push(u.context);
+    assert.deepEqual(sockets, [mqttURL]);
+    assert.deepEqual(await (await fetch(new URL('web-config.json', proxied.url))).json(), { websocket: { url: mqttURL }, dev_login: true });
+    await shot(u.page, 'mqtt-url-online');
+    noErrors(u);
+    // Without it, the page builds the URL from its host and the listener's port.
+    const plain = [];
+    const v = await signIn(browser, broker.url, '61002', { route: (page) => page.on('websocket', (ws) => plain.push(ws.url())) });
+    contexts.push(v.context);
+    assert.deepEqual(plain, [`ws://127.0.0.1:${broker.websocket.split(':').pop()}/mqtt`]);
+  } finally {
+    await proxied.stop();
+  }
 });
 
 test('the sign-in screen refuses a bad token and offers the dev login', { timeout: 30000 }, async () => {

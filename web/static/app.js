@@ -8,7 +8,8 @@
 //   QoS 1 publish to im/sendmsg carrying a cid: the message shows as
 //   pending until the MsgSent envelope with that cid brings its msgid.
 // - The HTTP API (bearer token): conversation list, unread counts, history
-//   pages, mark read, delete.
+//   pages, mark read, delete; the notice centre (notices.js) lists notices
+//   and marks them read.
 // Every message is keyed by its msgid, so whatever arrives twice (redelivery
 // after a reconnect, a history page overlapping live messages) shows once.
 // Message text is only ever set with textContent.
@@ -133,6 +134,8 @@
     renderConversations();
     connect();
     refreshConversations();
+    notices.clear();
+    notices.load();
   }
 
   // stop ends the connection for good: no reconnecting.
@@ -176,6 +179,7 @@
   function wsURL() {
     const ws = state.config.websocket;
     if (!ws) return '';
+    if (ws.url) return ws.url; // web.mqtt_url: the public address, as the operator wrote it
     return `${ws.scheme}://${location.hostname}:${ws.port}${ws.path}`;
   }
 
@@ -255,19 +259,23 @@
     switch (env._method_) {
       case 'SendMsg': // a message to me; uid is the sender
         if (MSGID_RE.test(msgid)) {
-          addMessage(str(env.uid), { msgid, out: false, ct: str(env.ct), time: Date.now(), nickname: str(env.nickname) }, false);
+          addMessage(str(env.uid), { msgid, out: false, ct: str(env.ct), time: serverTime(env), nickname: str(env.nickname) }, false);
         }
         break;
       case 'MsgSent': // my own message, stored: now it has a msgid
         if (MSGID_RE.test(msgid)) {
-          addMessage(str(env.to), { msgid, out: true, ct: str(env.ct), time: Date.now(), cid: str(env.cid) }, false);
+          addMessage(str(env.to), { msgid, out: true, ct: str(env.ct), time: serverTime(env), cid: str(env.cid) }, false);
         }
         break;
       case 'DelMsg':
         if (MSGID_RE.test(msgid)) removeMessage(msgid);
         break;
+      case 'EditMsg': // the sender replaced a message's text (both sides get it)
+        if (MSGID_RE.test(msgid)) editMessage(msgid, str(env.ct), serverTime(env));
+        break;
       case 'SystemNot':
         banner(str(env.ct), { label: topic === 'broadcast' ? 'Notice to everyone' : 'Notice' });
+        notices.refreshSoon();
         break;
       case 'Logout':
         loggedInElsewhere(str(env.reason));
@@ -277,6 +285,13 @@
         break;
       default: // ReadMsg and anything newer: nothing to show
     }
+  }
+
+  // serverTime is when the broker stored an envelope (ts, Unix ms): a
+  // message that waited while this page was offline keeps its real time.
+  // Only a broker without ts falls back to the arrival time.
+  function serverTime(env) {
+    return Number.isSafeInteger(env.ts) && env.ts > 0 ? env.ts : Date.now();
   }
 
   function onRequestError(env) {
@@ -580,7 +595,7 @@
   }
 
   function fromAPI(m) {
-    return { msgid: str(m.msgid), out: str(m.from) === state.me.uid, ct: str(m.ct), time: m.time, nickname: str(m.nickname), cid: str(m.cid) };
+    return { msgid: str(m.msgid), out: str(m.from) === state.me.uid, ct: str(m.ct), time: m.ts || m.time, nickname: str(m.nickname), cid: str(m.cid), edited: m.edited || 0 };
   }
 
   function addMessage(peer, m, fromHistory) {
@@ -595,7 +610,7 @@
   function messageElement(m) {
     const li = el('li', `msg ${m.out ? 'out' : 'in'}`);
     const meta = el('div', 'meta');
-    meta.append(el('time', 'time', timeLabel(m.time)));
+    meta.append(el('time', 'time'));
     if (m.out) {
       meta.append(el('span', 'state'));
       const del = el('button', 'delete', 'Delete');
@@ -604,7 +619,39 @@
       meta.append(del);
     }
     li.append(el('div', 'bubble', m.ct), meta);
+    setTime(li, m.time);
+    if (m.edited) markEdited(li, m.edited);
     return li;
+  }
+
+  // setTime shows ms (Unix milliseconds) as the message's time; datetime
+  // keeps it exact for tools and tests.
+  function setTime(li, ms) {
+    const when = li.querySelector('.time');
+    when.textContent = timeLabel(ms);
+    if (Number.isFinite(ms)) when.dateTime = new Date(ms).toISOString();
+  }
+
+  // markEdited labels a message as edited, with the edit's time on hover.
+  function markEdited(li, ms) {
+    let tag = li.querySelector('.edited');
+    if (!tag) {
+      tag = el('span', 'edited muted', 'edited');
+      li.querySelector('.meta').append(tag);
+    }
+    tag.title = `edited ${new Date(ms).toLocaleString()}`;
+  }
+
+  // editMessage shows a message's new text where it is on screen; the
+  // conversation list's last line comes with the next refresh.
+  function editMessage(msgid, ct, ms) {
+    const chat = state.chat;
+    const li = chat && chat.byId.get(msgid);
+    if (li) {
+      li.querySelector('.bubble').textContent = ct;
+      markEdited(li, ms);
+    }
+    scheduleRefresh();
   }
 
   function nearBottom() {
@@ -629,6 +676,7 @@
       chat.pending.delete(m.cid);
       li.classList.remove('pending', 'failed');
       li.querySelector('.state').textContent = '';
+      setTime(li, m.time); // the broker's time replaces the moment of sending
       li.remove();
     } else {
       li = messageElement(m);
@@ -742,9 +790,14 @@
     setTimeout(() => b.remove(), BANNER_MS);
   }
 
+  // The notice centre (notices.js), wired to this page's helpers.
+  let notices;
+
   // ---- wiring ------------------------------------------------------------------
 
   function wire() {
+    // eslint-disable-next-line no-undef
+    notices = noticeCentre({ $, el, str, api, timeLabel, banner });
     $('token-form').addEventListener('submit', (e) => {
       e.preventDefault();
       signIn($('token').value);

@@ -112,7 +112,15 @@ func AppendString(dst []byte, s string) []byte {
 
 // AppendContent appends the fields both stores encode the same way after
 // their own header: Nickname, Avatar, Content, Extra, CID, MsgType, Event,
-// Ref. DecodeContent reads them back.
+// Ref, then, only when Edited is set, tagEdited and Edited. DecodeContent
+// reads them back.
+//
+// Edited came later and is optional at the end, so values written before
+// it existed still decode (as never edited) and an unedited message is
+// encoded byte for byte as before. The tag keeps a stray trailing byte
+// from passing for an edit time: that is still corruption. A binary older
+// than Edited reports an edited value corrupt (trailing bytes) rather
+// than misreading it.
 func AppendContent(dst []byte, m *inbox.Message) []byte {
 	dst = AppendString(dst, m.Nickname)
 	dst = AppendString(dst, m.Avatar)
@@ -121,8 +129,16 @@ func AppendContent(dst []byte, m *inbox.Message) []byte {
 	dst = AppendString(dst, m.CID)
 	dst = binary.AppendVarint(dst, int64(m.MsgType))
 	dst = AppendString(dst, m.Event)
-	return AppendString(dst, m.Ref)
+	dst = AppendString(dst, m.Ref)
+	if m.Edited != 0 {
+		dst = append(dst, tagEdited)
+		dst = binary.AppendVarint(dst, m.Edited)
+	}
+	return dst
 }
+
+// tagEdited precedes Edited in AppendContent's encoding.
+const tagEdited = 'e'
 
 // DecodeContent reads what AppendContent wrote into m.
 func (d *Decoder) DecodeContent(m *inbox.Message) {
@@ -134,4 +150,10 @@ func (d *Decoder) DecodeContent(m *inbox.Message) {
 	m.MsgType = d.Int()
 	m.Event = d.String()
 	m.Ref = d.String()
+	if d.Err == nil && len(d.S) > 0 && d.S[0] == tagEdited {
+		d.S = d.S[1:]
+		if m.Edited = d.Varint(); d.Err == nil && m.Edited == 0 {
+			d.Fail("edit time 0 encoded")
+		}
+	}
 }
