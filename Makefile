@@ -163,7 +163,6 @@ $(EXAMPLES_NODE)/node_modules/.package-lock.json: $(EXAMPLES_NODE)/package.json 
 # when node, its npm packages or python3's paho-mqtt are missing.
 test: deps $(EXAMPLES_NODE)/node_modules/.package-lock.json ## run every test with the race detector (also runs the fuzz seeds)
 	INBOXMQ_REQUIRE_EXAMPLES=1 $(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run 'TestIdleConnections_StacksStaySmall' ./broker # stack sizes: -race enlarges every frame
 	$(MAKE) test-web
 
 # The web client's browser tests: playwright-core (pinned in
