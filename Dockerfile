@@ -25,6 +25,8 @@ ARG ROOTFS=rootfs-source
 FROM ${GO_IMAGE} AS source-build
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces mochi-mqtt with this patched copy (PATCHES.md there).
+COPY third_party/ third_party/
 RUN go mod download
 COPY . .
 # The build context has no .git: pass what `inboxmq version` should print.

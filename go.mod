@@ -66,3 +66,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+// mochi-mqtt v2.7.9 with a small patch set for idle memory per connection:
+// third_party/mochi-mqtt-server/PATCHES.md.
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server

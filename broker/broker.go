@@ -122,6 +122,9 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		InlineClient:             true, // broadcasts are published by the broker itself
 		Logger:                   mochiLogger(log, cfg.Log.Level),
 		SysTopicResendInterval:   cfg.MQTT.SysTopicInterval,
+		// Packet handling off each connection's read goroutine, whose stack
+		// then stays a few KB for an idle connection (third_party/mochi-mqtt-server/PATCHES.md).
+		ShallowClientStacks: true,
 	})
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
