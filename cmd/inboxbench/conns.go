@@ -16,7 +16,9 @@ const idleKeepAlive = 60 * time.Second
 
 // conns: -conns connections open a persistent session (3.1.1, clean=false,
 // client id = uid), subscribe to their inbox and stay idle for -hold,
-// pinging every 30 s as a phone with a 60 s keep-alive does. The clients
+// pinging every 30 s from the moment they are open, as a phone with a 60 s
+// keep-alive does (the broker ends a connection silent for 90 s, which a
+// slow opening phase would otherwise reach). The clients
 // are minimal raw MQTT connections (no paho) so the harness itself fits
 // under the same descriptor limit. The broker's VmRSS is read before
 // opening them, after, and after the hold; then each connection must
@@ -36,14 +38,10 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	if err := rt.baseline(t); err != nil {
 		return nil, err
 	}
-	conns := make([]net.Conn, o.Conns)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	idle := &idleConns{}
+	defer idle.closeAll()
+	stopPings := idle.pingEvery(idleKeepAlive / 2)
+	defer stopPings()
 	var opened, failed atomic.Int64
 	var (
 		errMu    sync.Mutex
@@ -60,7 +58,8 @@ func (b *bench) conns(t *Target) (*Result, error) {
 		if err != nil {
 			return err // minting a token cannot fail for a valid uid
 		}
-		if conns[i], err = rawSession(t.Addr, ids[i], userName(t, ids[i]), pass); err != nil {
+		c, err := rawSession(t.Addr, ids[i], userName(t, ids[i]), pass)
+		if err != nil {
 			failed.Add(1)
 			errMu.Lock()
 			if firstErr == nil {
@@ -69,6 +68,7 @@ func (b *bench) conns(t *Target) (*Result, error) {
 			errMu.Unlock()
 			return nil
 		}
+		idle.add(c)
 		opened.Add(1)
 		return nil
 	}); err != nil {
@@ -86,18 +86,10 @@ func (b *bench) conns(t *Target) (*Result, error) {
 		return nil, err
 	}
 
-	pings, pingFailures := 0, 0
 	stop = b.progress(label+" hold", func() string { return fmt.Sprintf("holding %d connections", opened.Load()) })
-	for held := time.Duration(0); held < o.Hold; {
-		step := min(idleKeepAlive/2, o.Hold-held)
-		time.Sleep(step)
-		held += step
-		if held < o.Hold {
-			pingFailures += pingAll(conns)
-			pings++
-		}
-	}
+	time.Sleep(o.Hold)
 	stop()
+	pingFailures := stopPings()
 	rss2, err := t.RSS()
 	if err != nil {
 		return nil, err
@@ -105,7 +97,7 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	if err := rt.sample(t, &rt.held); err != nil {
 		return nil, err
 	}
-	alive := checkAlive(conns, pings)
+	alive := idle.checkAlive()
 	var rss3 int64
 	if t.Kind == Inboxmq {
 		if _, err := t.CollectGarbage(); err != nil {
@@ -240,48 +232,102 @@ func subscribePacket(id uint16, filter string) []byte {
 
 var pingreq = []byte{0xc0, 0}
 
+// idleConns are the open connections of the conns scenario and the
+// PINGREQs each was sent; the PINGRESPs wait in the socket buffers until
+// checkAlive reads them.
+type idleConns struct {
+	mu    sync.Mutex
+	conns []*idleConn // guarded by mu; each one's pings only by the pinger
+}
+
+type idleConn struct {
+	c     net.Conn
+	pings int
+}
+
+func (s *idleConns) add(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, &idleConn{c: c})
+}
+
+func (s *idleConns) snapshot() []*idleConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[:len(s.conns):len(s.conns)]
+}
+
+func (s *idleConns) closeAll() {
+	for _, c := range s.snapshot() {
+		c.c.Close()
+	}
+}
+
+// pingEvery sends PINGREQ on every open connection each interval until
+// stop is called, which returns how many could not be written.
+func (s *idleConns) pingEvery(interval time.Duration) (stop func() int) {
+	done := make(chan struct{})
+	var failed int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				failed += pingAll(s.snapshot())
+			}
+		}
+	}()
+	var once sync.Once
+	return func() int {
+		once.Do(func() { close(done); wg.Wait() })
+		return failed
+	}
+}
+
 // pingAll sends PINGREQ on every connection and returns how many could
-// not be sent; the PINGRESPs wait in the socket buffers until checkAlive
-// reads them.
-func pingAll(conns []net.Conn) (failed int) {
+// not be sent.
+func pingAll(conns []*idleConn) (failed int) {
 	for _, c := range conns {
-		if c == nil {
-			continue
-		}
-		if err := c.SetWriteDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		if err := c.c.SetWriteDeadline(time.Now().Add(5 * time.Second)); err != nil {
 			failed++
 			continue
 		}
-		if _, err := c.Write(pingreq); err != nil {
+		if _, err := c.c.Write(pingreq); err != nil {
 			failed++
+			continue
 		}
+		c.pings++
 	}
 	return failed
 }
 
 // checkAlive sends one more PINGREQ on every connection and counts those
-// that answer all pings (earlier+1) within 30 s.
-func checkAlive(conns []net.Conn, earlier int) int {
+// that answer every ping they were sent within 30 s. Call it after the
+// pinger has stopped.
+func (s *idleConns) checkAlive() int {
 	var alive atomic.Int64
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
-	for _, c := range conns {
-		if c == nil {
-			continue
-		}
+	for _, c := range s.snapshot() {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			if err := c.c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 				return
 			}
-			if _, err := c.Write(pingreq); err != nil {
+			if _, err := c.c.Write(pingreq); err != nil {
 				return
 			}
-			want := 2 * (earlier + 1)
+			want := 2 * (c.pings + 1)
 			buf := make([]byte, want)
-			if _, err := io.ReadFull(c, buf); err != nil {
+			if _, err := io.ReadFull(c.c, buf); err != nil {
 				return
 			}
 			for i := 0; i < want; i += 2 {

@@ -41,6 +41,17 @@ func TestQuickRun(t *testing.T) {
 			if held != float64(o.Conns) {
 				t.Errorf("conns: %v of %d connections held", held, o.Conns)
 			}
+			// The Go runtime's figures come from the broker's /metrics:
+			// an idle client has its read goroutine and no write goroutine
+			// (third_party/mochi-mqtt-server/PATCHES.md, patch 3).
+			if g, ok := r.Get("goroutines_per_conn"); !ok || g < 0.9 || g > 1.5 {
+				t.Errorf("conns: %v goroutines per connection (reported %v), want about 1", g, ok)
+			}
+			for _, key := range []string{"stack_per_conn_kb", "live_stack_per_conn_kb", "live_heap_per_conn_kb", "rss_per_conn_kb"} {
+				if v, ok := r.Get(key); !ok || v <= 0 || v > 200 {
+					t.Errorf("conns: %s = %v (reported %v), want a few KB", key, v, ok)
+				}
+			}
 			continue
 		}
 		acked, _ := r.Get("acked")

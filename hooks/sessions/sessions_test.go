@@ -834,8 +834,13 @@ func TestTakenOverConnectionCannotOverwrite(t *testing.T) {
 			// For MaxPerAccount the session is still a connected one,
 			// which the cap never ends.
 			ts.hook.mu.Lock()
-			ended, tracked := ts.hook.accounts["alice"]["dev1"]
+			var ended int64
+			i := slices.IndexFunc(ts.hook.accounts["alice"], func(s accountSession) bool { return s.id == "dev1" })
+			if i >= 0 {
+				ended = ts.hook.accounts["alice"][i].ended
+			}
 			ts.hook.mu.Unlock()
+			tracked := i >= 0
 			if !tracked || ended != 0 {
 				t.Errorf("account tracking: tracked %v, ended at %d; want tracked as connected", tracked, ended)
 			}
