@@ -122,7 +122,7 @@ run: build ## run a dev broker on the embedded store (inboxmq.dev.yaml, DEV secr
 	@echo
 	$(BIN) --config inboxmq.dev.yaml
 
-deps: ## install what the tests need when missing (mosquitto-clients, redis-server, systemd-analyze, haproxy, node, python3-paho-mqtt, a JDK, php-cli, curl)
+deps: ## install what the tests need when missing (mosquitto-clients, redis-server, systemd-analyze, haproxy, node, python3-paho-mqtt, a JDK, php-cli, curl, promtool)
 	@command -v mosquitto_pub >/dev/null 2>&1 || { \
 		echo "installing mosquitto-clients"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto-clients >/dev/null; }
@@ -150,6 +150,9 @@ deps: ## install what the tests need when missing (mosquitto-clients, redis-serv
 	@command -v php >/dev/null 2>&1 || { \
 		echo "installing php-cli (examples/php/mint_token.php, the PHP token minting of docs/clients.md)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq php-cli >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing prometheus (for promtool, which checks deploy/prometheus/alerts.yml and the dashboard's queries; the service is not used)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
 
 # The client examples of docs/clients.md; mqtt is pinned in
 # examples/node/package-lock.json, installed by npm ci when missing or
@@ -160,9 +163,11 @@ $(EXAMPLES_NODE)/node_modules/.package-lock.json: $(EXAMPLES_NODE)/package.json 
 	cd $(EXAMPLES_NODE) && npm ci --no-audit --no-fund
 
 # INBOXMQ_REQUIRE_EXAMPLES=1: examples/examples_test.go fails, not skips,
-# when node, its npm packages or python3's paho-mqtt are missing.
+# when node, its npm packages or python3's paho-mqtt are missing, and
+# deploy/prometheus_test.go when promtool is.
 test: deps $(EXAMPLES_NODE)/node_modules/.package-lock.json ## run every test with the race detector (also runs the fuzz seeds)
 	INBOXMQ_REQUIRE_EXAMPLES=1 $(GO) test -race -count=1 -timeout 20m ./...
+	cd third_party/mochi-mqtt-server && $(GO) test -race -count=1 -run '^TestPatch' .  # our mochi patches (its own module)
 	$(MAKE) test-web
 
 # The web client's browser tests: playwright-core (pinned in

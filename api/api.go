@@ -63,6 +63,9 @@ type Options struct {
 	// stream (POST /api/v1/admin/backup); nil when there is nothing to
 	// copy (the Redis store).
 	Backup func(ctx context.Context, w io.Writer) error
+	// Reload reads the broker's config file again and applies it (POST
+	// /api/v1/admin/reload); ErrNoConfigFile when there is none.
+	Reload func() (ReloadResult, error)
 }
 
 type api struct {

@@ -17,7 +17,7 @@ type Routes uint8
 
 const (
 	UserRoutes  Routes = 1 << iota // conversations, messages, notices (read), unread, the OpenAPI document
-	AdminRoutes                    // every endpoint that needs the admin or service role, backups
+	AdminRoutes                    // every endpoint that needs the admin or service role, backups, reloads
 	AllRoutes   = UserRoutes | AdminRoutes
 )
 
@@ -71,6 +71,7 @@ func (a *api) table() []route {
 		admin("GET", "/api/v1/online", a.online),
 		admin("POST", "/api/v1/kick", a.kick),
 		admin("POST", "/api/v1/admin/backup", a.backup),
+		admin("POST", "/api/v1/admin/reload", a.reload),
 	}
 }
 

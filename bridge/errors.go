@@ -26,6 +26,14 @@ const (
 	CodeTooLate     = "too_late"     // the message is older than the edit or delete window
 )
 
+// Codes lists every Code constant, so that a counter by code can start
+// each one's series at 0 before the first refusal.
+func Codes() []string {
+	return []string{CodeBadJSON, CodeMissingField, CodeBadField, CodeBadUID, CodeEmptyMessage, CodeTooLarge,
+		CodeUnknownMethod, CodeUnknownTopic, CodeForbidden, CodeNotFound, CodeInternal, CodeRateLimited,
+		CodeBlocked, CodeTooLate}
+}
+
 // maxEcho caps how much of a client-supplied value an Error's Detail
 // repeats, so a hostile payload cannot make error replies or logs large.
 const maxEcho = 64

@@ -31,7 +31,7 @@ func (b *Broker) startAdmin() error {
 	if b.adminLn, err = b.listen(a.Address, a.TLS, nil); err != nil {
 		return fmt.Errorf("admin listener %s: %w", a.Address, err)
 	}
-	b.adminSrv = b.httpServer(b.adminHandler())
+	b.adminSrv = b.httpServer(b.metrics.http.observe("admin", b.adminRoutes(), b.adminHandler()))
 	go b.serveHTTP(b.adminSrv, b.adminLn, "admin")
 	if a.Pprof {
 		b.log.Warn("pprof profiles served on the admin listener; keep it private", "admin", b.adminLn.Addr().String())
@@ -48,7 +48,16 @@ func (b *Broker) adminHandler() http.Handler {
 		// seconds asked for, so limits.http_timeout does not cut it off.
 		mux.Handle("/debug/pprof/", pprofHandler())
 	}
-	return mux
+	return notePattern(mux)
+}
+
+// adminRoutes are the routes of adminHandler, whose metrics start at 0.
+func (b *Broker) adminRoutes() []httpRoute {
+	routes := append([]httpRoute{{http.MethodGet, "/metrics"}}, apiRoutes(api.AdminRoutes)...)
+	if b.cfg.Listeners.Admin.Pprof {
+		routes = append(routes, httpRoute{http.MethodGet, "/debug/pprof/"})
+	}
+	return routes
 }
 
 // AdminAddr is the admin listener's bound address ("" when disabled).

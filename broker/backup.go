@@ -56,7 +56,7 @@ var ErrNoEmbeddedStore = errors.New("the broker keeps its data in Redis (store: 
 
 // backupFunc is Backup for the admin API, nil without the embedded store.
 func (b *Broker) backupFunc() func(context.Context, io.Writer) error {
-	if _, ok := b.store.(*pebblestore.Store); !ok {
+	if _, ok := embeddedStore(b.store); !ok {
 		return nil
 	}
 	return b.Backup
@@ -66,7 +66,7 @@ func (b *Broker) backupFunc() func(context.Context, io.Writer) error {
 // a tar stream that ReceiveBackup reads: every write the store applied
 // before the call, and none after. Clients are not paused.
 func (b *Broker) Backup(ctx context.Context, w io.Writer) error {
-	store, ok := b.store.(*pebblestore.Store)
+	store, ok := embeddedStore(b.store)
 	if !ok {
 		return ErrNoEmbeddedStore
 	}

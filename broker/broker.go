@@ -34,13 +34,23 @@ import (
 
 // Broker is one inboxmq node.
 type Broker struct {
-	cfg      Config
-	log      *slog.Logger
+	cfg Config // as started; what reloads changed is in live
+	log *slog.Logger
+
+	// live is the configuration running now: cfg with the keys reloads
+	// applied (reload.go). Replaced whole, under reloadMu.
+	live       atomic.Pointer[Config]
+	reloadMu   sync.Mutex             // one reload at a time
+	configFile atomic.Pointer[string] // what ReloadConfig reads
+	level      *slog.LevelVar         // log.level, when the logger came from NewLogger
+	web        swapHandler            // the web page at /, rebuilt by a reload of web.*
+	ws         *wsListener            // nil without a WebSocket listener
+
 	store    inbox.Store
 	redis    redis.UniversalClient // nil with the embedded store
 	redisReq redisRequests         // counts what this node asks of redis
 	node     *cluster.Node         // nil with the embedded store
-	events   *events.Outbox        // nil when no sink is configured
+	emitter  liveEmitter           // the event outbox, replaced by a reload; none without a sink
 	notices  *events.Listener      // nil without Redis or a notification channel
 	server   *mqtt.Server
 	access   *access.Hook
@@ -79,6 +89,10 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		log = slog.Default()
 	}
 	b := &Broker{cfg: cfg, log: log, stop: make(chan struct{})}
+	b.live.Store(&cfg)
+	if lh, ok := log.Handler().(leveledHandler); ok {
+		b.level = lh.level
+	}
 	// One cleanup path: whatever New started before failing, Close stops
 	// (it skips what was never set).
 	defer func() {
@@ -117,37 +131,36 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		"gogc", rt.GOGC, "gogc_from", rt.GOGCFrom)
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:             cfg.capabilities(),
-		ClientNetReadBufferSize:  cfg.MQTT.ClientNetReadBufferSize,
-		ClientNetWriteBufferSize: cfg.MQTT.ClientNetWriteBufferSize,
+		ClientNetReadBufferSize:  int(cfg.MQTT.ClientNetReadBufferSize),
+		ClientNetWriteBufferSize: int(cfg.MQTT.ClientNetWriteBufferSize),
 		InlineClient:             true, // broadcasts are published by the broker itself
-		Logger:                   mochiLogger(log, cfg.Log.Level),
-		SysTopicResendInterval:   cfg.MQTT.SysTopicInterval,
+		Logger:                   mochiLogger(log, b.mochiLevel()),
+		SysTopicResendInterval:   int64(cfg.MQTT.SysTopicInterval / time.Second),
 		// Packet handling off each connection's read goroutine, whose stack
 		// then stays a few KB for an idle connection (third_party/mochi-mqtt-server/PATCHES.md).
 		ShallowClientStacks: true,
 	})
 	b.delivery = new(delivery.Hook)
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
+	// Everything below gets the measured store (storemetrics.go).
+	b.store = b.metrics.observeStore(b.store, storeBackend(cfg.Store))
 	if b.redis != nil {
-		b.metrics.watchRedis(&b.redisReq)
+		b.metrics.watchRedis(&b.redisReq, b.redis)
 	}
 	if err := b.startEvents(); err != nil {
 		return nil, err
 	}
-	var emitter messaging.Emitter // a nil *Outbox must stay a nil interface
-	if b.events != nil {
-		emitter = b.events
-	}
+	emitter := &b.emitter
 	b.service, err = messaging.New(messaging.Options{
 		Store:        b.store,
-		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
+		Limits:       bridge.Limits{MaxContent: int(cfg.Inbox.MaxMessageBytes)},
 		SingleLogin:  cfg.Inbox.SingleLogin,
 		DeleteWindow: cfg.Inbox.DeleteWindow,
 		EditWindow:   cfg.Inbox.EditWindow,
 		MaxBlocks:    cfg.Limits.MaxBlocks,
 		Emitter:      emitter,
 		EmitMessages: cfg.Events.Messages,
-		Push:         messaging.PushOptions{After: cfg.Push.After, Interval: cfg.Push.CheckInterval},
+		Push:         b.pushOptions(cfg.Push),
 		Metrics:      b.metrics,
 		Log:          log,
 	})
@@ -163,7 +176,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		AllowAnonymous:   cfg.Auth.Anonymous,
 		MaxSubscriptions: cfg.Limits.MaxSubscriptions,
 		MaxClientID:      cfg.Limits.MaxClientID,
-		MaximumKeepalive: cfg.MQTT.MaximumKeepalive,
+		MaximumKeepalive: uint16(cfg.MQTT.MaximumKeepalive / time.Second), // at most 65535 s (Validate)
 		Log:              log,
 		OnAuthFailure:    b.metrics.authFailed,
 		OnACLDenied:      b.metrics.aclDeniedOnce,
@@ -178,7 +191,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		Policy:       policy,
 		SingleLogin:  cfg.Inbox.SingleLogin,
 		Window:       cfg.Inbox.DeliveryWindow,
-		Limits:       bridge.Limits{MaxContent: cfg.Inbox.MaxMessageBytes},
+		Limits:       bridge.Limits{MaxContent: int(cfg.Inbox.MaxMessageBytes)},
 		MessageRate:  cfg.Limits.MessageRate,
 		MessageBurst: cfg.Limits.MessageBurst,
 		MessageWait:  cfg.Limits.MessageWait,
@@ -200,7 +213,7 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 		Store:         b.store,
 		NodeID:        cfg.NodeID,
 		Shared:        cfg.Store == "redis",
-		MaxExpiry:     time.Duration(cfg.MQTT.MaximumSessionExpiryInterval) * time.Second,
+		MaxExpiry:     cfg.MQTT.MaximumSessionExpiryInterval,
 		Timeout:       cfg.storeTimeout(),
 		MaxPerAccount: cfg.Limits.MaxSessionsPerAccount,
 		Log:           log,
@@ -235,26 +248,40 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 
 // mochiLogger keeps mochi's own logging to errors unless we debug: it logs
 // every normal disconnect as a warning, and our hooks log what matters
-// with the uid attached.
-func mochiLogger(log *slog.Logger, level string) *slog.Logger {
-	min := slog.LevelError
-	if level == "debug" {
-		min = slog.LevelDebug
-	}
-	return slog.New(levelFilter{h: log.Handler(), min: min}).With("component", "mochi")
+// with the uid attached. level is log.level (nil: info), which a reload
+// may change.
+func mochiLogger(log *slog.Logger, level *slog.LevelVar) *slog.Logger {
+	return slog.New(levelFilter{h: log.Handler(), level: level}).With("component", "mochi")
 }
 
-// levelFilter drops mochi records below min, and its "publish packet
-// error" records: mochi logs every refusal our OnPublish returns, at error
-// level with a whole packet dump, and the delivery hook has already logged
-// it with the account and reason.
+// mochiLevel is the level mochi's records are filtered by: log.level, as
+// reloads set it, or as configured for a logger not made by NewLogger.
+func (b *Broker) mochiLevel() *slog.LevelVar {
+	if b.level != nil {
+		return b.level
+	}
+	v := new(slog.LevelVar)
+	if l, err := parseLevel(b.cfg.Log.Level); err == nil {
+		v.Set(l)
+	}
+	return v
+}
+
+// levelFilter drops mochi records below error (debug when log.level is
+// debug), and its "publish packet error" records: mochi logs every refusal
+// our OnPublish returns, at error level with a whole packet dump, and the
+// delivery hook has already logged it with the account and reason.
 type levelFilter struct {
-	h   slog.Handler
-	min slog.Level
+	h     slog.Handler
+	level *slog.LevelVar // nil: info
 }
 
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= f.min && f.h.Enabled(ctx, l)
+	min := slog.LevelError
+	if f.level != nil && f.level.Level() <= slog.LevelDebug {
+		min = slog.LevelDebug
+	}
+	return l >= min && f.h.Enabled(ctx, l)
 }
 
 func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
@@ -265,10 +292,10 @@ func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+	return levelFilter{h: f.h.WithAttrs(a), level: f.level}
 }
 func (f levelFilter) WithGroup(name string) slog.Handler {
-	return levelFilter{h: f.h.WithGroup(name), min: f.min}
+	return levelFilter{h: f.h.WithGroup(name), level: f.level}
 }
 
 // Start opens the listeners and starts serving.
@@ -283,7 +310,7 @@ func (b *Broker) Start() error {
 			return b.startFailed(fmt.Errorf("mqtt listener %s: %w", l.MQTT.Address, err))
 		}
 		// The size guard reads the MQTT stream, so it sits above TLS.
-		guarded := guardListener{Listener: b.mqttLn, max: b.cfg.MQTT.MaximumPacketSize}
+		guarded := guardListener{Listener: b.mqttLn, max: uint32(b.cfg.MQTT.MaximumPacketSize)}
 		if err := b.server.AddListener(listeners.NewNet("mqtt", guarded)); err != nil {
 			return b.startFailed(err)
 		}
@@ -293,8 +320,9 @@ func (b *Broker) Start() error {
 		if b.wsLn, limited, err = b.listenLimited(l.WebSocket.Address, l.WebSocket.TLS, b.httpProxies); err != nil {
 			return b.startFailed(fmt.Errorf("websocket listener %s: %w", l.WebSocket.Address, err))
 		}
-		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, b.cfg.MQTT.MaximumPacketSize, b.log)
+		ws := newWSListener("websocket", b.wsLn, l.WebSocket.Path, l.WebSocket.AllowedOrigins, b.cfg.Limits.ConnectTimeout, uint32(b.cfg.MQTT.MaximumPacketSize), b.log)
 		ws.proxies, ws.allow = b.httpProxies, limited.allow
+		b.ws = ws
 		if err := b.server.AddListener(ws); err != nil {
 			return b.startFailed(err)
 		}
@@ -364,17 +392,24 @@ func (b *Broker) MQTTAddr() string      { return addrString(b.mqttLn) }
 func (b *Broker) WebSocketAddr() string { return addrString(b.wsLn) }
 func (b *Broker) HTTPAddr() string      { return addrString(b.httpLn) }
 
-// expireLoop drops messages older than the retention period.
+// expireLoop drops messages older than the retention period. Both the
+// period and the interval are read at each round: a reload changes them.
 func (b *Broker) expireLoop() {
 	defer b.wg.Done()
-	t := time.NewTicker(b.cfg.Inbox.ExpireInterval)
+	every := b.live.Load().Inbox.ExpireInterval
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
 		case now := <-t.C:
-			n, err := b.store.ExpireBefore(context.Background(), now.Add(-b.cfg.Inbox.Retention))
+			settings := b.live.Load().Inbox
+			if settings.ExpireInterval != every {
+				every = settings.ExpireInterval
+				t.Reset(every)
+			}
+			n, err := b.store.ExpireBefore(context.Background(), now.Add(-settings.Retention))
 			if err != nil {
 				b.log.Error("inbox expiry failed", "error", err)
 			} else if n > 0 {
@@ -389,7 +424,9 @@ func (b *Broker) expireLoop() {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		var errs []error
+		b.reloadMu.Lock() // a reload in progress ends first; none starts after (reload.go)
 		close(b.stop)
+		b.reloadMu.Unlock()
 		if b.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := b.httpSrv.Shutdown(ctx); err != nil {
@@ -425,9 +462,9 @@ func (b *Broker) Close() error {
 		if b.sessions != nil {
 			b.sessions.Close()
 		}
-		if b.events != nil {
+		if o := b.emitter.outbox.Swap(nil); o != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := b.events.Close(ctx); err != nil {
+			if err := o.Close(ctx); err != nil {
 				// Not lost: they wait in the store for the next start.
 				b.log.Warn("events not all delivered before shutdown", "error", err)
 			}
@@ -467,48 +504,29 @@ func (b *Broker) endConnections() {
 	}
 }
 
-// Reload applies a new configuration's credentials (token secret, static
-// accounts) and limits, and re-reads the TLS certificate files, without
-// dropping connections. Settings that need a restart (listeners, data_dir,
-// node_id, inbox and mqtt sections, ACL rules) are reported as such and
-// keep their running values.
-func (b *Broker) Reload(cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	creds, err := cfg.credentials()
-	if err != nil {
-		return err
-	}
-	b.access.SetCredentials(creds)
-	b.access.SetMaxSubscriptions(cfg.Limits.MaxSubscriptions)
-	b.delivery.SetMessageRate(cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait)
-	for _, l := range b.limited {
-		l.setLimits(cfg.Limits.ConnectTimeout, cfg.Limits.ConnectionsPerIP)
-	}
-	b.reloadCertificates()
-	restart := applyReloadable(&b.cfg, cfg)
-	b.log.Info("configuration reloaded", "accounts", len(cfg.Auth.Accounts), "message_rate", cfg.Limits.MessageRate,
-		"connections_per_ip", cfg.Limits.ConnectionsPerIP, "max_subscriptions", cfg.Limits.MaxSubscriptions)
-	if len(restart) > 0 {
-		// Every time, so a second reload does not hide what the first one
-		// could not apply.
-		b.log.Warn("configuration changes not applied: they need a restart", "keys", strings.Join(restart, ", "))
-	}
-	return nil
-}
-
-// NewLogger builds the process logger from the log config.
+// NewLogger builds the process logger from the log config. A broker
+// given this logger changes its level when a reload changes log.level.
 func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	level, err := parseLevel(c.Level)
 	if err != nil {
 		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	lh := leveledHandler{level: new(slog.LevelVar)}
+	lh.level.Set(level)
+	opts := &slog.HandlerOptions{Level: lh.level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		lh.Handler = slog.NewJSONHandler(w, opts)
+	} else {
+		lh.Handler = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return slog.New(lh), nil
+}
+
+// leveledHandler is NewLogger's handler: it carries the level it
+// follows, for New to find.
+type leveledHandler struct {
+	slog.Handler
+	level *slog.LevelVar
 }
 
 func parseLevel(s string) (slog.Level, error) {

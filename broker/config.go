@@ -3,10 +3,10 @@ package broker
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/inboxmq/inboxmq/acl"
@@ -49,26 +49,19 @@ type Config struct {
 }
 
 // ByteSize is a size in bytes, written in YAML as a plain number of bytes
-// or as a number with a unit: B, KiB, MiB, GiB or TiB (as GOMEMLIMIT).
+// or as a number with a unit, case-insensitive: KB, MB, GB, TB (1000-based)
+// or KiB, MiB, GiB, TiB (1024-based), with or without a space.
 type ByteSize int64
 
+// parseByteSize reads a size with github.com/dustin/go-humanize, which
+// knows both the decimal and the binary units; the error quotes s as
+// given.
 func parseByteSize(s string) (ByteSize, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
+	v, err := humanize.ParseBytes(strings.TrimSpace(s))
+	if err != nil || v > math.MaxInt64 {
+		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with a unit: 512, 64KB, 64MB, 1GB, 64KiB, 64MiB, 1GiB", s)
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > math.MaxInt64/mult {
-		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with B, KiB, MiB, GiB or TiB", s)
-	}
-	return ByteSize(v * mult), nil
+	return ByteSize(v), nil
 }
 
 // PushConfig configures the push fallback: a "push" event for a message
@@ -280,7 +273,7 @@ type ACLConfig struct {
 type InboxConfig struct {
 	Retention       time.Duration `yaml:"retention"`
 	MaxMessages     int           `yaml:"max_messages"`
-	MaxMessageBytes int           `yaml:"max_message_bytes"`
+	MaxMessageBytes ByteSize      `yaml:"max_message_bytes"`
 	DeliveryWindow  int           `yaml:"delivery_window"`
 	SingleLogin     bool          `yaml:"single_login"`
 	ExpireInterval  time.Duration `yaml:"expire_interval"`
@@ -300,33 +293,36 @@ type InboxConfig struct {
 // MQTTConfig is every mochi capability, given explicitly: mochi takes its
 // Capabilities as one struct, so a partial block would leave the other
 // capabilities at zero instead of at mochi's defaults.
+//
+// The intervals are durations like every other key ("60s", "2h", "7d"),
+// which mochi and MQTT count in whole seconds; the sizes are ByteSizes.
 type MQTTConfig struct {
-	MaximumClients               int64  `yaml:"maximum_clients"`
-	MaximumMessageExpiryInterval int64  `yaml:"maximum_message_expiry_interval"`
-	MaximumClientWritesPending   int32  `yaml:"maximum_client_writes_pending"`
-	MaximumSessionExpiryInterval uint32 `yaml:"maximum_session_expiry_interval"`
-	// MaximumKeepalive caps a client's keep alive, in seconds; 0: no cap
+	MaximumClients               int64         `yaml:"maximum_clients"`
+	MaximumMessageExpiryInterval time.Duration `yaml:"maximum_message_expiry_interval"`
+	MaximumClientWritesPending   int32         `yaml:"maximum_client_writes_pending"`
+	MaximumSessionExpiryInterval time.Duration `yaml:"maximum_session_expiry_interval"`
+	// MaximumKeepalive caps a client's keep alive; 0: no cap
 	// (see access.Options.MaximumKeepalive).
-	MaximumKeepalive       uint16 `yaml:"maximum_keepalive"`
-	MaximumPacketSize      uint32 `yaml:"maximum_packet_size"`
-	ReceiveMaximum         uint16 `yaml:"receive_maximum"`
-	MaximumInflight        uint16 `yaml:"maximum_inflight"`
-	TopicAliasMaximum      uint16 `yaml:"topic_alias_maximum"`
-	SharedSubAvailable     bool   `yaml:"shared_sub_available"`
-	MinimumProtocolVersion byte   `yaml:"minimum_protocol_version"`
-	MaximumQos             byte   `yaml:"maximum_qos"`
-	RetainAvailable        bool   `yaml:"retain_available"`
-	WildcardSubAvailable   bool   `yaml:"wildcard_sub_available"`
-	SubIDAvailable         bool   `yaml:"sub_id_available"`
-	SysTopicInterval       int64  `yaml:"sys_topic_interval"`
+	MaximumKeepalive       time.Duration `yaml:"maximum_keepalive"`
+	MaximumPacketSize      ByteSize      `yaml:"maximum_packet_size"`
+	ReceiveMaximum         uint16        `yaml:"receive_maximum"`
+	MaximumInflight        uint16        `yaml:"maximum_inflight"`
+	TopicAliasMaximum      uint16        `yaml:"topic_alias_maximum"`
+	SharedSubAvailable     bool          `yaml:"shared_sub_available"`
+	MinimumProtocolVersion byte          `yaml:"minimum_protocol_version"`
+	MaximumQos             byte          `yaml:"maximum_qos"`
+	RetainAvailable        bool          `yaml:"retain_available"`
+	WildcardSubAvailable   bool          `yaml:"wildcard_sub_available"`
+	SubIDAvailable         bool          `yaml:"sub_id_available"`
+	SysTopicInterval       time.Duration `yaml:"sys_topic_interval"`
 	// ClientNetReadBufferSize is the bufio.Reader mochi allocates for every
 	// connection (mochi's default is 2048); packets larger than the buffer
 	// are read straight into the packet.
-	ClientNetReadBufferSize int `yaml:"client_net_read_buffer_size"`
+	ClientNetReadBufferSize ByteSize `yaml:"client_net_read_buffer_size"`
 	// ClientNetWriteBufferSize is how many bytes of queued outbound packets
 	// mochi gathers into one write; it is allocated only while packets are
 	// queued, so it costs an idle connection nothing.
-	ClientNetWriteBufferSize int `yaml:"client_net_write_buffer_size"`
+	ClientNetWriteBufferSize ByteSize `yaml:"client_net_write_buffer_size"`
 }
 
 // storeTimeout bounds one store call made on a client's behalf.
@@ -409,7 +405,7 @@ func DefaultConfig() Config {
 			// a burst of broadcasts while the client's write loop catches
 			// up; see docs/performance.md for why not lower than 64.
 			MaximumClientWritesPending:   64,
-			MaximumSessionExpiryInterval: 7 * 24 * 60 * 60,
+			MaximumSessionExpiryInterval: 7 * 24 * time.Hour,
 			MaximumPacketSize:            256 << 10,
 			ReceiveMaximum:               1024,
 			MaximumInflight:              8192,
@@ -420,7 +416,7 @@ func DefaultConfig() Config {
 			RetainAvailable:              true,
 			WildcardSubAvailable:         true,
 			SubIDAvailable:               true,
-			SysTopicInterval:             10,
+			SysTopicInterval:             10 * time.Second,
 			// 2048 is mochi's default; 512 holds any ordinary request
 			// and saves 1.5 KB per connection.
 			ClientNetReadBufferSize:  512,
@@ -481,10 +477,11 @@ func (c Config) capabilities() *mqtt.Capabilities {
 	m := c.MQTT
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClients = m.MaximumClients
-	caps.MaximumMessageExpiryInterval = m.MaximumMessageExpiryInterval
+	// Validate holds the seconds and sizes within what these fields take.
+	caps.MaximumMessageExpiryInterval = int64(m.MaximumMessageExpiryInterval / time.Second)
 	caps.MaximumClientWritesPending = m.MaximumClientWritesPending
-	caps.MaximumSessionExpiryInterval = m.MaximumSessionExpiryInterval
-	caps.MaximumPacketSize = m.MaximumPacketSize
+	caps.MaximumSessionExpiryInterval = uint32(m.MaximumSessionExpiryInterval / time.Second)
+	caps.MaximumPacketSize = uint32(m.MaximumPacketSize)
 	caps.ReceiveMaximum = m.ReceiveMaximum
 	caps.MaximumInflight = m.MaximumInflight
 	caps.TopicAliasMaximum = m.TopicAliasMaximum

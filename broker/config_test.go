@@ -103,6 +103,7 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("mqtt: [1, 2]"))
+	f.Add([]byte("auth: {anonymous: true}\nmqtt: {maximum_keepalive: 60s, maximum_packet_size: 1MB}\ninbox: {max_message_bytes: 64 kib, retention: 1.5d}"))
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := ParseConfig(data)
@@ -152,7 +153,7 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 		t.Errorf("runtime.gogc: 50 = %d, %v", cfg.Runtime.GOGC, err)
 	}
 	for _, in := range []string{
-		"runtime:\n  memory_limit: -1\n", "runtime:\n  memory_limit: 1GB\n", "runtime:\n  memory_limit: lots\n",
+		"runtime:\n  memory_limit: -1\n", "runtime:\n  memory_limit: 1GX\n", "runtime:\n  memory_limit: lots\n",
 		"runtime:\n  memory_limit: 99999999999TiB\n", "runtime:\n  memory_limit: 1MiB\n", "memory_limit: 1GiB\n",
 		"runtime:\n  gogc: 0\n", "runtime:\n  gogc: 5\n", "runtime:\n  gogc: 2000\n", "runtime:\n  gogc: off\n",
 		"mqtt:\n  client_net_read_buffer_size: 0\n", "mqtt:\n  client_net_write_buffer_size: 8\n",

@@ -3,10 +3,10 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,11 +155,12 @@ var daysPart = regexp.MustCompile(`^(\d+(?:\.\d+)?)d`)
 // "1d12h"), the unit retention and windows are thought of in.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	given := s // errors quote what was written, not the rest after the days
 	var days time.Duration
 	if m := daysPart.FindStringSubmatch(s); m != nil {
 		n, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
+		if err != nil || n*float64(24*time.Hour) >= math.MaxInt64 {
+			return 0, fmt.Errorf("invalid duration %q: out of range (at most about 106751d)", given)
 		}
 		days = time.Duration(n * float64(24*time.Hour))
 		if s = s[len(m[0]):]; s == "" {
@@ -168,7 +169,10 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: want a number with a unit: 500ms, 30s, 5m, 2h, 7d", s)
+		return 0, fmt.Errorf("invalid duration %q: want a number with a unit: 500ms, 30s, 5m, 2h, 7d", given)
+	}
+	if d > 0 && days > math.MaxInt64-d {
+		return 0, fmt.Errorf("invalid duration %q: out of range (at most about 106751d)", given)
 	}
 	return days + d, nil
 }
@@ -176,7 +180,9 @@ func ParseDuration(s string) (time.Duration, error) {
 var errDurationNumber = errors.New("a duration needs a unit (30s, 5m, 7d); only 0 may be written without one")
 
 // decodeDuration reads a time.Duration from text with ParseDuration. A bare
-// number other than 0 is refused: YAML would read 30 as 30 nanoseconds.
+// number other than 0 is refused: YAML would read 30 as 30 nanoseconds,
+// and the mqtt.* keys used to take seconds, so the error shows the
+// number with an "s" (mapstructure prefixes it with the key's path).
 func decodeDuration(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() {
 		return data, nil
@@ -188,75 +194,36 @@ func decodeDuration(from, to reflect.Type, data any) (any, error) {
 		if reflect.ValueOf(v).IsZero() {
 			return time.Duration(0), nil
 		}
-		return nil, fmt.Errorf("%v: %w", v, errDurationNumber)
+		return nil, fmt.Errorf("%v: %w: write \"%vs\" for seconds", v, errDurationNumber, v)
 	}
 	return data, nil
 }
 
 // decodeByteSize reads a ByteSize from a number of bytes or a number with
-// a unit (parseByteSize).
+// a unit (parseByteSize). A negative number is no size.
 func decodeByteSize(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[ByteSize]() {
 		return data, nil
 	}
-	if s, ok := data.(string); ok {
-		return parseByteSize(s)
+	switch v := data.(type) {
+	case string:
+		return parseByteSize(v)
+	case int:
+		if v < 0 {
+			return nil, fmt.Errorf("invalid size %d: a size is not negative", v)
+		}
+	case int64:
+		if v < 0 {
+			return nil, fmt.Errorf("invalid size %d: a size is not negative", v)
+		}
+	case float64:
+		if v < 0 || v >= math.MaxInt64 || v != math.Trunc(v) {
+			return nil, fmt.Errorf("invalid size %v: want a whole number of bytes", v)
+		}
+	case uint64:
+		if v > math.MaxInt64 {
+			return nil, fmt.Errorf("invalid size %d: too large", v)
+		}
 	}
 	return data, nil
-}
-
-// reloadable are the keys a reload (SIGHUP) applies to a running broker;
-// a change to any other key takes effect at the next start.
-var reloadable = map[string]bool{
-	"auth.jwt_secret": true, "auth.accounts": true, "auth.token_leeway": true,
-	"limits.max_subscriptions": true, "limits.message_rate": true, "limits.message_burst": true,
-	"limits.message_wait": true, "limits.connect_timeout": true, "limits.connections_per_ip": true,
-}
-
-// changedKeys lists, in order, the paths of the keys whose values differ
-// between old and next.
-func changedKeys(old, next Config) []string {
-	keys := configKeys(reflect.TypeFor[Config](), "", map[string]reflect.Type{})
-	paths := make([]string, 0, len(keys))
-	for p := range keys {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	var out []string
-	for _, p := range paths {
-		if !reflect.DeepEqual(valueAt(reflect.ValueOf(old), p), valueAt(reflect.ValueOf(next), p)) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// valueAt is the value of the key at path in v, a Config.
-func valueAt(v reflect.Value, path string) any {
-	for _, name := range strings.Split(path, ".") {
-		t := v.Type()
-		for i := range t.NumField() {
-			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == name {
-				v = v.Field(i)
-				break
-			}
-		}
-	}
-	return v.Interface()
-}
-
-// applyReloadable copies the reloadable keys of next into running, and
-// returns the changed keys it could not apply (they need a restart).
-func applyReloadable(running *Config, next Config) (notApplied []string) {
-	for _, p := range changedKeys(*running, next) {
-		if !reloadable[p] {
-			notApplied = append(notApplied, p)
-		}
-	}
-	a, l := &running.Auth, &running.Limits
-	a.JWTSecret, a.Accounts, a.TokenLeeway = next.Auth.JWTSecret, next.Auth.Accounts, next.Auth.TokenLeeway
-	l.MaxSubscriptions, l.MessageRate, l.MessageBurst, l.MessageWait = next.Limits.MaxSubscriptions,
-		next.Limits.MessageRate, next.Limits.MessageBurst, next.Limits.MessageWait
-	l.ConnectTimeout, l.ConnectionsPerIP = next.Limits.ConnectTimeout, next.Limits.ConnectionsPerIP
-	return notApplied
 }

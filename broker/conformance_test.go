@@ -98,7 +98,7 @@ func readAck(t *testing.T, c *mqtttest.RawV5, pid uint16) packets.Packet {
 // with CONNACK 2, as Mosquitto does; below it nothing changes.
 func TestConformance_MaximumKeepalive(t *testing.T) {
 	cfg := mqtttest.Config(t)
-	cfg.MQTT.MaximumKeepalive = 60
+	cfg.MQTT.MaximumKeepalive = 60 * time.Second
 	b := mqtttest.Start(t, cfg)
 	for _, tt := range []struct {
 		name       string

@@ -7,4 +7,8 @@
 // New builds a Broker from a validated Config; Start opens the listeners;
 // Close shuts down gracefully (clients are told, the store is flushed).
 // A Broker is safe for concurrent use once started.
+//
+// Metrics (metrics.go and the *metrics.go files) are measured at assembly:
+// the store is wrapped in a measuring decorator and each HTTP listener in
+// a middleware, so the packages they wrap know nothing of Prometheus.
 package broker

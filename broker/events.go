@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
@@ -18,7 +20,23 @@ import (
 // the inbox store until their sink took them (at least once, across
 // restarts and on any node).
 func (b *Broker) startEvents() error {
-	cfg := b.cfg.Events
+	o, err := b.newOutbox(b.cfg.Events)
+	if err != nil {
+		return err
+	}
+	if o == nil {
+		if b.cfg.Push.After > 0 {
+			b.log.Info("push events are off: configure events.webhook or redis")
+		}
+		return nil
+	}
+	b.emitter.outbox.Store(o)
+	b.metrics.watchEvents(o)
+	return nil
+}
+
+// newOutbox builds an outbox for cfg's sinks; nil when there are none.
+func (b *Broker) newOutbox(cfg EventsConfig) (*events.Outbox, error) {
 	var sinks []events.Sink
 	if cfg.Webhook.URL != "" {
 		w, err := events.NewWebhookSink(events.WebhookOptions{
@@ -26,7 +44,7 @@ func (b *Broker) startEvents() error {
 			Retries: cfg.Webhook.Retries, Log: b.log,
 		})
 		if err != nil {
-			return fmt.Errorf("events webhook: %w", err)
+			return nil, fmt.Errorf("events webhook: %w", err)
 		}
 		sinks = append(sinks, w)
 	}
@@ -42,27 +60,57 @@ func (b *Broker) startEvents() error {
 		if cfg.Stream.Key != "" {
 			st, err := events.NewStreamSink(events.StreamOptions{Client: b.redis, Key: cfg.Stream.Key, MaxLen: cfg.Stream.MaxLen})
 			if err != nil {
-				return fmt.Errorf("events stream: %w", err)
+				return nil, fmt.Errorf("events stream: %w", err)
 			}
 			sinks = append(sinks, st)
 		}
 	}
 	if len(sinks) == 0 {
-		if b.cfg.Push.After > 0 {
-			b.log.Info("push events are off: configure events.webhook or redis")
-		}
-		return nil
+		return nil, nil
 	}
-	var err error
-	b.events, err = events.NewOutbox(events.OutboxOptions{
+	o, err := events.NewOutbox(events.OutboxOptions{
 		Store: b.store, Sinks: sinks, MaxAge: cfg.MaxAge, RetryMax: cfg.RetryMaxInterval, Buffer: cfg.Queue, Log: b.log,
 		OnDrop: b.metrics.eventDropped, OnRetry: b.metrics.eventFailed, OnGiveUp: b.metrics.eventGivenUp,
 	})
 	if err != nil {
-		return fmt.Errorf("events: %w", err)
+		return nil, fmt.Errorf("events: %w", err)
 	}
-	b.metrics.watchEvents(b.events)
-	return nil
+	return o, nil
+}
+
+// errNoSinks refuses an event that must be stored when no sink is
+// configured (a reload removed them): a push check is then tried again
+// later rather than recorded as done.
+var errNoSinks = errors.New("events: no sink configured")
+
+// liveEmitter hands events to the current outbox, which a reload that
+// changes the events section replaces (nil: no sink, events are not
+// kept). The messaging service and the delivery hook hold the emitter,
+// never an outbox.
+type liveEmitter struct {
+	outbox atomic.Pointer[events.Outbox]
+}
+
+func (e *liveEmitter) Emit(ev events.Event) {
+	if o := e.outbox.Load(); o != nil {
+		o.Emit(ev)
+	}
+}
+
+func (e *liveEmitter) EmitStored(ctx context.Context, ev events.Event) error {
+	if o := e.outbox.Load(); o != nil {
+		return o.EmitStored(ctx, ev)
+	}
+	return errNoSinks
+}
+
+// pushOptions are the push fallback's settings: off without a sink to
+// send the push events to.
+func (b *Broker) pushOptions(cfg PushConfig) messaging.PushOptions {
+	if b.emitter.outbox.Load() == nil {
+		return messaging.PushOptions{}
+	}
+	return messaging.PushOptions{After: cfg.After, Interval: cfg.CheckInterval}
 }
 
 // systemActor sends the notices that come from the back-end's channel.

@@ -12,7 +12,7 @@ import (
 // (mochi v2.7.9 keeps them; found by the soak test).
 func TestExpiredSessionsLeaveNoSubscriptions(t *testing.T) {
 	cfg := mqtttest.Config(t)
-	cfg.MQTT.SysTopicInterval = 1
+	cfg.MQTT.SysTopicInterval = time.Second
 	b := mqtttest.Start(t, cfg)
 	admin := mqtttest.MustV3(t, b.MQTTAddr(), mqtttest.AdminName, mqtttest.AdminPassword, mqtttest.V3Options{Clean: true, ClientID: "ops"})
 	if err := admin.Sub("$SYS/broker/subscriptions", 0); err != nil {

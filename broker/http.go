@@ -39,6 +39,7 @@ func (b *Broker) startHTTP() error {
 	// The request rate and the handlers see the client behind a trusted
 	// proxy (realIP), not the proxy.
 	handler := realIP(b.httpProxies, limitRequests(b.cfg.Limits.HTTPRequestsPerIP, b.httpHandler(), &b.refusedHTTP))
+	handler = b.metrics.http.observe("http", b.httpRoutes(), handler) // requests refused by the limits included
 	b.httpSrv = b.httpServer(handler)
 	go b.serveHTTP(b.httpSrv, b.httpLn, "http")
 	return nil
@@ -72,11 +73,33 @@ func (b *Broker) httpHandler() http.Handler {
 		io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", b.readyz)
-	if b.cfg.Web.Enabled {
-		mux.Handle("/", b.webHandler())
+	// The web page is mounted even when off (404): a reload may turn it on.
+	web := b.live.Load().Web
+	b.web.set(b.webHandler(web))
+	if web.Enabled && web.DevLogin {
+		b.log.Warn("web.dev_login is on: anyone who can reach the web page can log in as anyone (development only)")
 	}
+	mux.Handle("/", &b.web)
 	mux.Handle("/api/", api.New(b.apiOptions(), api.UserRoutes))
-	return mux
+	return notePattern(mux)
+}
+
+// httpRoutes are the routes of httpHandler, whose metrics start at 0.
+func (b *Broker) httpRoutes() []httpRoute {
+	// "/" answers while the web page is off; web.Handler's patterns when it
+	// is on (a reload may turn it on, so both are listed).
+	routes := []httpRoute{{http.MethodGet, "/healthz"}, {http.MethodGet, "/readyz"}, {http.MethodGet, "/"},
+		{http.MethodGet, "/web-config.json"}, {http.MethodPost, "/dev/token"}, {http.MethodGet, "/{path...}"}}
+	return append(routes, apiRoutes(api.UserRoutes)...)
+}
+
+// apiRoutes are the API's endpoints of routes and its catch-all (404, 405).
+func apiRoutes(routes api.Routes) []httpRoute {
+	out := []httpRoute{{http.MethodGet, "/api/"}}
+	for _, e := range api.Endpoints(routes) {
+		out = append(out, httpRoute{e.Method, e.Path})
+	}
+	return out
 }
 
 func (b *Broker) apiOptions() api.Options {
@@ -86,9 +109,10 @@ func (b *Broker) apiOptions() api.Options {
 		Connections: b.connections(),
 		Credentials: b.access.Credentials,
 		MaxBody:     int64(2*b.cfg.Inbox.MaxMessageBytes + 64<<10),
-		Limits:      bridge.Limits{MaxContent: b.cfg.Inbox.MaxMessageBytes},
+		Limits:      bridge.Limits{MaxContent: int(b.cfg.Inbox.MaxMessageBytes)},
 		Log:         b.log,
 		Backup:      b.backupFunc(),
+		Reload:      b.apiReload,
 	}
 }
 

@@ -166,7 +166,7 @@ func TestReload_AppliesLimits(t *testing.T) {
 		t.Fatalf("%d limited before the reload (no limit configured)", n)
 	}
 	cfg.Limits.MessageRate, cfg.Limits.MessageBurst, cfg.Limits.MessageWait = 1, 5, 0
-	if err := b.Reload(cfg); err != nil {
+	if _, err := b.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if n := send(); n < 10 {

@@ -1,14 +1,15 @@
 package broker
 
 import (
-	"context"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/inboxmq/inboxmq/events"
+	"github.com/inboxmq/inboxmq/bridge"
+	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/version"
 )
@@ -16,6 +17,11 @@ import (
 // metrics is the node's Prometheus registry and collectors. Counters are
 // updated from hot paths (delivery, acks), so each update is one atomic add
 // on a pre-resolved child; nothing here blocks.
+//
+// Every labelled series whose label values are known at start (Error
+// codes, login failure reasons, drop reasons, envelope methods, event
+// sinks, HTTP routes, store operations) is created at 0 then, so that it
+// is on the first scrape and rate() and alerts see its first increase.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -37,7 +43,12 @@ type metrics struct {
 	noticesBad    prometheus.Counter
 	deliveredKind [8]prometheus.Counter // by inbox.Kind, resolved once
 	appendedKind  [8]prometheus.Counter
+	http          *httpMetrics     // httpmetrics.go
+	events        *eventsCollector // eventsmetrics.go
 }
+
+// dropReasons are the reasons inbox.Options.OnDrop is called with.
+var dropReasons = []string{"overflow", "expired"}
 
 func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomic.Int64) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -123,6 +134,9 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 	counter("inboxmq_connections_refused_total", "Connections refused by the per-IP rate limit.", func() float64 {
 		return float64(refusedConns.Load())
 	})
+	gauge("inboxmq_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT or derived; 2^63-1 when there is none).", func() float64 {
+		return float64(debug.SetMemoryLimit(-1)) // -1 only reads it
+	})
 	f(prometheus.NewGoCollector())
 	f(prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	// The usual Prometheus idiom for "which build runs where": a constant 1
@@ -136,6 +150,18 @@ func newMetrics(server *mqtt.Server, onlineUsers func() int, refusedConns *atomi
 		m.deliveredKind[k] = m.delivered.WithLabelValues(k.String())
 		m.appendedKind[k] = m.appended.WithLabelValues(k.String())
 	}
+	for _, code := range bridge.Codes() {
+		m.rejected.WithLabelValues(code)
+	}
+	for _, why := range access.FailureReasons() {
+		m.authFailures.WithLabelValues(why)
+	}
+	for _, why := range dropReasons {
+		m.dropped.WithLabelValues(why)
+	}
+	m.http = newHTTPMetrics(m.reg)
+	m.events = newEventsCollector()
+	f(m.events)
 	return m
 }
 
@@ -166,28 +192,6 @@ func (m *metrics) eventDropped(sink string) { m.eventsDropped.WithLabelValues(si
 func (m *metrics) eventFailed(sink string)  { m.eventsFailed.WithLabelValues(sink).Inc() }
 func (m *metrics) eventGivenUp(sink string) { m.eventsGivenUp.WithLabelValues(sink).Inc() }
 
-// watchEvents exports the outbox's backlog per sink, read from the store
-// at each scrape, and starts every sink's counters at 0.
-func (m *metrics) watchEvents(o *events.Outbox) {
-	for _, s := range o.Stats().Sinks {
-		m.eventsDropped.WithLabelValues(s.Name)
-		m.eventsFailed.WithLabelValues(s.Name)
-		m.eventsGivenUp.WithLabelValues(s.Name)
-		name := s.Name
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "inboxmq_events_backlog", Help: "Events waiting in the store for their sink (retries included).",
-			ConstLabels: prometheus.Labels{"sink": name},
-		}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			n, err := o.Backlog(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n[name])
-		}))
-	}
-}
 func (m *metrics) noticeMalformed()       { m.noticesBad.Inc() }
 func (m *metrics) authFailed(why string)  { m.authFailures.WithLabelValues(why).Inc() }
 func (m *metrics) aclDeniedOnce()         { m.aclDenied.Inc() }

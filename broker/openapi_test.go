@@ -196,6 +196,7 @@ func TestOpenAPI_RealResponsesMatch(t *testing.T) {
 	// Backups are tar streams: the document says "binary".
 	openapi3filter.RegisterBodyDecoder("application/x-tar", openapi3filter.FileBodyDecoder)
 	sb := startSpecBroker(t)
+	sb.b.SetConfigFile(mqtttest.WriteConfig(t, t.TempDir())) // for the reload
 	addr := sb.b.MQTTAddr()
 	alice := mqtttest.MustV3(t, addr, "10001", mqtttest.Token(t, "10001"), mqtttest.V3Options{Subscribe: true})
 	mqtttest.MustV3(t, addr, "10021", mqtttest.Token(t, "10021"), mqtttest.V3Options{Subscribe: true})
@@ -284,6 +285,9 @@ func TestOpenAPI_RealResponsesMatch(t *testing.T) {
 		{"deny: kick, no credentials", adminListener, "POST", "/api/v1/kick", mqtttest.Auth{}, `{"uid":10099}`, 401, ""},
 		{"backup", adminListener, "POST", "/api/v1/admin/backup", admin, "", 200, ""},
 		{"deny: backup, service account", adminListener, "POST", "/api/v1/admin/backup", service, "", 403, ""},
+		{"deny: reload, service account", adminListener, "POST", "/api/v1/admin/reload", service, "", 403, ""},
+		{"deny: reload, wrong method", adminListener, "GET", "/api/v1/admin/reload", admin, "", 405, "POST"},
+		{"reload", adminListener, "POST", "/api/v1/admin/reload", admin, "", 200, ""},
 	}
 	answered := map[string]bool{} // "METHOD template" answered with a 2xx
 	for _, c := range calls {

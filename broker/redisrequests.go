@@ -30,6 +30,9 @@ func (r *redisRequests) DialHook(next redis.DialHook) redis.DialHook { return ne
 
 func (r *redisRequests) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if ctx.Value(uncountedRequest{}) != nil { // the scrape's PING (redismetrics.go)
+			return next(ctx, cmd)
+		}
 		r.requests.Add(1)
 		r.commands.Add(1)
 		return next(ctx, cmd)
@@ -44,8 +47,9 @@ func (r *redisRequests) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
-// watchRedis exports what r counted.
-func (m *metrics) watchRedis(r *redisRequests) {
+// watchRedis exports what r counted, and client's health and pool.
+func (m *metrics) watchRedis(r *redisRequests, client redis.UniversalClient) {
+	m.reg.MustRegister(newRedisCollector(client))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "inboxmq_redis_requests_total",
 		Help: "Requests (round trips) this node sent to Redis: a command alone or a pipeline.",

@@ -117,7 +117,7 @@ func TestSessions_ExpiredSessionGoneAfterRestart(t *testing.T) {
 // start use the configured maximum).
 func TestSessions_V3ExpiresAtConfiguredMaximum(t *testing.T) {
 	cfg := mqtttest.Config(t)
-	cfg.MQTT.MaximumSessionExpiryInterval = 1
+	cfg.MQTT.MaximumSessionExpiryInterval = time.Second
 	b := mqtttest.Start(t, cfg)
 	tokB := mqtttest.Token(t, "10021")
 	c := mqtttest.MustV3(t, b.MQTTAddr(), "10021", tokB, mqtttest.V3Options{Subscribe: true})

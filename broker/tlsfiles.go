@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -64,15 +65,24 @@ func (b *Broker) watchCertificates(certs *certwatch.Server, t TLSConfig) {
 	}()
 }
 
-// reloadCertificates re-reads every TLS listener's files (SIGHUP).
-func (b *Broker) reloadCertificates() {
+// reloadCertificates re-reads every TLS listener's files (a reload), and
+// returns a line for each certificate replaced or not readable.
+func (b *Broker) reloadCertificates() []string {
 	b.certs.mu.Lock()
 	list := slices.Clone(b.certs.list)
 	b.certs.mu.Unlock()
+	var out []string
 	for _, c := range list {
 		changed, err := c.Reload()
-		b.reportCertificates(c, changed, err, "SIGHUP")
+		b.reportCertificates(c, changed, err, "reload")
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("TLS certificate %s not reloaded, the previous one is still served: %v", c.Files().Cert, err))
+		case changed:
+			out = append(out, "TLS certificate "+c.Files().Cert+" reloaded from its file")
+		}
 	}
+	return out
 }
 
 // certList is the TLS listeners' certificates.

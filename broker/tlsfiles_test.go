@@ -86,13 +86,13 @@ func TestReloadRereadsCertificates(t *testing.T) {
 	if got := served(); got != "first" {
 		t.Fatalf("served %q without a watch or a reload, want first", got)
 	}
-	if err := b.Reload(b.cfg); err != nil {
+	if _, err := b.Reload(b.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if got := served(); got != "second" {
 		t.Fatalf("served %q after Reload, want second", got)
 	}
-	if lines := logs.Lines("TLS certificate reloaded", "trigger=SIGHUP", filepath.Base(certPath)); len(lines) != 1 {
+	if lines := logs.Lines("TLS certificate reloaded", "trigger=reload", filepath.Base(certPath)); len(lines) != 1 {
 		t.Errorf("reload log lines: %q\n%s", lines, logs.String())
 	}
 }

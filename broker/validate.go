@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -101,9 +102,6 @@ func (c Config) Validate() error {
 	if c.Inbox.DeliveryWindow < 1 || c.Inbox.DeliveryWindow > 1000 {
 		bad("inbox.delivery_window must be 1..1000")
 	}
-	if c.MQTT.MaximumSessionExpiryInterval < 1 {
-		bad("mqtt.maximum_session_expiry_interval must be at least 1 (seconds)")
-	}
 	if c.Inbox.ExpireInterval < time.Second {
 		bad("inbox.expire_interval must be at least 1s")
 	}
@@ -168,7 +166,10 @@ func (c Config) Validate() error {
 	if m.MaximumClientWritesPending < 1 {
 		bad("mqtt.maximum_client_writes_pending must be at least 1")
 	}
-	if m.MaximumPacketSize != 0 && int(m.MaximumPacketSize) < 2*c.Inbox.MaxMessageBytes+4096 {
+	if m.MaximumPacketSize < 0 || m.MaximumPacketSize > maxMQTTPacket {
+		bad("mqtt.maximum_packet_size must be 0 (no limit) up to %d (MQTT's largest packet), got %d", maxMQTTPacket, m.MaximumPacketSize)
+	}
+	if m.MaximumPacketSize != 0 && m.MaximumPacketSize < 2*c.Inbox.MaxMessageBytes+4096 {
 		bad("mqtt.maximum_packet_size (%d) must leave room for inbox.max_message_bytes (%d): at least %d",
 			m.MaximumPacketSize, c.Inbox.MaxMessageBytes, 2*c.Inbox.MaxMessageBytes+4096)
 	}
@@ -181,8 +182,19 @@ func (c Config) Validate() error {
 	if m.MaximumQos < 1 || m.MaximumQos > 2 {
 		bad("mqtt.maximum_qos must be 1 or 2 (inbox delivery needs QoS 1)")
 	}
-	if m.SysTopicInterval < 1 {
-		bad("mqtt.sys_topic_interval must be at least 1 (seconds)")
+	for _, s := range []struct {
+		key      string
+		d, least time.Duration
+		most     int64 // seconds
+	}{
+		{"maximum_session_expiry_interval", m.MaximumSessionExpiryInterval, time.Second, math.MaxUint32},
+		{"maximum_message_expiry_interval", m.MaximumMessageExpiryInterval, 0, math.MaxInt64},
+		{"maximum_keepalive", m.MaximumKeepalive, 0, math.MaxUint16},
+		{"sys_topic_interval", m.SysTopicInterval, time.Second, math.MaxInt64},
+	} {
+		if err := wholeSeconds(s.d, s.least, s.most); err != nil {
+			bad("mqtt.%s: %v", s.key, err)
+		}
 	}
 	if m.ClientNetReadBufferSize < 16 || m.ClientNetReadBufferSize > 1<<20 {
 		bad("mqtt.client_net_read_buffer_size must be 16..1048576, got %d", m.ClientNetReadBufferSize)
@@ -197,4 +209,22 @@ func (c Config) Validate() error {
 		bad("embedded_memtable_size must be 1MiB..1GiB, got %d", c.EmbeddedMemtableSize)
 	}
 	return errors.Join(errs...)
+}
+
+// maxMQTTPacket is the largest packet MQTT can express (a 4-byte
+// remaining length, 256 MB).
+const maxMQTTPacket = 268435455
+
+// wholeSeconds checks an mqtt.* interval: MQTT and mochi count them in
+// whole seconds, so 1500ms would be cut silently.
+func wholeSeconds(d, least time.Duration, most int64) error {
+	switch {
+	case d < least:
+		return fmt.Errorf("must be at least %s, got %s", least, d)
+	case d%time.Second != 0:
+		return fmt.Errorf("MQTT counts it in whole seconds, got %s", d)
+	case most < math.MaxInt64 && int64(d/time.Second) > most:
+		return fmt.Errorf("must be at most %ds, got %s", most, d)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/inboxmq/inboxmq/acl"
@@ -16,23 +17,43 @@ import (
 // devTokenTTL is the lifetime of the tokens the dev login mints.
 const devTokenTTL = 24 * time.Hour
 
-// webHandler serves the reference web client at / on the HTTP listener.
-// It is built in Start after the WebSocket listener is open, so the page is
-// told the port actually bound (the config may ask for port 0).
-func (b *Broker) webHandler() http.Handler {
+// webHandler serves the reference web client at / on the HTTP listener
+// as c says (404 everywhere when it is off). It is built in Start after
+// the WebSocket listener is open, so the page is told the port actually
+// bound (the config may ask for port 0), and again by a reload of web.*.
+func (b *Broker) webHandler(c WebConfig) http.Handler {
+	if !c.Enabled {
+		return http.NotFoundHandler()
+	}
 	ws := b.cfg.Listeners.WebSocket
 	opts := web.Options{
 		WebSocketPath: ws.Path,
 		WebSocketPort: b.webSocketPort(),
 		WebSocketTLS:  ws.TLS.Enabled(),
-		WebSocketURL:  b.cfg.Web.MQTTURL,
+		WebSocketURL:  c.MQTTURL,
 		Log:           b.log,
 	}
-	if b.cfg.Web.DevLogin {
-		b.log.Warn("web.dev_login is on: anyone who can reach the web page can log in as anyone (development only)")
+	if c.DevLogin {
 		opts.DevToken = b.devToken
 	}
 	return web.Handler(opts)
+}
+
+// swapHandler serves with the handler set last: a reload replaces the web
+// page's handler while requests are served, each by the old one or the
+// new one.
+type swapHandler struct {
+	h atomic.Pointer[http.Handler]
+}
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
 }
 
 // webSocketPort is the WebSocket listener's port: the bound one when it

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,7 +24,7 @@ type wsListener struct {
 	id             string
 	ln             net.Listener
 	path           string
-	origins        map[string]bool // empty: any origin
+	origins        atomic.Pointer[map[string]bool] // allowed browser Origins (empty: any); a reload swaps them
 	connectTimeout time.Duration
 	maxPacket      uint32
 	srv            *http.Server
@@ -42,10 +43,8 @@ type wsListener struct {
 var _ listeners.Listener = (*wsListener)(nil)
 
 func newWSListener(id string, ln net.Listener, path string, allowed []string, connectTimeout time.Duration, maxPacket uint32, log *slog.Logger) *wsListener {
-	l := &wsListener{id: id, ln: ln, path: path, origins: map[string]bool{}, connectTimeout: connectTimeout, maxPacket: maxPacket, log: log}
-	for _, o := range allowed {
-		l.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
-	}
+	l := &wsListener{id: id, ln: ln, path: path, connectTimeout: connectTimeout, maxPacket: maxPacket, log: log}
+	l.setOrigins(allowed)
 	l.upgrader = websocket.Upgrader{
 		Subprotocols:    []string{"mqtt"},
 		CheckOrigin:     l.checkOrigin,
@@ -67,18 +66,29 @@ func newWSListener(id string, ln net.Listener, path string, allowed []string, co
 // libraries) and, when origins are configured, only those browser Origins.
 func (l *wsListener) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" || len(l.origins) == 0 {
+	origins := *l.origins.Load()
+	if origin == "" || len(origins) == 0 {
 		return true
 	}
 	u, err := url.Parse(origin)
 	if err != nil {
 		return false
 	}
-	ok := l.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
+	ok := origins[strings.ToLower(u.Scheme+"://"+u.Host)]
 	if !ok {
 		l.log.Warn("websocket origin refused", "origin", origin, "remote", r.RemoteAddr)
 	}
 	return ok
+}
+
+// setOrigins replaces the allowed Origins (listeners.websocket.allowed_origins)
+// for the upgrades that follow.
+func (l *wsListener) setOrigins(allowed []string) {
+	m := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		m[strings.ToLower(strings.TrimRight(o, "/"))] = true
+	}
+	l.origins.Store(&m)
 }
 
 func (l *wsListener) ID() string       { return l.id }

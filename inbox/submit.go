@@ -39,7 +39,28 @@ type Request struct {
 	// entry (Message.Incoming) of a user's inbox (not one starting with
 	// '$'), due PushAfter after its append time.
 	PushAfter time.Duration
+	// RefuseIfBlocked, when not empty, is a uid (the sender of a direct
+	// message): if the block list of Msgs[0].UID holds it, Submit writes
+	// nothing and returns an error wrapping ErrBlocked and ErrNotStored.
+	// The check comes before the dedupe lookup, so a resend is refused
+	// like a new request. Only a store that implements BlockingSubmitter
+	// honours it; the caller checks IsBlocked itself otherwise.
+	RefuseIfBlocked string
 }
+
+// BlockingSubmitter is a Submitter that honours Request.RefuseIfBlocked in
+// the same atomic step as the write, so that a direct message costs no
+// separate block list read (on Redis, no round trip of its own). Callers
+// find it by type assertion.
+type BlockingSubmitter interface {
+	Submitter
+	// SubmitChecksBlocks reports that Submit honours RefuseIfBlocked.
+	SubmitChecksBlocks() bool
+}
+
+// ErrBlocked is returned by Submit when the recipient's block list holds
+// Request.RefuseIfBlocked.
+var ErrBlocked = errors.New("the recipient blocked the sender")
 
 // Receipt is what Submit stored, or found stored.
 type Receipt struct {

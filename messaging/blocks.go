@@ -21,9 +21,10 @@ func (h *Service) Block(ctx context.Context, by Actor, uid string) error {
 	if err := checkBlockTarget(by, uid); err != nil {
 		return err
 	}
-	_, err := h.opts.Store.Block(ctx, by.UID, uid, h.opts.MaxBlocks)
+	maxBlocks := h.rules().MaxBlocks
+	_, err := h.opts.Store.Block(ctx, by.UID, uid, maxBlocks)
 	if errors.Is(err, inbox.ErrTooManyBlocks) {
-		return refusal(bridge.CodeTooLarge, fmt.Sprintf("at most %d uids can be blocked", h.opts.MaxBlocks))
+		return refusal(bridge.CodeTooLarge, fmt.Sprintf("at most %d uids can be blocked", maxBlocks))
 	}
 	if err != nil {
 		return fmt.Errorf("block: %w", err)

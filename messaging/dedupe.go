@@ -42,8 +42,8 @@ func contentSum(to, msg, extra string) [sha256.Size]byte {
 // and the push schedule of the incoming ones when the push fallback is on.
 func (h *Service) request(msgs []inbox.Message) inbox.Request {
 	req := inbox.Request{Msgs: msgs}
-	if h.pushes != nil {
-		req.PushAfter = h.opts.Push.After
+	if p := h.pushes.Load(); p != nil {
+		req.PushAfter = p.opts.After
 	}
 	return req
 }

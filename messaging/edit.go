@@ -14,8 +14,9 @@ import (
 // shows the new text with the time of the edit (Message.Edited). to, when
 // given, must be the message's recipient.
 func (h *Service) EditMessage(ctx context.Context, by Actor, to, msgid, msg string) error {
+	window := h.rules().EditWindow
 	switch {
-	case h.opts.EditWindow <= 0:
+	case window <= 0:
 		return refusal(bridge.CodeForbidden, "editing messages is turned off")
 	case to != "" && !acl.ValidUID(to):
 		return refusal(bridge.CodeBadUID, "uid is not a valid uid")
@@ -34,8 +35,8 @@ func (h *Service) EditMessage(ctx context.Context, by Actor, to, msgid, msg stri
 		return refusal(bridge.CodeForbidden, "only the sender may edit a message")
 	case !ok || sent.Kind != inbox.KindSent || (to != "" && sent.Peer != to):
 		return refusal(bridge.CodeNotFound, "no message "+clip(msgid)+" sent by you")
-	case tooLate(sent, h.opts.EditWindow, h.now()):
-		return refusal(bridge.CodeTooLate, "messages can be edited only within "+h.opts.EditWindow.String()+" of sending")
+	case tooLate(sent, window, h.now()):
+		return refusal(bridge.CodeTooLate, "messages can be edited only within "+window.String()+" of sending")
 	}
 	to = sent.Peer
 	if err := h.checkNotBlocked(ctx, by.UID, to); err != nil {

@@ -46,12 +46,13 @@ type PushOptions struct {
 // message misses its check, whatever fails after it was stored.
 type pushScheduler struct {
 	s    *Service
+	opts PushOptions // After > 0, Interval > 0
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-func newPushScheduler(s *Service) *pushScheduler {
-	p := &pushScheduler{s: s, stop: make(chan struct{})}
+func newPushScheduler(s *Service, opts PushOptions) *pushScheduler {
+	p := &pushScheduler{s: s, opts: opts, stop: make(chan struct{})}
 	p.done.Add(1)
 	go p.checkLoop()
 	return p
@@ -66,7 +67,7 @@ func (p *pushScheduler) close() {
 // checkLoop claims due entries and emits push events for unacknowledged ones.
 func (p *pushScheduler) checkLoop() {
 	defer p.done.Done()
-	t := time.NewTicker(p.s.opts.Push.Interval)
+	t := time.NewTicker(p.opts.Interval)
 	defer t.Stop()
 	for {
 		select {

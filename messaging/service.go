@@ -91,7 +91,7 @@ type Options struct {
 	// every direct message.
 	Emitter      Emitter
 	EmitMessages bool
-	// Push configures the push fallback (needs Emitter).
+	// Push configures the push fallback (needs Emitter); SetPush changes it.
 	Push    PushOptions
 	Metrics Metrics
 	Log     *slog.Logger
@@ -101,11 +101,15 @@ type Options struct {
 // delivery side with Attach, and Close it after the last operation.
 type Service struct {
 	opts Options
-	mu   sync.Mutex // guards pushes
+	live atomic.Pointer[Rules] // Options' rules, then SetRules's (live.go)
+	mu   sync.Mutex            // serialises SetPush and Close; guards closed
+	// pushes is the push fallback's scheduler, nil while it is off. Every
+	// stored message reads it: an atomic load, not the lock.
+	pushes atomic.Pointer[pushScheduler]
+	closed bool
 	// deliv holds the Delivery (nil until Attach). Every stored message
 	// reads it, so it is an atomic load, not a lock.
 	deliv  atomic.Pointer[deliveryBox]
-	pushes *pushScheduler   // nil without the push fallback
 	now    func() time.Time // time.Now; tests pin it to check the edit and delete windows
 	typing *keyrate.Limiter // typing signals per sender
 }
@@ -123,12 +127,8 @@ func New(opts Options) (*Service, error) {
 		opts.Metrics = noMetrics{}
 	}
 	s := &Service{opts: opts, now: time.Now, typing: newTypingLimiter()}
-	if opts.Emitter != nil && opts.Push.After > 0 {
-		if s.opts.Push.Interval <= 0 {
-			s.opts.Push.Interval = time.Second
-		}
-		s.pushes = newPushScheduler(s)
-	}
+	s.SetRules(rulesOf(opts))
+	s.SetPush(opts.Push)
 	return s, nil
 }
 
@@ -147,16 +147,15 @@ func (h *Service) delivery() Delivery {
 
 // PushEnabled reports whether push events are on: then acknowledgements
 // matter to the push checks (see AckedThread).
-func (h *Service) PushEnabled() bool { return h.pushes != nil }
+func (h *Service) PushEnabled() bool { return h.pushes.Load() != nil }
 
 // Close stops the push checks, waiting for the one in progress. It may be
 // called more than once.
 func (h *Service) Close() {
 	h.mu.Lock()
-	p := h.pushes
-	h.pushes = nil
-	h.mu.Unlock()
-	if p != nil {
+	defer h.mu.Unlock()
+	h.closed = true
+	if p := h.pushes.Swap(nil); p != nil {
 		p.close()
 	}
 }
@@ -215,7 +214,7 @@ func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, c
 	if r.Duplicate {
 		return out[0], nil // a resend: stored already, and announced then
 	}
-	if h.opts.EmitMessages && h.opts.Emitter != nil {
+	if h.rules().EmitMessages && h.opts.Emitter != nil {
 		h.opts.Emitter.Emit(events.Event{Type: events.TypeMessage, Data: map[string]any{
 			"uid": to, "from": from.UID, "msgid": out[0].ID, "ct": msg, "extra": extra,
 		}})
@@ -227,6 +226,7 @@ func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, c
 // and the recipient's undelivered queue, and both parties get DelMsg.
 // peer, when given, must be the message's recipient.
 func (h *Service) DeleteMessage(ctx context.Context, by Actor, msgid, peer string) error {
+	window := h.rules().DeleteWindow
 	store := h.opts.Store
 	sent, ok, err := inbox.FindByID(ctx, store, by.UID, msgid)
 	if err != nil {
@@ -237,8 +237,8 @@ func (h *Service) DeleteMessage(ctx context.Context, by Actor, msgid, peer strin
 		return refusal(bridge.CodeForbidden, "only the sender may delete a message")
 	case !ok || sent.Kind != inbox.KindSent || (peer != "" && peer != sent.Peer):
 		return refusal(bridge.CodeNotFound, "no message "+clip(msgid)+" sent by you")
-	case tooLate(sent, h.opts.DeleteWindow, h.now()):
-		return refusal(bridge.CodeTooLate, "messages can be deleted only within "+h.opts.DeleteWindow.String()+" of sending")
+	case tooLate(sent, window, h.now()):
+		return refusal(bridge.CodeTooLate, "messages can be deleted only within "+window.String()+" of sending")
 	}
 	// Tell both sides first: if the broker dies before the deletes below,
 	// the sender can delete again (its copy is still there).

@@ -14,8 +14,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/inboxmq/inboxmq/acl"
-	"github.com/inboxmq/inboxmq/auth"
 	"github.com/inboxmq/inboxmq/broker"
 	"github.com/inboxmq/inboxmq/internal/dirlock"
 )
@@ -75,17 +73,9 @@ func backupRunning(cfg broker.Config, to, url, token string, inUse *dirlock.InUs
 			return broker.BackupManifest{}, fmt.Errorf("%w; to back it up: %w", inUse, err)
 		}
 	}
-	if token == "" {
-		token = os.Getenv(AdminTokenEnv)
-	}
-	if token == "" && cfg.Auth.JWTSecret != "" {
-		tokens, err := auth.NewTokens([]byte(cfg.Auth.JWTSecret))
-		if err != nil {
-			return broker.BackupManifest{}, err
-		}
-		if token, err = tokens.Mint(auth.Claims{UID: backupUID, Role: acl.RoleAdmin, TTL: 5 * time.Minute}); err != nil {
-			return broker.BackupManifest{}, err
-		}
+	token, err := adminToken(cfg, token, backupUID)
+	if err != nil {
+		return broker.BackupManifest{}, err
 	}
 	if token == "" {
 		return broker.BackupManifest{}, fmt.Errorf("%w; to back it up, give an admin token (--token or %s): the config has no auth.jwt_secret to sign one", inUse, AdminTokenEnv)
@@ -134,22 +124,32 @@ func adminURL(a broker.AdminConfig) (string, *tls.Config, error) {
 		host = "127.0.0.1"
 	}
 	addr := net.JoinHostPort(host, port)
+	conf, err := adminTLS(a)
+	if err != nil || conf == nil {
+		return "http://" + addr, nil, err
+	}
+	return "https://" + addr, conf, nil
+}
+
+// adminTLS is the TLS client config for a's admin listener, which pins
+// the certificate in a's cert file; nil without TLS.
+func adminTLS(a broker.AdminConfig) (*tls.Config, error) {
 	if !a.TLS.Enabled() {
-		return "http://" + addr, nil, nil
+		return nil, nil
 	}
 	if a.TLS.RequireClientCert {
-		return "", nil, errors.New("listeners.admin requires client certificates, which this command has none of: stop the broker first")
+		return nil, errors.New("listeners.admin requires client certificates, which this command has none of: stop the broker first")
 	}
 	pinned, err := os.ReadFile(a.TLS.Cert)
 	if err != nil {
-		return "", nil, fmt.Errorf("listeners.admin.tls: %w", err)
+		return nil, fmt.Errorf("listeners.admin.tls: %w", err)
 	}
 	block, _ := pem.Decode(pinned)
 	if block == nil {
-		return "", nil, fmt.Errorf("listeners.admin.tls.cert %s: no PEM certificate in it", a.TLS.Cert)
+		return nil, fmt.Errorf("listeners.admin.tls.cert %s: no PEM certificate in it", a.TLS.Cert)
 	}
 	leaf := block.Bytes
-	conf := &tls.Config{
+	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // replaced by the pin below
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -158,6 +158,5 @@ func adminURL(a broker.AdminConfig) (string, *tls.Config, error) {
 			}
 			return nil
 		},
-	}
-	return "https://" + addr, conf, nil
+	}, nil
 }

@@ -61,7 +61,7 @@ func importLegacy(args []string, stdout, stderr io.Writer) error {
 	}
 	im, err := legacy.New(legacy.Options{
 		Store: store, Source: legacy.RedisSource{Client: src}, DryRun: *dryRun, Delete: *del,
-		MaxContent: cfg.Inbox.MaxMessageBytes,
+		MaxContent: int(cfg.Inbox.MaxMessageBytes),
 		Progress: func(hash string, done, total int) {
 			fmt.Fprintf(stderr, "import-legacy: %s %s\n", hash, progressBar(done, total))
 		},

@@ -27,8 +27,10 @@ const usage = `inboxmq: an MQTT broker for private messages and in-app notices.
 Usage:
   inboxmq [--config FILE]             run the broker (same as "inboxmq run")
   inboxmq run [--config FILE]         run the broker until SIGINT/SIGTERM; SIGHUP reloads
-                                      accounts, the token secret, limits
-                                      and TLS certificates
+                                      the config file (as "inboxmq reload")
+  inboxmq reload [--config FILE] [--admin ADDR]
+                                      make the running broker read its config file again;
+                                      print what it applied and which changes need a restart
   inboxmq token --uid UID [flags]     print an access token signed with the config's secret
   inboxmq hash-password               read a password on stdin, print its bcrypt hash
                                       (for auth.accounts[].password_hash)
@@ -84,6 +86,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = hashPassword(args, stdin, stdout, stderr)
 	case "check-config":
 		err = checkConfig(args, stdout, stderr)
+	case "reload":
+		err = reload(args, stdout, stderr)
 	case "backup":
 		err = backup(args, stdout, stderr)
 	case "import-legacy":
@@ -168,6 +172,7 @@ func runBroker(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	b.SetConfigFile(*config)
 	// Signals are caught before Start logs "inboxmq started": a SIGHUP sent
 	// as soon as that line appears would otherwise kill the process (Go's
 	// default action), and a SIGTERM would skip the graceful shutdown.
@@ -185,13 +190,10 @@ func runBroker(args []string, stderr io.Writer) error {
 			log.Info("shutting down", "signal", context.Cause(ctx))
 			return b.Close()
 		case <-hup:
-			// Reload credentials and limits; a bad file changes nothing.
-			next, err := broker.LoadConfig(*config)
-			if err == nil {
-				err = b.Reload(next)
-			}
-			if err != nil {
-				log.Error("configuration not reloaded", "config", *config, "error", err)
+			// As `inboxmq reload`: ReloadConfig logs what it applied, what
+			// needs a restart, and why a bad file changed nothing.
+			if _, err := b.ReloadConfig(); err != nil {
+				continue // logged; the broker runs on with its configuration
 			}
 		}
 	}

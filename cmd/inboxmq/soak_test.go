@@ -118,7 +118,7 @@ func runSoak(t *testing.T, p soakParams) {
 		// would grow after warm-up without a leak.
 		"embedded_memtable_size: 4MiB",
 		"mqtt:",
-		fmt.Sprintf("  sys_topic_interval: %d", p.SysInterval),
+		fmt.Sprintf("  sys_topic_interval: %ds", p.SysInterval),
 		// The shipped limits, but for new connections per address: the
 		// churn connects fast from loopback.
 		"limits:",

@@ -79,6 +79,8 @@ type Hook struct {
 	// Reloadable without dropping connections (SIGHUP).
 	creds   atomic.Pointer[Credentials]
 	maxSubs atomic.Int64
+	// anonymous is Options.AllowAnonymous, then SetAllowAnonymous's.
+	anonymous atomic.Bool
 
 	// refusals bounds refusal log lines per remote address (logins) and
 	// per connection (reads): see package logsafe.
@@ -116,6 +118,10 @@ func (h *Hook) Credentials() Credentials { return *h.creds.Load() }
 
 // SetMaxSubscriptions changes the per-client subscription limit (0: none).
 func (h *Hook) SetMaxSubscriptions(n int) { h.maxSubs.Store(int64(n)) }
+
+// SetAllowAnonymous lets clients without credentials in, or stops letting
+// new ones in; those connected stay connected.
+func (h *Hook) SetAllowAnonymous(allow bool) { h.anonymous.Store(allow) }
 
 // ID names the hook.
 func (h *Hook) ID() string { return "inboxmq-access" }
@@ -156,6 +162,7 @@ func (h *Hook) Init(config any) error {
 	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetCredentials(Credentials{Tokens: opts.Tokens, Accounts: opts.Accounts})
 	h.SetMaxSubscriptions(opts.MaxSubscriptions)
+	h.SetAllowAnonymous(opts.AllowAnonymous)
 	return nil
 }
 
@@ -255,7 +262,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*Identity, stri
 	base := Identity{ClientID: cl.ID}
 	switch {
 	case username == "" && len(password) == 0:
-		if !h.opts.AllowAnonymous {
+		if !h.anonymous.Load() {
 			return nil, "anonymous_disabled"
 		}
 		base.Role = acl.RoleAnonymous

@@ -105,7 +105,7 @@ type connDeps struct {
 	events       Events
 	window       int           // Options.Window
 	writeTimeout time.Duration // Options.WriteTimeout
-	tokenLeeway  time.Duration // Options.TokenLeeway
+	tokenLeeway  *atomic.Int64 // Options.TokenLeeway, then SetTokenLeeway's
 	pumps        *sync.WaitGroup
 	acks         *ackWriter // writes the acknowledged positions, batched
 	// logEnd is the highest Seq known of a log (the hook follows the
@@ -117,7 +117,7 @@ func newConnDeps(h *Hook) *connDeps {
 	return &connDeps{
 		store: h.opts.Store, service: h.opts.Service, server: h.opts.Server, log: h.opts.Log,
 		events: h.opts.Events, window: h.opts.Window, writeTimeout: h.opts.WriteTimeout,
-		tokenLeeway: h.opts.TokenLeeway, pumps: &h.pumps, logEnd: h.logEnd,
+		tokenLeeway: &h.leeway, pumps: &h.pumps, logEnd: h.logEnd,
 		acks: newAckWriter(h.opts.Store, h.opts.Service, h.opts.Log, &h.pumps),
 	}
 }

@@ -18,7 +18,7 @@ func (c *conn) endAtExpiry() {
 	if c.id.Expires.IsZero() {
 		return
 	}
-	t := time.AfterFunc(time.Until(c.id.Expires.Add(c.d.tokenLeeway)), func() {
+	t := time.AfterFunc(time.Until(c.id.Expires.Add(time.Duration(c.d.tokenLeeway.Load()))), func() {
 		if c.isClosed() {
 			return
 		}

@@ -123,6 +123,7 @@ type Hook struct {
 	pumps  sync.WaitGroup             // running pump goroutines
 	deps   *connDeps                  // what connections use of the hook
 	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
+	leeway atomic.Int64               // token leeway (a time.Duration); replaced on reload
 	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
 	wakes  *wakeBatcher               // set with the router, before serving
 	// refusals bounds "request refused" lines per connection: a client
@@ -136,6 +137,10 @@ type Hook struct {
 func (h *Hook) SetMessageRate(perSecond float64, burst int, maxWait time.Duration) {
 	h.rates.Store(newRateLimits(perSecond, burst, maxWait))
 }
+
+// SetTokenLeeway changes how long past its token's expiry a connection
+// that logs in from now on may stay.
+func (h *Hook) SetTokenLeeway(d time.Duration) { h.leeway.Store(int64(d)) }
 
 // Wait blocks until every delivery goroutine has ended. Call it after the
 // server has closed, before closing the store; it may be called again.
@@ -216,6 +221,7 @@ func (h *Hook) Init(config any) error {
 	cancel()
 	h.refusals = keyrate.NewLimiter(refusalLinesPerSecond, refusalLineBurst)
 	h.SetMessageRate(opts.MessageRate, opts.MessageBurst, opts.MessageWait)
+	h.SetTokenLeeway(opts.TokenLeeway)
 	return nil
 }
 
