@@ -190,7 +190,7 @@ $(WEB_E2E)/node_modules/.package-lock.json: $(WEB_E2E)/package.json $(WEB_E2E)/p
 # bench also runs cmd/inboxbench against inboxmq and a Mosquitto 2.0.11 that
 # the harness starts itself on a free loopback port; the system service that
 # Debian's package may start is neither used nor needed.
-bench: ## run the Go micro-benchmarks, then inboxbench: inboxmq vs Mosquitto (installed when missing), about 9 min
+bench: ## run the Go micro-benchmarks, then inboxbench: inboxmq vs Mosquitto (installed when missing), 3 alternating rounds of each messaging scenario
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 		echo "installing mosquitto"; \
@@ -198,7 +198,7 @@ bench: ## run the Go micro-benchmarks, then inboxbench: inboxmq vs Mosquitto (in
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (the scale scenario starts its own; the system service is not used)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
-	$(GO) run ./cmd/inboxbench -broker both -scenario all
+	$(GO) run ./cmd/inboxbench -broker both -scenario all -rounds 3 -duration 10s
 
 .PHONY: bench-quick
 bench-quick: ## inboxbench -quick against both brokers (about a minute)
@@ -209,6 +209,18 @@ bench-quick: ## inboxbench -quick against both brokers (about a minute)
 		echo "installing redis-server (the scale scenario starts its own; the system service is not used)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 	$(GO) run ./cmd/inboxbench -broker both -scenario all -quick
+
+# bench-pinned: the broker on CPU 1 and the harness on CPU 0 (taskset, from
+# util-linux), beside the same runs co-located; both brokers, alternating.
+.PHONY: bench-pinned
+bench-pinned: ## broker CPU per message and throughput, co-located and pinned (taskset: broker CPU 1, harness CPU 0), 3 alternating rounds
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+		echo "installing mosquitto"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	@command -v taskset >/dev/null 2>&1 || { \
+		echo "installing util-linux (taskset)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq util-linux >/dev/null; }
+	$(GO) run ./cmd/inboxbench -broker both -scenario dm,offline,fanout -rounds 3 -duration 10s -placement both
 
 .PHONY: bench-redis
 bench-redis: ## what one direct message costs Redis: commands, round trips, Redis CPU, by origin (inboxbench -scenario rediscost, about 5 min)
