@@ -74,7 +74,25 @@ func (h *Service) checkNotBlocked(ctx context.Context, sender, recipient string)
 		return fmt.Errorf("check block list: %w: %w", inbox.ErrNotStored, err)
 	}
 	if blocked {
-		return refusal(bridge.CodeBlocked, recipient+" does not accept your messages")
+		return blockedRefusal(recipient)
 	}
 	return nil
+}
+
+// refuseIfBlocked has req refused when recipient blocked sender. A store
+// that checks inside Submit (inbox.BlockingSubmitter; Redis reads the
+// block list in its submit script) gets the check with the write, in the
+// same round trip; for any other store it is checkNotBlocked first.
+func (h *Service) refuseIfBlocked(ctx context.Context, req *inbox.Request, sender, recipient string) error {
+	if s, ok := h.opts.Store.(inbox.BlockingSubmitter); ok && s.SubmitChecksBlocks() {
+		req.RefuseIfBlocked = sender
+		return nil
+	}
+	return h.checkNotBlocked(ctx, sender, recipient)
+}
+
+// blockedRefusal is the Error envelope a blocked sender gets, whichever
+// way the block was found.
+func blockedRefusal(recipient string) error {
+	return refusal(bridge.CodeBlocked, recipient+" does not accept your messages")
 }

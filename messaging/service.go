@@ -196,9 +196,6 @@ func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, c
 	case h.opts.Limits.MaxContent > 0 && len(msg) > h.opts.Limits.MaxContent:
 		return inbox.Message{}, refusal(bridge.CodeTooLarge, fmt.Sprintf("msg is over %d bytes", h.opts.Limits.MaxContent))
 	}
-	if err := h.checkNotBlocked(ctx, from.UID, to); err != nil {
-		return inbox.Message{}, err
-	}
 	req := h.request([]inbox.Message{
 		{UID: to, Kind: inbox.KindDirect, Peer: from.UID, Nickname: from.Nickname, Avatar: from.Avatar, Content: msg, Extra: extra},
 		{UID: from.UID, Kind: inbox.KindSent, Peer: to, Content: msg, Extra: extra, CID: cid},
@@ -206,7 +203,13 @@ func (h *Service) SendMessage(ctx context.Context, from Actor, to, msg, extra, c
 	if req.Key = requestKey(from.UID, cid); req.Key != "" {
 		req.Sum = contentSum(to, msg, extra)
 	}
+	if err := h.refuseIfBlocked(ctx, &req, from.UID, to); err != nil {
+		return inbox.Message{}, err
+	}
 	r, err := h.submitAndNotify(ctx, req)
+	if errors.Is(err, inbox.ErrBlocked) {
+		return inbox.Message{}, blockedRefusal(to)
+	}
 	if err != nil {
 		return inbox.Message{}, err
 	}

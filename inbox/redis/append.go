@@ -181,7 +181,7 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 	for _, t := range targets {
 		keys = append(keys, t.base+sufMeta, t.base+sufLock, t.base+sufLog, t.base+sufThreads)
 	}
-	keys = append(keys, s.k.oldest(), s.k.pushes(), targets[0].base+sufRequests)
+	keys = append(keys, s.k.oldest(), s.k.pushes(), targets[0].base+sufRequests, targets[0].base+sufBlocks)
 	wait := minLockWait
 	var floor uint64
 	var body []byte
@@ -191,7 +191,7 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 		r.cut = r.now.Add(-window).UnixMilli()
 		id := s.nextID(r.now, floor)
 		args := []any{r.token, id, r.now.UnixMilli(), s.opts.MaxPerInbox, n,
-			req.Key, r.sum, r.cut, perInbox, window.Milliseconds()}
+			req.Key, r.sum, r.cut, perInbox, window.Milliseconds(), req.RefuseIfBlocked}
 		for _, t := range targets {
 			args = append(args, t.uid, len(t.idx))
 			args = append(args, r.entryArgs(t, &body, id, true)...)
@@ -204,6 +204,8 @@ func (s *Store) submitAtomic(ctx context.Context, req inbox.Request, targets []t
 			return inbox.Receipt{}, fmt.Errorf("submit script returned %d values", len(res))
 		}
 		switch res[0] {
+		case "blocked":
+			return inbox.Receipt{}, fmt.Errorf("%w: %w", inbox.ErrNotStored, inbox.ErrBlocked)
 		case "ok":
 			if len(res) != 1+2*n {
 				return inbox.Receipt{}, fmt.Errorf("submit script returned %d values", len(res))
@@ -249,6 +251,9 @@ func (s *Store) submitLocked(ctx context.Context, req inbox.Request, targets []t
 	window, perInbox := s.opts.Dedupe()
 	r.cut = r.now.Add(-window).UnixMilli()
 	floor, heads, rec, err := s.lockAll(ctx, r)
+	if errors.Is(err, inbox.ErrBlocked) {
+		return inbox.Receipt{}, err // wraps ErrNotStored already
+	}
 	if err != nil {
 		return inbox.Receipt{}, fmt.Errorf("%w: %w", inbox.ErrNotStored, err)
 	}
@@ -371,9 +376,12 @@ func unreadSuffix(m *inbox.Message) string {
 // lockAll takes the append lock of every target for r.token and returns
 // the highest last id among them, each target's highest Seq, and the
 // request record when r's request is stored already (the first target's
-// lock reads it). When another appender holds one, it lets go of those it
-// took and tries again after a backoff, until ctx is done: taking them one
-// by one in a fixed order would cost a round trip each.
+// lock reads it, and checks its block list for req.RefuseIfBlocked: a
+// blocked request releases the locks it took and returns an error
+// wrapping inbox.ErrBlocked and inbox.ErrNotStored). When another
+// appender holds one, it lets go of those it took and tries again after a
+// backoff, until ctx is done: taking them one by one in a fixed order
+// would cost a round trip each.
 func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []uint64, rec string, err error) {
 	wait := minLockWait
 	ttl := lockTTL.Milliseconds()
@@ -382,17 +390,17 @@ func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []
 	heads = make([]uint64, len(targets))
 	for {
 		for i, t := range targets {
-			key := ""
+			key, refuse := "", ""
 			if i == 0 {
-				key = r.req.Key
+				key, refuse = r.req.Key, r.req.RefuseIfBlocked
 			}
-			calls[i] = &call{script: scriptLock, keys: []string{t.base + sufMeta, t.base + sufLock, t.base + sufRequests},
-				args: []any{r.token, ttl, key, r.sum, r.cut}}
+			calls[i] = &call{script: scriptLock, keys: []string{t.base + sufMeta, t.base + sufLock, t.base + sufRequests, t.base + sufBlocks},
+				args: []any{r.token, ttl, key, r.sum, r.cut, refuse}}
 		}
 		s.evalAll(ctx, calls, nil)
 		var errs []error
 		var held []target
-		busy := false
+		busy, blocked := false, false
 		var pttl time.Duration // the longest a holder may still hold
 		floor, rec = 0, ""
 		for i, t := range targets {
@@ -400,6 +408,8 @@ func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("lock %s: %w", t.uid, err))
+			case l.blocked:
+				blocked = true
 			case l.got:
 				held = append(held, t)
 				floor = max(floor, l.lastID)
@@ -412,7 +422,7 @@ func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []
 				pttl = max(pttl, l.busy)
 			}
 		}
-		if len(errs) == 0 && !busy {
+		if len(errs) == 0 && !busy && !blocked {
 			return floor, heads, rec, nil
 		}
 		// A failed call may have taken its lock before its reply was lost,
@@ -425,6 +435,9 @@ func (s *Store) lockAll(ctx context.Context, r *request) (floor uint64, heads []
 		}
 		if len(errs) > 0 {
 			return 0, nil, "", errors.Join(errs...)
+		}
+		if blocked {
+			return 0, nil, "", fmt.Errorf("%w: %w", inbox.ErrNotStored, inbox.ErrBlocked)
 		}
 		// Wait about as long as the holder should still need, jittered so
 		// that two appenders that each took one of the other's inboxes do
@@ -451,11 +464,12 @@ func sleepJittered(ctx context.Context, d time.Duration) error {
 
 // lockReply is the reply of scriptLock.
 type lockReply struct {
-	got    bool
-	lastID uint64
-	head   uint64        // the highest Seq, when got
-	record string        // the request record, when got and found
-	busy   time.Duration // how long the holder may still hold, when not got
+	got     bool
+	blocked bool // the first inbox's owner blocked the uid to refuse
+	lastID  uint64
+	head    uint64        // the highest Seq, when got
+	record  string        // the request record, when got and found
+	busy    time.Duration // how long the holder may still hold, when not got
 }
 
 // parseLock reads the reply of scriptLock.
@@ -467,7 +481,10 @@ func parseLock(cmd *redis.Cmd) (lockReply, error) {
 	if len(res) != 2 && len(res) != 4 {
 		return lockReply{}, fmt.Errorf("lock script returned %d values", len(res))
 	}
-	l := lockReply{got: res[0] == int64(1)}
+	l := lockReply{got: res[0] == int64(1), blocked: res[0] == int64(2)}
+	if l.blocked {
+		return l, nil
+	}
 	if !l.got {
 		v, _ := res[1].(int64)
 		l.busy = time.Duration(v) * time.Millisecond
@@ -501,7 +518,7 @@ func (s *Store) unlockAll(ctx context.Context, targets []target, token string) e
 	defer cancel()
 	calls := make([]*call, len(targets))
 	for i, t := range targets {
-		calls[i] = &call{script: scriptUnlock, keys: []string{t.base + sufLock}, args: []any{token}}
+		calls[i] = &call{script: scriptUnlock, keys: []string{t.base + sufLock, t.base + sufMeta}, args: []any{token}}
 	}
 	s.evalAll(ctx, calls, nil)
 	var errs []error

@@ -12,18 +12,34 @@ import (
 )
 
 // A block list is one SET per user, under the user's hash tag, so a node
-// that checks a message reads one key of the recipient's slot.
+// that checks a message reads one key of the recipient's slot. The inbox's
+// h says whether the list has members (b: "1" or "0"; absent for lists
+// written before b existed, which counts as "may have"), so that the
+// submit script reads the list only for users who block someone.
 
 // scriptBlock adds ARGV[1] to the list KEYS[1] unless it holds ARGV[2] (> 0)
 // uids already: the count and the add are one atomic step, so concurrent
-// blocks on several nodes cannot pass the cap. It returns 1 when added, 0
-// when listed already, -1 when the list is full.
+// blocks on several nodes cannot pass the cap. It marks the inbox's h
+// (KEYS[2]) as having a block list. It returns 1 when added, 0 when
+// listed already, -1 when the list is full.
 var scriptBlock = redis.NewScript(`-- inboxmq block
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], 'b', '1')
+  return 0
+end
 local max = tonumber(ARGV[2])
 if max > 0 and redis.call('SCARD', KEYS[1]) >= max then return -1 end
 redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'b', '1')
 return 1`)
+
+// scriptUnblock removes ARGV[1] from the list KEYS[1] and, when the list
+// is then empty, marks h (KEYS[2]) as having none. It returns 1 when
+// removed, 0 when not listed.
+var scriptUnblock = redis.NewScript(`-- inboxmq unblock
+local n = redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('HSET', KEYS[2], 'b', '0') end
+return n`)
 
 // Block implements inbox.Blocks with one script call.
 func (s *Store) Block(ctx context.Context, uid, blocked string, max int) (bool, error) {
@@ -31,7 +47,8 @@ func (s *Store) Block(ctx context.Context, uid, blocked string, max int) (bool, 
 		return false, fmt.Errorf("redisstore: block %s: %w", uid, err)
 	}
 	defer s.life.Exit()
-	n, err := scriptBlock.Run(ctx, s.rdb, []string{s.k.base(uid) + sufBlocks}, blocked, strconv.Itoa(max)).Int()
+	b := s.k.base(uid)
+	n, err := scriptBlock.Run(ctx, s.rdb, []string{b + sufBlocks, b + sufMeta}, blocked, strconv.Itoa(max)).Int()
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("redisstore: block %s: %w", uid, err)
@@ -41,13 +58,14 @@ func (s *Store) Block(ctx context.Context, uid, blocked string, max int) (bool, 
 	return n == 1, nil
 }
 
-// Unblock implements inbox.Blocks with one SREM.
+// Unblock implements inbox.Blocks with one script call.
 func (s *Store) Unblock(ctx context.Context, uid, blocked string) (bool, error) {
 	if err := s.beginBlocks(ctx, uid, blocked); err != nil {
 		return false, fmt.Errorf("redisstore: unblock %s: %w", uid, err)
 	}
 	defer s.life.Exit()
-	n, err := s.rdb.SRem(ctx, s.k.base(uid)+sufBlocks, blocked).Result()
+	b := s.k.base(uid)
+	n, err := scriptUnblock.Run(ctx, s.rdb, []string{b + sufBlocks, b + sufMeta}, blocked).Int()
 	if err != nil {
 		return false, fmt.Errorf("redisstore: unblock %s: %w", uid, err)
 	}
@@ -94,3 +112,10 @@ func (s *Store) beginBlocks(ctx context.Context, uid string, others ...string) e
 	}
 	return s.begin(ctx, uid)
 }
+
+// SubmitChecksBlocks implements inbox.BlockingSubmitter: the submit script
+// (and on a Cluster the first inbox's lock script) reads the recipient's
+// block list, so a direct message needs no IsBlocked round trip.
+func (s *Store) SubmitChecksBlocks() bool { return true }
+
+var _ inbox.BlockingSubmitter = (*Store)(nil)

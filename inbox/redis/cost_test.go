@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -72,6 +73,7 @@ func TestSubmitCommands(t *testing.T) {
 				{UID: "alice", Kind: inbox.KindSent, Peer: "bob", Content: "hi", CID: cid},
 			},
 			Key: "alice " + cid, Sum: sha256.Sum256([]byte("bob\x00hi")), PushAfter: time.Minute,
+			RefuseIfBlocked: "alice",
 		}
 	}
 	// The first ones load the scripts and start each inbox's counts.
@@ -82,33 +84,54 @@ func TestSubmitCommands(t *testing.T) {
 			}
 		}
 	}
+	// A resend on the Cluster protocol loads the unlock script.
+	if r, err := locked.Submit(ctx, dm("warm-0")); err != nil || !r.Duplicate {
+		t.Fatalf("resend = duplicate %v, %v; want a duplicate", r.Duplicate, err)
+	}
 	tests := []struct {
-		name  string
-		store *Store
-		cid   string
-		dup   bool
-		max   int
+		name    string
+		store   *Store
+		cid     string
+		dup     bool
+		blocked bool
+		max     int
 	}{
-		// EVALSHA; EXISTS of both locks; per inbox HMGET and HSET of h,
-		// ZADD of the log, of the thread index and of th; HSETNX of the
-		// request record; ZADD of the recipient's unread index and of the
-		// push schedule.
-		{"new message", s, "c-1", false, 14},
-		// EVALSHA, EXISTS, two HMGETs, HSETNX, HGET.
-		{"resend", s, "c-1", true, 6},
+		// EVALSHA; per inbox HMGET and HSET of h (which says bob blocks
+		// nobody and no lock is held, and holds th's pending entries),
+		// ZADD of the log and of the thread index; HSETNX of the request
+		// record; ZADD of the push schedule.
+		{"new message", s, "c-1", false, false, 11},
+		// EVALSHA, two HMGETs, HSETNX, HGET.
+		{"resend", s, "c-1", true, false, 5},
 		// A Redis Cluster (doc.go): per inbox a lock script (EVALSHA, GET,
-		// SET, HMGET; HGET of the request record in the first) and an
-		// append script (EVALSHA, GET, HMGET, the three ZADDs of the
-		// entry, HSET and DEL; HSET of the record in the first); ZADD of
-		// the sweep index and of the push schedule, in the global slot.
-		{"new message, Cluster protocol", locked, "c-1", false, 28},
+		// SET, HMGET, HSET of h's lock mark; SISMEMBER and HGET of the
+		// request record in the first) and an append script (EVALSHA,
+		// GET, HMGET, the two ZADDs of the entry, HSET and DEL; HSET of
+		// the record in the first); ZADD of the sweep index and of the
+		// push schedule, in the global slot.
+		{"new message, Cluster protocol", locked, "c-1", false, false, 29},
+		// EVALSHA, the two HMGETs (h says bob blocks someone), SISMEMBER:
+		// refused before any write.
+		{"blocked sender", s, "c-2", false, true, 4},
+		// The first lock script (EVALSHA, SISMEMBER) refuses; the second
+		// takes its lock (EVALSHA, GET, SET, HMGET, HSET), which the unlock
+		// script (EVALSHA, GET, DEL, HSET) releases.
+		{"blocked sender, Cluster protocol", locked, "c-2", false, true, 11},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.blocked {
+				if _, err := tt.store.Block(ctx, "bob", "alice", 0); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var r inbox.Receipt
 			var err error
 			n, by := commandsOf(t, srv, func() { r, err = tt.store.Submit(ctx, dm(tt.cid)) })
-			if err != nil || r.Duplicate != tt.dup {
+			switch {
+			case tt.blocked && !errors.Is(err, inbox.ErrBlocked):
+				t.Fatalf("Submit = %v, want ErrBlocked", err)
+			case !tt.blocked && (err != nil || r.Duplicate != tt.dup):
 				t.Fatalf("Submit = duplicate %v, %v; want %v", r.Duplicate, err, tt.dup)
 			}
 			t.Logf("%d commands: %v", n, by)

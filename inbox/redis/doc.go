@@ -34,8 +34,12 @@
 //	                            i: last message id; n: messages held (absent: count the log)
 //	                            a: last append of the Cluster protocol (token, first Seq, dropped)
 //	                            dn, dx: request records held, when dd's expiry was last set (ms)
+//	                            P: th entries not written yet (thread, Seq; see scripts.go)
+//	                            L: "1" while a node of the Cluster protocol may hold lk
+//	                            b: "1" if bl may have members, "0" if not (absent: unknown)
 //	P im:{uid}:m          ZSET  the log: score Seq, member the encoded message
 //	P im:{uid}:th         ZSET  threads: member thread name, score its newest held Seq
+//	                            (written behind: with h's P it is exact)
 //	P im:{uid}:t:<thread> ZSET  a thread's messages that are not incoming: member and score Seq
 //	P im:{uid}:u:<thread> ZSET  its incoming messages: score Seq, member "Seq:" or,
 //	                            for notices, "Seq:MsgType"
@@ -67,7 +71,12 @@
 // Seq), and the request records' ages in P im:{uid}:ddt. Such an inbox is
 // read and written as it is: Thread merges t: and u:, Cursor takes the
 // higher of :c and the global index, the sweep clears tm by time, and ddt
-// expires on its own. Nothing needs migrating.
+// expires on its own. Inboxes written before h had P, L and b read as
+// having nothing pending, no lock (a Cluster-protocol node of such an
+// older build, which takes lk without marking h, is not seen by the
+// one-script protocol: do not mix them on one single Redis), and a block
+// list that may have members (checked, then marked). Nothing needs
+// migrating.
 //
 // A log member is a version byte (1), the Seq (uvarint), the kind (1
 // byte), the peer (uvarint length and bytes), the id (uvarint), the time
@@ -92,28 +101,33 @@
 // nodes. How that is done depends on the Redis:
 //
 // A single Redis (or a Sentinel-managed one) runs one script per Submit,
-// one round trip, atomic: it returns the original entries if the request
-// record is there (a resend), checks the node's id is above every inbox's
+// one round trip, atomic: it refuses the request when the recipient's
+// block list holds Request.RefuseIfBlocked, returns the original entries
+// if the request record is there (a resend), checks the node's id is above every inbox's
 // last id (else it returns the highest, the node moves its generator past
 // it and tries again: another node's clock ran ahead), appends to each
 // inbox, adds the push entries and the sweep index entries, and writes the
 // record. So a request is stored whole or not at all, and a resend of a
 // stored one is found. It also waits for an inbox's append lock held by a
-// node of the Cluster protocol, which older versions used everywhere.
+// node of the Cluster protocol (h's L says when to look).
 //
 // Every direct message runs that script, so it is written for few
-// commands (14 for a direct message with a cid and a push check, counted
-// by TestSubmitCommands; see docs/performance.md): one EXISTS for the
-// locks of all inboxes, one HMGET and one HSET of each inbox's h, one
+// commands (11 for a direct message with a cid and a push check, the
+// EVALSHA included, counted by TestSubmitCommands; see
+// docs/performance.md): one HMGET and one HSET of each inbox's h, one
 // HSETNX that both looks the request key up and records it (an HGET more
-// on a resend), a ZADD of each entry to the log, to its thread index and
-// to th, and one ZADD of the push entries. What an inbox pays rarely is
-// kept out of the common path: h counts the messages held (n), so no
-// ZCARD runs below MaxPerInbox and the sweep index is written only when an
-// inbox was empty (and every 64 Seqs, in case a count was off: ZADD LT
-// never raises a score); the request records are trimmed only when they
-// pass the cap (to an eighth below it, so not at every request), and
-// their expiry is set once a quarter window.
+// on a resend), a ZADD of each entry to the log and to its thread index,
+// and one ZADD of the push entries. What an inbox pays rarely is kept out
+// of the common path, in fields of h the script reads and writes anyway:
+// h counts the messages held (n), so no ZCARD runs below MaxPerInbox and
+// the sweep index is written only when an inbox was empty (and every 64
+// Seqs, in case a count was off: ZADD LT never raises a score); th's new
+// entries wait in P until about 200 bytes of them are written in one
+// ZADD (Threads, Unread, Delete, expiry and trimming write them first);
+// the block list is read only when b says it may have members, the lock
+// only when L says one may be held. The request records are trimmed only
+// when they pass the cap (to an eighth below it, so not at every
+// request), and their expiry is set once a quarter window.
 //
 // A Redis Cluster puts the inboxes in different slots, so no one script
 // can write both. Submit takes a short lock on every inbox first:
@@ -122,7 +136,8 @@
 //     inbox's lock to a token unique to this Submit (SET PX 3s) and returns
 //     the inbox's last id and highest Seq; the first inbox's also returns
 //     the request record, if any (then Submit releases the locks and
-//     returns the original entries). If another appender holds a lock,
+//     returns the original entries), and refuses a sender its block list
+//     holds (then Submit releases the other locks). It marks h (L). If another appender holds a lock,
 //     Submit releases those it took and tries again after a short
 //     jittered backoff, until its context is done. A crashed holder's lock
 //     expires.

@@ -11,7 +11,7 @@ import (
 // the layout in doc.go. The Lua scripts build the same names from the base,
 // so the two lists must agree.
 const (
-	sufMeta    = "h"  // HASH: s = highest Seq, i = last id, n = messages held, a = last append result, dn/dx = request records
+	sufMeta    = "h"  // HASH: s = highest Seq, i = last id, n = messages held, a = last append result, dn/dx = request records, P = pending th entries, L = lock mark, b = block list mark
 	sufLog     = "m"  // ZSET: seq -> encoded message
 	sufTimes   = "tm" // ZSET: member seq, score append time (ms); written by layout 1 appends only, cleared by the sweep
 	sufThreads = "th" // ZSET: member thread, score its newest Seq

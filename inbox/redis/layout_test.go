@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,14 +67,26 @@ func TestKeyLayout(t *testing.T) {
 	}
 	slices.Sort(got)
 	// alice's incoming messages are indexed in u: only, bob's copy in t:.
+	// th is written behind (h's P): not yet.
 	want := []string{
 		"im:{alice}:h", "im:{alice}:m", "im:{alice}:r",
-		"im:{alice}:th", "im:{alice}:u:$notices", "im:{alice}:u:bob",
-		"im:{bob}:h", "im:{bob}:m", "im:{bob}:t:alice", "im:{bob}:th",
+		"im:{alice}:u:$notices", "im:{alice}:u:bob",
+		"im:{bob}:h", "im:{bob}:m", "im:{bob}:t:alice",
 		"{$global}:cur", "{$global}:layout", "{$global}:oldest",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("keys\n%q\nwant\n%q", got, want)
+	}
+	// Reading alice's threads writes her pending entries to th.
+	if _, err := s.Threads(ctx, "alice", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	th, err := c.ZRangeWithScores(ctx, prefix+"im:{alice}:th", 0, -1).Result()
+	if err != nil || len(th) != 2 || th[0].Member != "bob" || th[0].Score != 1 || th[1].Member != inbox.NoticeThread || th[1].Score != 2 {
+		t.Errorf("alice's th after Threads = %v, %v; want bob at 1, notices at 2", th, err)
+	}
+	if pend, err := c.HGet(ctx, prefix+"im:{alice}:h", "P").Result(); err != redis.Nil {
+		t.Errorf("alice's pending th entries after Threads = %q, %v; want none", pend, err)
 	}
 	unread, err := c.ZRange(ctx, prefix+"im:{alice}:u:$notices", 0, -1).Result()
 	if err != nil || !slices.Equal(unread, []string{"2:7"}) {
@@ -120,6 +134,11 @@ func TestRoundTrips(t *testing.T) {
 	dm := []inbox.Message{{UID: "alice", Kind: inbox.KindDirect, Peer: "bob"}, {UID: "bob", Kind: inbox.KindSent, Peer: "alice"}}
 	keys := 0
 	newKey := func() string { keys++; return strconv.Itoa(keys) }
+	for _, st := range []*Store{s, locked} {
+		if _, err := st.Block(ctx, "alice", "mallory", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	calls := []struct {
 		name string
 		want int64
@@ -132,6 +151,14 @@ func TestRoundTrips(t *testing.T) {
 			_, err := s.Submit(ctx, inbox.Request{Msgs: dm, Key: newKey(), PushAfter: time.Minute})
 			return err
 		}},
+		{"Submit refused: the recipient blocked the sender", 1, func() error {
+			_, err := s.Submit(ctx, inbox.Request{Msgs: dm, Key: newKey(), RefuseIfBlocked: "mallory"})
+			return wantBlocked(err)
+		}},
+		{"Submit checked against a block list", 1, func() error {
+			_, err := s.Submit(ctx, inbox.Request{Msgs: dm, Key: newKey(), RefuseIfBlocked: "bob"})
+			return err
+		}},
 		{"Submit of a resend", 1, func() error {
 			_, err := s.Submit(ctx, inbox.Request{Msgs: dm, Key: "resent"})
 			return err
@@ -140,6 +167,10 @@ func TestRoundTrips(t *testing.T) {
 		{"Submit with a key, Cluster protocol", 2, func() error {
 			_, err := locked.Submit(ctx, inbox.Request{Msgs: dm, Key: newKey(), PushAfter: time.Minute})
 			return err
+		}},
+		{"Submit refused, Cluster protocol", 2, func() error { // the locks, then the release of the one taken
+			_, err := locked.Submit(ctx, inbox.Request{Msgs: dm, Key: newKey(), RefuseIfBlocked: "mallory"})
+			return wantBlocked(err)
 		}},
 		{"Submit of a resend, Cluster protocol", 2, func() error {
 			_, err := locked.Submit(ctx, inbox.Request{Msgs: dm, Key: "resent"})
@@ -178,4 +209,12 @@ func TestRoundTrips(t *testing.T) {
 			t.Errorf("%s took %d round trips, want %d", c.name, n, c.want)
 		}
 	}
+}
+
+// wantBlocked turns the refusal a call should end in into success.
+func wantBlocked(err error) error {
+	if errors.Is(err, inbox.ErrBlocked) {
+		return nil
+	}
+	return fmt.Errorf("want ErrBlocked, got %w", err)
 }

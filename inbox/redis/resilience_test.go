@@ -102,14 +102,19 @@ func TestRedisRestart(t *testing.T) {
 // CompareIDs is inbox.CompareIDs, short for the tests.
 func CompareIDs(a, b string) int { return inbox.CompareIDs(a, b) }
 
-// TestStaleLock leaves an append lock behind as a crashed node would: an
-// Append waits for it to expire, or gives up at its deadline.
+// TestStaleLock leaves an append lock behind as a crashed node of the
+// lock protocol would (the lock, and the mark in h that tells the submit
+// script to look at it): an Append waits for it to expire, or gives up at
+// its deadline.
 func TestStaleLock(t *testing.T) {
 	c := sharedServer(t).Client(t)
 	s := openStore(t, c, newPrefix(), inbox.Options{})
 	ctx := context.Background()
 	const ttl = 400 * time.Millisecond
 	if err := c.Set(ctx, s.k.base("alice")+sufLock, "crashed-node", ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, s.k.base("alice")+sufMeta, "L", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
 	msg := []inbox.Message{{UID: "bob", Kind: inbox.KindSent, Peer: "alice"}, {UID: "alice", Kind: inbox.KindDirect, Peer: "bob"}}
@@ -135,6 +140,10 @@ func TestStaleLock(t *testing.T) {
 		if m.Seq != 1 {
 			t.Errorf("%s got Seq %d, want 1", m.UID, m.Seq)
 		}
+	}
+	// The Append that found the lock expired cleared the mark.
+	if mark, err := c.HGet(ctx, s.k.base("alice")+sufMeta, "L").Result(); err != nil || mark != "0" {
+		t.Errorf("lock mark after the expired lock = %q, %v; want 0", mark, err)
 	}
 }
 

@@ -118,16 +118,57 @@ local function uncount(k)
   if held then redis.call('HSET', base .. 'h', 'n', string.format('%d', math.max(0, tonumber(held) - k))) end
 end
 
+-- th is written behind: an append adds (thread, seq) to pend, which the
+-- inbox keeps in h's field P (written by the HSET of h the append does
+-- anyway), and only once P passes PENDING_MAX bytes are its entries
+-- written to th, in one ZADD. Whatever reads or rewrites th flushes P
+-- first (flush_stored). An entry is the thread's length (uvarint), the
+-- thread, and the Seq (uvarint).
+local function pend_add(pend, th, seq)
+  return pend .. uvarint(#th) .. th .. uvarint(seq)
+end
+
+-- flush_pending writes pend's entries to th and returns the empty pend.
+-- ZADD GT: a pending Seq is newer than th's for its thread; an entry is
+-- never lowered by it.
+local function flush_pending(pend)
+  if pend == nil or pend == '' then return '' end
+  local args, pos = {'GT'}, 1
+  while pos <= #pend do
+    local n, p = readuv(pend, pos)
+    if n == nil then break end
+    local seq, q = readuv(pend, p + n)
+    if seq == nil then break end
+    args[#args + 1] = string.format('%d', seq)
+    args[#args + 1] = string.sub(pend, p, p + n - 1)
+    pos = q
+  end
+  if #args > 1 then redis.call('ZADD', base .. 'th', unpack(args)) end
+  return ''
+end
+
+-- flush_stored flushes the pending entries h keeps, for a script that
+-- reads th or calls unindex.
+local function flush_stored()
+  local pend = redis.call('HGET', base .. 'h', 'P')
+  if pend and pend ~= '' then
+    flush_pending(pend)
+    redis.call('HDEL', base .. 'h', 'P')
+  end
+end
+
 -- append_entries appends n entries to the inbox at base, whose highest
 -- Seq is s and which holds held messages (nil when h keeps no count yet:
--- then the log is counted). Entry i has body (codec.go), thread ("" for
+-- then the log is counted), and whose pending th entries are pend (h's
+-- P, "" for none). Entry i has body (codec.go), thread ("" for
 -- none), unread suffix ("" when not incoming, else ":" and for notices
 -- the msgtype) and push due time (Unix ms, "" for none) at ARGV[at + 4i]
 -- to ARGV[at + 4i + 3]; a due time adds (due, "seq:uid") to the list
 -- pushes. It stores and indexes the entries under Seqs s+1 to s+n, trims
--- overflow beyond max (0: none), and returns how many messages it dropped
--- and how many the inbox held before and holds now. The caller writes h.
-local function append_entries(s, held, max, n, at, pushes, uid)
+-- overflow beyond max (0: none), and returns how many messages it dropped,
+-- how many the inbox held before and holds now, and the pending th
+-- entries. The caller writes h (P included).
+local function append_entries(s, held, max, n, at, pushes, uid, pend)
   for i = 0, n - 1 do
     local p = at + 4 * i
     local body, th, un, due = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
@@ -140,7 +181,7 @@ local function append_entries(s, held, max, n, at, pushes, uid)
       else
         redis.call('ZADD', base .. 't:' .. th, ss, ss)
       end
-      redis.call('ZADD', base .. 'th', ss, th)
+      pend = pend_add(pend, th, seq)
     end
     if due ~= '' then
       pushes[#pushes + 1] = due
@@ -159,13 +200,15 @@ local function append_entries(s, held, max, n, at, pushes, uid)
     held = redis.call('ZCARD', base .. 'm') -- a drop is decided on the log itself
     local over = held - max
     if over > 0 then
+      pend = flush_pending(pend) -- unindex reads and rewrites th
       local old = redis.call('ZRANGE', base .. 'm', 0, over - 1, 'WITHSCORES')
       for j = 1, #old, 2 do unindex(old[j + 1], old[j]) end
       redis.call('ZREMRANGEBYRANK', base .. 'm', 0, over - 1)
       held, dropped = max, over
     end
   end
-  return dropped, before, held
+  if #pend > PENDING_MAX then pend = flush_pending(pend) end
+  return dropped, before, held, pend
 end
 
 -- same_request reports whether rec, a request record "sum time id
@@ -235,26 +278,32 @@ end
 `
 
 // lockScript takes the append lock of an inbox for token, or finds it
-// taken already by token (a retried call). KEYS: h, lk, dd (the request
-// records). ARGV: token, ttl in ms, request key ("" for none), its sum,
-// the oldest record time still in the window (ms). Returns {1, last id or
-// "", highest Seq, the request's record or ""} or, when another token
-// holds the lock, {0, its remaining ms}.
+// taken already by token (a retried call), and marks h (L = 1) so that
+// the submit script, which reads h anyway, knows to look at lk. KEYS: h,
+// lk, dd (the request records), bl (the block list). ARGV: token, ttl in ms, request key (""
+// for none), its sum, the oldest record time still in the window (ms), a
+// uid to refuse when bl holds it ("" for none). Returns {1, last id or
+// "", highest Seq, the request's record or ""}, or, when another token
+// holds the lock, {0, its remaining ms}, or {2, 0} when the uid is
+// blocked (the lock is not taken).
 const lockScript = `
+if ARGV[6] ~= '' and redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then return {2, 0} end
 local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[2])}
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'i', 's')
+local h = redis.call('HMGET', KEYS[1], 'i', 's', 'L')
+if h[3] ~= '1' then redis.call('HSET', KEYS[1], 'L', '1') end
 return {1, h[1] or '', h[2] or '0', find_request(KEYS[3], ARGV[3], ARGV[4], tonumber(ARGV[5])) or ''}
 `
 
-// unlockScript releases the append lock if token holds it. KEYS: lk.
-// ARGV: token.
+// unlockScript releases the append lock if token holds it, and clears
+// h's mark. KEYS: lk, h. ARGV: token.
 const unlockScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'L', '0')
 end
 return 0
 `
@@ -280,15 +329,15 @@ if redis.call('GET', KEYS[2]) ~= token then
   end
   return redis.error_reply('INBOXLOCK append lock lost (held longer than its ttl)')
 end
-local h = redis.call('HMGET', KEYS[1], 'i', 's', 'n', 'dn', 'dx')
+local h = redis.call('HMGET', KEYS[1], 'i', 's', 'n', 'dn', 'dx', 'P')
 if h[1] and not gt(id, h[1]) then
   return redis.error_reply('INBOXID id ' .. id .. ' not above the last id ' .. h[1])
 end
 local s = tonumber(h[2] or '0')
-local dropped, _, held = append_entries(s, h[3] and tonumber(h[3]), max, n, 11, {}, '')
+local dropped, _, held, pend = append_entries(s, h[3] and tonumber(h[3]), max, n, 11, {}, '', h[6] or '')
 local first = s + 1
 local fields = {'s', string.format('%d', s + n), 'i', id, 'n', string.format('%d', held),
-  'a', token .. ' ' .. string.format('%d %d', first, dropped)}
+  'a', token .. ' ' .. string.format('%d %d', first, dropped), 'L', '0', 'P', pend}
 if ARGV[6] ~= '' then
   local added = redis.call('HSET', KEYS[5], ARGV[6], ARGV[7])
   local kept = keep_requests(KEYS[5], h[4], h[5], added, now, tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
@@ -301,47 +350,69 @@ return {first, dropped}
 
 // submitScript appends a whole request in one atomic step, on a Redis
 // that is not a Cluster (see doc.go). KEYS: per inbox h, lk, m, th; then
-// the sweep index, the push schedule, and dd of the first inbox. ARGV:
-// token (unused), id, time (ms), MaxPerInbox, inboxes, request key (""
-// for none), its sum, the oldest record time kept (ms), records kept at
-// most, window (ms); then per inbox its uid and n, and per entry the four
-// values of append_entries. Returns:
+// the sweep index, the push schedule, and dd and bl of the first inbox.
+// ARGV: token (unused), id, time (ms), MaxPerInbox, inboxes, request key
+// ("" for none), its sum, the oldest record time kept (ms), records kept
+// at most, window (ms), a uid to refuse when the first inbox's block list
+// holds it ("" for none); then per inbox its uid and n, and per entry the
+// four values of append_entries. Returns:
 //
+//	{"blocked", 0}                            the first inbox's owner blocked the uid to refuse
 //	{"ok", first seq, dropped, ...per inbox}  appended
 //	{"dup", record}                           the request is stored already
 //	{"busy", ms}                              an appender of the lock protocol holds an inbox
 //	{"floor", last id}                        id is not above an inbox's last id
 //
-// It is written for few commands, since every direct message runs it:
-// one EXISTS for the locks of all inboxes, one HMGET and one HSET of each
-// inbox's h (which keeps the count of held messages, n, so that no ZCARD
-// is needed below the cap), one HSETNX that both looks the request key up
-// and records it, one ZADD of the push entries for all inboxes, and the
-// sweep index entry only when an inbox was empty (or, in case a count was
-// off, once every 64 Seqs: ZADD LT never raises a score).
+// It is written for few commands, since every direct message runs it
+// (11 for a direct message with a cid and a push check: EVALSHA, per inbox
+// HMGET and HSET of h and a ZADD to the log and to the thread index, the
+// HSETNX of the request record, the ZADD of the push entries). h carries
+// what would otherwise cost a command of its own:
+//
+//   - n, the count of held messages, so that no ZCARD is needed below the
+//     cap; the sweep index entry is written only when an inbox was empty
+//     (or, in case a count was off, once every 64 Seqs: ZADD LT never
+//     raises a score);
+//   - P, the pending th entries (pend_add): th is written once P is full;
+//   - L, set by a node of the lock protocol while it may hold lk: only then
+//     is lk looked at (PTTL); an expired lock's mark is cleared here;
+//   - b, whether the owner's block list has members ("0" or "1", written
+//     by Block and Unblock): the block list is read (SISMEMBER, before the
+//     dedupe lookup, so that a resend to a user who blocked the sender is
+//     refused too) only when it may hold the sender. An inbox without b
+//     (written before it existed) is checked and gets it.
+//
+// The request key is looked up and recorded by one HSETNX.
 const submitScript = `
 local id, nowArg, max, ni = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local key, sum, cut, cap, window = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local refuse = ARGV[11]
 local now = tonumber(nowArg)
 local nk = 4 * ni
-local locks = {}
-for i = 0, ni - 1 do locks[i + 1] = KEYS[4 * i + 2] end
-if redis.call('EXISTS', unpack(locks)) > 0 then
-  for _, lk in ipairs(locks) do
-    local held = redis.call('PTTL', lk)
+local heads, floor = {}, ''
+for i = 0, ni - 1 do
+  heads[i] = redis.call('HMGET', KEYS[4 * i + 1], 's', 'i', 'n', 'dn', 'dx', 'L', 'P', 'b')
+end
+local blocks -- the first inbox's b, when learned here
+if refuse ~= '' and heads[0][8] ~= '0' then
+  local bl = KEYS[nk + 4]
+  if redis.call('SISMEMBER', bl, refuse) == 1 then return {'blocked', 0} end
+  if not heads[0][8] then blocks = string.format('%d', redis.call('EXISTS', bl)) end
+end
+for i = 0, ni - 1 do
+  if heads[i][6] == '1' then
+    local held = redis.call('PTTL', KEYS[4 * i + 2])
     if held > 0 then return {'busy', held} end
   end
 end
-local heads, floor = {}, ''
 for i = 0, ni - 1 do
-  local h = redis.call('HMGET', KEYS[4 * i + 1], 's', 'i', 'n', 'dn', 'dx')
-  heads[i] = h
-  if h[2] and not gt(id, h[2]) and gt(h[2], floor) then floor = h[2] end
+  local last = heads[i][2]
+  if last and not gt(id, last) and gt(last, floor) then floor = last end
 end
 if floor ~= '' then return {'floor', floor} end
 local kept = {}
 if key ~= '' then
-  local seqs, at = {}, 11
+  local seqs, at = {}, 12
   for i = 0, ni - 1 do
     local s, n = tonumber(heads[i][1] or '0'), tonumber(ARGV[at + 1])
     for k = 1, n do seqs[#seqs + 1] = string.format('%d', s + k) end
@@ -358,17 +429,20 @@ if key ~= '' then
   end
 end
 local out, pushes, index = {'ok'}, {}, {}
-local at = 11
+local at = 12
 for i = 0, ni - 1 do
   base = string.sub(KEYS[4 * i + 1], 1, -2)
   local h = heads[i]
   local uid, n = ARGV[at], tonumber(ARGV[at + 1])
   local s = tonumber(h[1] or '0')
-  local dropped, before, held = append_entries(s, h[3] and tonumber(h[3]), max, n, at + 2, pushes, uid)
+  local dropped, before, held, pend = append_entries(s, h[3] and tonumber(h[3]), max, n, at + 2, pushes, uid, h[7] or '')
   at = at + 2 + 4 * n
   local fields = {'s', string.format('%d', s + n), 'i', id, 'n', string.format('%d', held)}
+  if pend ~= (h[7] or '') then fields[#fields + 1], fields[#fields + 2] = 'P', pend end
+  if h[6] == '1' then fields[#fields + 1], fields[#fields + 2] = 'L', '0' end -- its lock expired
   if i == 0 then
     for _, f in ipairs(kept) do fields[#fields + 1] = f end
+    if blocks then fields[#fields + 1], fields[#fields + 2] = 'b', blocks end
   end
   redis.call('HSET', KEYS[4 * i + 1], unpack(fields))
   if before == 0 or math.floor((s + n) / 64) > math.floor(s / 64) then
@@ -379,13 +453,6 @@ end
 if #pushes > 0 then redis.call('ZADD', KEYS[nk + 2], unpack(pushes)) end
 if #index > 0 then redis.call('ZADD', KEYS[nk + 1], 'LT', unpack(index)) end
 return out
-`
-
-// boundsScript reads an inbox's held range. KEYS: h, m. Returns {last,
-// first}, "0" for none.
-const boundsScript = `
-local f = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {redis.call('HGET', KEYS[1], 's') or '0', f[2] or '0'}
 `
 
 // raiseScript moves a field of a hash forward, never back; an absent field
@@ -406,6 +473,7 @@ return 1
 // lock is held}.
 const expireScript = `
 local cut, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+flush_stored()
 local old = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
 local n = 0
 for j = 1, #old, 2 do
@@ -445,94 +513,18 @@ return {oldest, redis.call('EXISTS', KEYS[3])}
 const deleteScript = `
 local m = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])[1]
 if not m then return 0 end
+flush_stored()
 unindex(ARGV[1], m)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
 uncount(1)
 return 1
 `
 
-// threadScript reads a thread newest first, merging its two indexes (see
-// unindex; in older inboxes a Seq may be in both). KEYS: h, m, the
-// thread's "t:" and "u:" keys. ARGV: highest score ("+inf" or "(before"),
-// limit. Returns the encoded messages.
-const threadScript = `
-local limit = tonumber(ARGV[2])
-local a = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, limit)
-local b = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, limit)
-local out, i, j, taken = {}, 2, 2, 0
-while taken < limit do
-  local sa, sb = tonumber(a[i]), tonumber(b[j])
-  local s
-  if sa and (not sb or sa >= sb) then
-    s, i = a[i], i + 2
-    if sb == sa then j = j + 2 end
-  elseif sb then
-    s, j = b[j], j + 2
-  else
-    break
-  end
-  taken = taken + 1
-  local m = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
-  if m then out[#out + 1] = m end
-end
-return out
-`
-
-// threadsScript lists an inbox's threads newest first. KEYS: h, m, th, r.
-// ARGV: the highest newest Seq to list ("+inf" or "(seq"), how many (-1:
-// all). Returns a flat list of thread, newest encoded message, read mark,
-// unread.
-const threadsScript = `
-local marks = {}
-local flat = redis.call('HGETALL', KEYS[4])
-for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
-local ths = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
-for i = 1, #ths, 2 do
-  local th, s = ths[i], ths[i + 1]
-  local m = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
-  if m then
-    local mark = marks[th] or '0'
-    out[#out + 1] = th
-    out[#out + 1] = m
-    out[#out + 1] = mark
-    out[#out + 1] = redis.call('ZCOUNT', base .. 'u:' .. th, '(' .. mark, '+inf')
-  end
-end
-return out
-`
-
-// unreadScript counts an inbox's unread messages. KEYS: h, th, r. Returns
-// {{thread, count, ...}, {msgtype, count, ...}} with zero counts left out.
-const unreadScript = `
-local marks = {}
-local flat = redis.call('HGETALL', KEYS[3])
-for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
-local counts = {}
-for _, th in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local n = redis.call('ZCOUNT', base .. 'u:' .. th, '(' .. (marks[th] or '0'), '+inf')
-  if n > 0 then
-    counts[#counts + 1] = th
-    counts[#counts + 1] = n
-  end
-end
-local byType, order = {}, {}
-local mark = marks[NOTICE_THREAD] or '0'
-for _, mem in ipairs(redis.call('ZRANGEBYSCORE', base .. 'u:' .. NOTICE_THREAD, '(' .. mark, '+inf')) do
-  local t = string.match(mem, '^%d+:(.*)$') or ''
-  if byType[t] == nil then
-    byType[t] = 0
-    order[#order + 1] = t
-  end
-  byType[t] = byType[t] + 1
-end
-local types = {}
-for _, t in ipairs(order) do
-  types[#types + 1] = t
-  types[#types + 1] = byType[t]
-end
-return {counts, types}
-`
+// pendingMax is how many bytes of pending th entries (see pend_add) an
+// inbox keeps in h before an append writes them to th: about 20 entries
+// of short uids, so th costs an append about one command in 20 instead of
+// one, and h's field stays small.
+const pendingMax = 200
 
 // Scripts, built once. go-redis runs them with EVALSHA and falls back to
 // EVAL when Redis does not know them (after a restart or SCRIPT FLUSH).
@@ -564,6 +556,7 @@ func build(name, body string) *redis.Script {
 		"KIND_SENT", strconv.Itoa(int(inbox.KindSent)),
 		"KIND_NOTICE", strconv.Itoa(int(inbox.KindNotice)),
 		"NOTICE_THREAD", "'"+inbox.NoticeThread+"'",
+		"PENDING_MAX", strconv.Itoa(pendingMax),
 	).Replace(luaPrelude + body)
 	return redis.NewScript("-- inboxmq " + name + "\n" + src)
 }

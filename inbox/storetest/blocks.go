@@ -2,11 +2,13 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/inboxmq/inboxmq/inbox"
 )
@@ -17,6 +19,7 @@ var blockTests = []subtest{
 	{"BlockCap", testBlockCap},
 	{"BlockCapConcurrent", testBlockCapConcurrent},
 	{"BlockListsIsolated", testBlocksIsolated},
+	{"SubmitRefusesBlocked", testSubmitRefusesBlocked},
 }
 
 func testBlockRoundTrip(t *testing.T, open Opener) {
@@ -122,6 +125,75 @@ func testBlocksIsolated(t *testing.T, open Opener) {
 	checkBlocked(t, s, "10", "x", false)
 	// A block list is not a message: the inboxes stay empty.
 	checkBounds(t, s, "1", 0, 0)
+}
+
+// testSubmitRefusesBlocked: a store that checks Request.RefuseIfBlocked
+// inside Submit (inbox.BlockingSubmitter) refuses a request whose
+// recipient blocked the sender, writing nothing, a resend of a request
+// stored before the block included; only the recipient's list counts.
+func testSubmitRefusesBlocked(t *testing.T, open Opener) {
+	s := open(t, inbox.Options{})
+	bs, ok := s.(inbox.BlockingSubmitter)
+	if !ok || !bs.SubmitChecksBlocks() {
+		t.Skip("the store does not check blocks in Submit: its callers use IsBlocked")
+	}
+	ctx := context.Background()
+	dm := func(from, to, cid, refuse string) inbox.Request {
+		return inbox.Request{
+			Msgs: []inbox.Message{
+				{UID: to, Kind: inbox.KindDirect, Peer: from, Content: cid},
+				{UID: from, Kind: inbox.KindSent, Peer: to, Content: cid, CID: cid},
+			},
+			Key: from + " " + cid, Sum: sha256.Sum256([]byte(to + "\x00" + cid)), PushAfter: time.Minute,
+			RefuseIfBlocked: refuse,
+		}
+	}
+	if _, err := s.Submit(ctx, dm("alice", "bob", "c1", "alice")); err != nil {
+		t.Fatalf("Submit before the block: %v", err)
+	}
+	if _, err := s.Block(ctx, "bob", "alice", 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		req     inbox.Request
+		blocked bool
+	}{
+		{"blocked sender", dm("alice", "bob", "c2", "alice"), true},
+		{"blocked sender, resend of a request stored before the block", dm("alice", "bob", "c1", "alice"), true},
+		{"sender not blocked", dm("carol", "bob", "c1", "carol"), false},
+		{"the recipient's list only (bob blocked alice, not the other way)", dm("bob", "alice", "c1", "bob"), false},
+		{"no check asked", dm("alice", "bob", "c3", ""), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before [2]uint64
+			for i, m := range tt.req.Msgs {
+				_, before[i], _ = s.Bounds(ctx, m.UID)
+			}
+			r, err := s.Submit(ctx, tt.req)
+			if !tt.blocked {
+				if err != nil || len(r.Msgs) != 2 || r.Msgs[0].Seq == 0 {
+					t.Fatalf("Submit = %+v, %v; want it stored", r, err)
+				}
+				return
+			}
+			if !errors.Is(err, inbox.ErrBlocked) || !errors.Is(err, inbox.ErrNotStored) {
+				t.Fatalf("Submit = %+v, %v; want ErrBlocked and ErrNotStored", r, err)
+			}
+			for i, m := range tt.req.Msgs {
+				checkBounds(t, s, m.UID, 1, before[i])
+			}
+		})
+	}
+	// A refused request takes nothing with it (no lock, no record): once
+	// unblocked, the same request is stored.
+	if _, err := s.Unblock(ctx, "bob", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Submit(ctx, dm("alice", "bob", "c2", "alice")); err != nil || r.Duplicate {
+		t.Fatalf("Submit after the unblock = duplicate %v, %v; want stored", r.Duplicate, err)
+	}
 }
 
 func checkBlockList(t *testing.T, s inbox.Store, uid string, want []string) {
