@@ -216,16 +216,30 @@ func procCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read CPU time: %w", err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	d, err := parseProcStat(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	return d, nil
+}
+
+// parseProcStat reads utime + stime (fields 14 and 15, in USER_HZ ticks)
+// from a /proc/PID/stat line.
+func parseProcStat(s string) (time.Duration, error) {
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces and parentheses itself: the last ')' ends it.
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0, errors.New("no command name")
+	}
+	fields := strings.Fields(s[end+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
+	}
+	utime, err1 := strconv.ParseUint(fields[11], 10, 63)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 63)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+		return 0, fmt.Errorf("utime and stime: %w", err)
 	}
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticks, nil
@@ -270,7 +284,7 @@ func startTarget(kind string, o Options, secret []byte, extra string) (*Target, 
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p, err := startProcess(kind, argv, addr)
+	p, err := startProcess(kind, pinnedArgv(o.pinBroker, argv), addr)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -490,12 +504,28 @@ func startProcess(kind string, argv []string, addr string) (*process, error) {
 		return nil, fmt.Errorf("start %s: %w", kind, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	_, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("%s address %q: %w", kind, addr, err), p.kill())
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("%s address %q: %w", kind, addr, err), p.kill())
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return p, nil
+			// Another process may have taken the port (see owner.go): then
+			// the broker fails to bind it and exits, reported below.
+			owns, oerr := ownsListener(p.cmd.Process.Pid, port)
+			if oerr != nil {
+				return nil, errors.Join(oerr, p.kill())
+			}
+			if owns {
+				return p, nil
+			}
 		}
 		select {
 		case <-p.exited:

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +53,14 @@ Scenarios:
            redis-server; per message the Redis commands (those scripts
            run included), the requests from the nodes, Redis CPU, and
            where each command comes from (a MONITOR pass)
+
+The headline figure of each messaging scenario is the broker's CPU per
+delivered message (/proc/PID/stat, same run, same workload). With -rounds N
+each messaging scenario runs N times per broker, the brokers alternating
+(A B A B ...), and the run ends with the median and range of each broker
+and the ratio of the medians. -placement pinned (or both) also runs each
+one with the broker on -broker-cpus and the harness on -harness-cpus
+(taskset, from util-linux), reported beside the co-located runs.
 
 Flags:
 `
@@ -102,6 +111,17 @@ type Options struct {
 	// instead of after Duration (Go benchmarks set it to b.N); rediscost
 	// measures that many (2,000 when 0).
 	Messages int
+	// Rounds is how many times each messaging scenario runs on each
+	// broker, alternating the brokers (A B A B ...); the summary gives
+	// medians and ranges. conns, scale and rediscost run once.
+	Rounds int
+	// Placement is "shared" (broker and harness on any CPU), "pinned"
+	// (taskset: broker on BrokerCPUs, harness on HarnessCPUs) or "both".
+	Placement   string
+	BrokerCPUs  string // taskset CPU list of the broker in pinned runs
+	HarnessCPUs string // taskset CPU list of the harness in pinned runs
+
+	pinBroker string // set for one pinned run: startTarget runs the broker under taskset on it
 }
 
 // DefaultOptions are the issue's full workloads.
@@ -123,6 +143,10 @@ func DefaultOptions() Options {
 		Quiet:        10 * time.Second,
 		MosquittoBin: "mosquitto",
 		Seed:         1,
+		Rounds:       1,
+		Placement:    Shared,
+		BrokerCPUs:   "1",
+		HarnessCPUs:  "0",
 	}
 }
 
@@ -169,6 +193,10 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	mosquittoBin := fs.String("mosquitto-bin", d.MosquittoBin, "mosquitto binary (2.0.11 from Debian: apt-get install mosquitto)")
 	seed := fs.Int64("seed", d.Seed, "seed of the random recipient choice")
 	messages := fs.Int("messages", 0, "dm-max and rediscost: direct messages to send (0: dm-max runs for -duration, rediscost sends 2,000)")
+	rounds := fs.Int("rounds", d.Rounds, "runs of each messaging scenario per broker, the brokers alternating (A B A B ...);\nthe summary gives the median and range of each figure")
+	placement := fs.String("placement", d.Placement, "shared (broker and harness on any CPU), pinned (taskset: the broker on -broker-cpus,\nthe harness on -harness-cpus) or both (each run shared, then pinned)")
+	brokerCPUs := fs.String("broker-cpus", d.BrokerCPUs, "pinned runs: the broker's CPUs (a taskset list)")
+	harnessCPUs := fs.String("harness-cpus", d.HarnessCPUs, "pinned runs: the harness's CPUs (a taskset list)")
 	pprofAddr := fs.String("pprof", "", "inboxmq: the admin listener's address (/metrics and Go's profiles), e.g. 127.0.0.1:6060,\nto profile the broker during a run with go tool pprof; empty picks a free port")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
@@ -196,6 +224,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	pick("conns", &o.Conns, *conns)
 	pick("parallel", &o.Parallel, *parallel)
 	pick("messages", &o.Messages, *messages)
+	pick("rounds", &o.Rounds, *rounds)
+	o.Placement, o.BrokerCPUs, o.HarnessCPUs = *placement, *brokerCPUs, *harnessCPUs
 	if set["duration"] {
 		o.Duration = *duration
 	}
@@ -261,6 +291,17 @@ func (o Options) validate() error {
 		return errors.New("-msg-size must be at least 48 (room for sequence and timestamp)")
 	case o.Offline < 1 || o.Notices < 1 || o.Conns < 1:
 		return errors.New("-offline-msgs, -notices and -conns must be positive")
+	case o.Rounds < 1:
+		return errors.New("-rounds must be at least 1")
+	}
+	switch o.Placement {
+	case Shared:
+	case Pinned, "both":
+		if err := checkPinning(o.BrokerCPUs, o.HarnessCPUs, runtime.NumCPU()); err != nil {
+			return fmt.Errorf("-placement %s: %w", o.Placement, err)
+		}
+	default:
+		return fmt.Errorf("-placement %q: want shared, pinned or both", o.Placement)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ type bench struct {
 	o   Options
 	out io.Writer // tables and JSON lines
 	log io.Writer // progress lines
+	aff *affinity // the harness's CPU placement; nil without pinned runs
 }
 
 // Run raises the file limit, runs every selected scenario against every
@@ -51,6 +52,16 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 		o.InboxmqBin = bin
 	}
 	b := &bench{o: o, out: stdout, log: stderr}
+	if slices.Contains(placements(o.Placement), Pinned) {
+		if b.aff, err = newAffinity(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := b.aff.set(""); err != nil {
+				fmt.Fprintf(stderr, "inboxbench: %v\n", err)
+			}
+		}()
+	}
 	b.header(cur, hard)
 	if slices.Contains(o.Scenarios, "conns") && cur < uint64(o.Conns)+64 {
 		fmt.Fprintf(stderr, "inboxbench: warning: RLIMIT_NOFILE %d is too low for %d connections\n", cur, o.Conns)
@@ -59,7 +70,14 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 	var errs []error
 	for _, s := range o.Scenarios {
 		for _, variant := range variants(s, o) {
-			for _, kind := range o.Brokers {
+			slots := runOrder(o.Brokers, o.Rounds, placements(o.Placement))
+			if variant == "scale" || variant == "rediscost" || variant == "conns" {
+				// Once, co-located: inboxmq's store configurations (nothing
+				// to alternate with), and idle memory (no CPU per message).
+				slots = runOrder(o.Brokers, 1, []string{Shared})
+			}
+			for _, slot := range slots {
+				kind := slot.broker
 				var r *Result
 				var err error
 				if variant == "scale" || variant == "rediscost" {
@@ -72,7 +90,7 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 						r, err = b.redisCost()
 					}
 				} else {
-					r, err = b.runOne(variant, kind)
+					r, err = b.runOne(variant, kind, slot)
 				}
 				if r != nil {
 					results = append(results, r)
@@ -88,13 +106,17 @@ func Run(o Options, stdout, stderr io.Writer) ([]*Result, error) {
 			}
 		}
 	}
+	merged := mergeRounds(results)
 	if len(o.Brokers) == 2 {
-		if err := Compare(stdout, results); err != nil {
+		if err := Compare(stdout, merged); err != nil {
 			return results, err
 		}
 	}
+	if err := Headline(stdout, results); err != nil {
+		return results, err
+	}
 	if slices.Contains(o.Brokers, Inboxmq) {
-		if err := Goals(stdout, results); err != nil {
+		if err := Goals(stdout, merged); err != nil {
 			return results, err
 		}
 	}
@@ -114,11 +136,30 @@ func variants(scenario string, o Options) []string {
 	return []string{scenario}
 }
 
-func (b *bench) runOne(variant, kind string) (*Result, error) {
+// runOne runs a scenario variant on a fresh broker, pinned or not as slot
+// says; the result is named after the variant and the placement, and
+// carries the headline figure (CPU per delivered message).
+func (b *bench) runOne(variant, kind string, slot runSlot) (*Result, error) {
+	o := b.o
+	harness := ""
+	if slot.placement == Pinned {
+		o.pinBroker, harness = o.BrokerCPUs, o.HarnessCPUs
+	}
+	if b.aff != nil {
+		if err := b.aff.set(harness); err != nil {
+			return nil, err
+		}
+	}
 	busy0, own0, start := machineBusy(), ownCPU(), time.Now()
-	t, err := StartTarget(kind, b.o)
+	t, err := StartTarget(kind, o)
 	if err != nil {
 		return nil, err
+	}
+	if slot.placement == Pinned {
+		err = errors.Join(checkPinned(kind, t.PID(), o.pinBroker), checkPinned("the harness", os.Getpid(), harness))
+		if err != nil {
+			return nil, errors.Join(err, t.Stop())
+		}
 	}
 	r, err := b.runOn(t, variant)
 	if serr := t.Stop(); serr != nil {
@@ -126,6 +167,14 @@ func (b *bench) runOne(variant, kind string) (*Result, error) {
 	}
 	if r != nil {
 		b.noteCompetition(r, busy0, own0, time.Since(start))
+		addCPUPerDelivery(r)
+		r.Scenario = scenarioName(variant, slot.placement)
+		if b.o.Rounds > 1 {
+			r.Params["round"] = slot.round
+		}
+		if slot.placement == Pinned {
+			r.Params["broker_cpus"], r.Params["harness_cpus"] = o.BrokerCPUs, o.HarnessCPUs
+		}
 	}
 	if err != nil && t.Log() != "" {
 		err = fmt.Errorf("%w\nbroker output:\n%s", err, clip(t.Log()))
