@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble"
 
@@ -15,7 +16,53 @@ import (
 //	"b" uid 0x00 blocked   -> empty
 //
 // so IsBlocked is one point read and BlockList one range scan.
+//
+// Most users block nobody, and IsBlocked runs for every direct message, so
+// the store remembers how many uids each recently asked list holds
+// (blockLists): a list known to be empty is answered without a read.
 const prefixBlock = 'b'
+
+// blockLists caches the length of block lists. A length is loaded and
+// changed only under Store.blockMu (by the first IsBlocked of a uid, and
+// by Block and Unblock after their write), so no load overwrites a newer
+// change; IsBlocked reads it under mu alone, never waiting for a Block's
+// fsync. Reading a length just before a concurrent Block updates it is
+// IsBlocked answering before that Block: Block has not returned yet.
+type blockLists struct {
+	mu  sync.Mutex
+	len map[string]int // uid -> listed uids; absent: not known
+}
+
+// maxBlockLists bounds the cache (about 60 bytes a uid); past it the
+// cache starts over, which costs one scan per uid again.
+const maxBlockLists = 1 << 20
+
+func (c *blockLists) get(uid string) (n int, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, known = c.len[uid]
+	return n, known
+}
+
+// set records the length of uid's list. Store.blockMu must be held.
+func (c *blockLists) set(uid string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.len == nil || len(c.len) >= maxBlockLists {
+		c.len = make(map[string]int)
+	}
+	c.len[uid] = n
+}
+
+// change adds d to the length of uid's list, if known. Store.blockMu must
+// be held.
+func (c *blockLists) change(uid string, d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.len[uid]; ok {
+		c.len[uid] = n + d
+	}
+}
 
 func appendBlockUID(dst []byte, uid string) []byte {
 	dst = append(dst, prefixBlock)
@@ -75,6 +122,7 @@ func (s *Store) Block(ctx context.Context, uid, blocked string, max int) (bool, 
 	if err := s.db.Set(key, nil, pebble.Sync); err != nil {
 		return false, fmt.Errorf("pebblestore: block: %w", err)
 	}
+	s.blockLists.change(uid, 1)
 	return true, nil
 }
 
@@ -94,6 +142,7 @@ func (s *Store) Unblock(ctx context.Context, uid, blocked string) (bool, error) 
 	if err := s.db.Delete(key, pebble.Sync); err != nil {
 		return false, fmt.Errorf("pebblestore: unblock: %w", err)
 	}
+	s.blockLists.change(uid, -1)
 	return true, nil
 }
 
@@ -115,14 +164,41 @@ func (s *Store) BlockList(ctx context.Context, uid string) ([]string, error) {
 	return out, nil
 }
 
-// IsBlocked implements inbox.Blocks.
+// IsBlocked implements inbox.Blocks. An empty list costs a range scan the
+// first time and no read after (see blockLists).
 func (s *Store) IsBlocked(ctx context.Context, uid, peer string) (bool, error) {
 	if err := s.enterBlocks(ctx, uid, peer); err != nil {
 		return false, fmt.Errorf("pebblestore: is blocked: %w", err)
 	}
 	defer s.life.Exit()
+	n, known := s.blockLists.get(uid)
+	if !known {
+		var err error
+		if n, err = s.loadBlockListLen(uid); err != nil {
+			return false, wrapBlockErr("is blocked", err)
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
 	listed, err := s.has(blockKey(uid, peer))
 	return listed, wrapBlockErr("is blocked", err)
+}
+
+// loadBlockListLen counts uid's list into s.blockLists, under s.blockMu so
+// that no Block or Unblock changes it meanwhile.
+func (s *Store) loadBlockListLen(uid string) (int, error) {
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
+	if n, known := s.blockLists.get(uid); known {
+		return n, nil // loaded while this call waited
+	}
+	n, err := s.countBlocks(uid, 0)
+	if err != nil {
+		return 0, err
+	}
+	s.blockLists.set(uid, n)
+	return n, nil
 }
 
 func wrapBlockErr(what string, err error) error {
@@ -144,13 +220,13 @@ func (s *Store) has(key []byte) (bool, error) {
 	return true, closer.Close()
 }
 
-// countBlocks counts uid's listed uids, stopping at limit.
+// countBlocks counts uid's listed uids, stopping at limit (0: none).
 func (s *Store) countBlocks(uid string, limit int) (int, error) {
 	lower, upper := blockRange(uid)
 	n := 0
 	err := s.scanRange(lower, upper, func([]byte) bool {
 		n++
-		return n < limit
+		return limit <= 0 || n < limit
 	})
 	return n, err
 }

@@ -25,9 +25,12 @@
 // # Message ids
 //
 // Ids come from inbox.IDGen with Options.NodeID: a uint64 in decimal, 18
-// digits now and 19 from mid-2031, so compare ids as integers. The last id
-// is written in the same batch as the messages that carry it, so a reopened
-// store never issues a smaller one, even if the clock went back.
+// digits now and 19 from mid-2031, so compare ids as integers. The store
+// keeps an id at or above every id issued ("i"): when an append's id
+// passes it, the same batch raises it to the id of a second from now, so
+// a reopened store never issues a smaller id, even if the clock went back,
+// and "i" is written about once a second rather than with every message.
+// Stores that wrote the last id itself there (before) read the same way.
 //
 // # Key layout
 //
@@ -52,8 +55,8 @@
 //	"R" topic                      -> retained message of an opened topic (opaque)
 //	"o" sink 0x00 due(8) id        -> event waiting for a sink (inbox.EncodeOutboxEntry)
 //	"O" sink 0x00 id               -> its due time: finds an outbox entry by id
-//	"i"                            -> last message id issued
-//	"v"                            -> layout version, 2
+//	"i"                            -> an id at or above every id issued
+//	"v"                            -> layout version, 3
 //
 // A message value is a version byte (1) followed by: id (uvarint), time
 // (varint, Unix ms), kind (1 byte), peer, nickname, avatar, content, extra,
@@ -78,13 +81,21 @@
 // first use, so Bounds and the overflow check cost no reads. Overflow and
 // expiry read the messages they drop, to find their index entries.
 //
-// Submit writes a request's messages, thread index entries, heads, push
-// schedule entries and request record in one synced batch, after looking
+// A stored head may lag behind the appends (layout 3): an append writes
+// its heads only when it drops messages or when last passes a multiple of
+// 64, while every batch that removes messages (overflow, Delete, expiry)
+// writes them. So the messages above a stored head's last are the appends
+// since it was written, and loading a head counts them (heads.go).
+//
+// Submit writes a request's messages, thread index entries, heads (when
+// due), push schedule entries and request record in one synced batch, after looking
 // the record up under the append mutex: a request is stored whole or not
 // at all, and a resend of a stored one is answered from its record.
 //
 // Layout 1 (no thread index, heads of last only) is upgraded by Open, in
 // batches, writing the version last, so an interrupted upgrade is redone.
+// Layout 2 (a head written with every append) reads as layout 3 as it
+// is: Open only marks it 3, so that a build of layout 2 refuses it.
 //
 // # Concurrency
 //

@@ -22,11 +22,16 @@ import (
 
 // checkConsistent scans the whole database and checks what the store
 // relies on: every held message with a thread has exactly one index entry,
-// with its kind and msgtype, and there are no others; every head, on disk
-// and cached, matches the messages held.
+// with its kind and msgtype, and there are no others; every head on disk,
+// with the messages appended after it (layout 3, heads.go), and every
+// cached head match the messages held, and no head on disk lags by
+// headEvery or more.
 func checkConsistent(t *testing.T, s *Store) {
 	t.Helper()
-	type stat struct{ first, held uint64 }
+	type stat struct {
+		first, held uint64
+		seqs        []uint64
+	}
 	held := map[string]*stat{}
 	want := map[string]string{} // index key -> value
 	scan(t, s, msgSpaceStart, msgSpaceEnd, func(k, v []byte) {
@@ -44,6 +49,7 @@ func checkConsistent(t *testing.T, s *Store) {
 			held[string(uid)] = st
 		}
 		st.held++
+		st.seqs = append(st.seqs, seq)
 		// Layout 1 took peers with 0x00; they stay outside every thread.
 		if th := m.Thread(); th != "" && !strings.Contains(th, "\x00") {
 			want[string(appendIndexKey(nil, string(uid), th, seq))] = string(appendIndexValue(nil, m.Kind, m.MsgType))
@@ -63,26 +69,43 @@ func checkConsistent(t *testing.T, s *Store) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	scan(t, s, []byte{prefixHead}, []byte{prefixHead + 1}, func(k, v []byte) {
-		uid := string(k[1:])
-		h, err := decodeHead(v)
-		if err != nil {
-			t.Fatalf("head of %s: %v", uid, err)
+	check := func(uid string, h head) {
+		d := h // the stored head with the appends after it
+		if st := held[uid]; st != nil {
+			for _, seq := range st.seqs {
+				if seq > h.last {
+					if d.held == 0 {
+						d.first = seq
+					}
+					d.held++
+					d.last = seq
+				}
+			}
 		}
-		w := head{first: h.last + 1, last: h.last}
+		if d.last-h.last >= headEvery {
+			t.Errorf("head of %s on disk lags by %d appends, want under %d", uid, d.last-h.last, headEvery)
+		}
+		w := head{first: d.last + 1, last: d.last}
 		if st := held[uid]; st != nil {
 			w.first, w.held = st.first, st.held
 		}
-		if h != w {
-			t.Errorf("head of %s on disk = %+v, want %+v", uid, h, w)
+		if d != w {
+			t.Errorf("head of %s on disk %+v, with the appends after it %+v, want %+v", uid, h, d, w)
 		}
 		if c, ok := s.heads[uid]; ok && c != w {
 			t.Errorf("cached head of %s = %+v, want %+v", uid, c, w)
 		}
 		delete(held, uid)
+	}
+	scan(t, s, []byte{prefixHead}, []byte{prefixHead + 1}, func(k, v []byte) {
+		h, err := decodeHead(v)
+		if err != nil {
+			t.Fatalf("head of %s: %v", k[1:], err)
+		}
+		check(string(k[1:]), h)
 	})
-	for uid := range held {
-		t.Errorf("%s holds messages but has no head", uid)
+	for uid := range held { // no head written yet: every message is an append
+		check(uid, head{first: 1})
 	}
 }
 

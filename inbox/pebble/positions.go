@@ -1,10 +1,13 @@
 package pebblestore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/inboxmq/inboxmq/inbox"
 )
 
 // Positions: cursors and read marks, moved only forward and cached after
@@ -79,4 +82,56 @@ func (s *Store) getUint(what string, key []byte) (v uint64, ok bool, err error) 
 		err = fmt.Errorf("read %s: %w", what, cerr)
 	}
 	return v, err == nil, err
+}
+
+var _ inbox.AckWriter = (*Store)(nil)
+
+// WriteAcks implements inbox.AckWriter: the cursors that move forward are
+// written in one unsynced batch, one commit for every device the delivery
+// side acknowledged since its last write, instead of a SetCursor (and a
+// commit) each. The push entries of acked stay where they are: they are
+// keyed by due time, so finding them would cost a scan, and the push check
+// finds them acknowledged and sends nothing, as it does for a store
+// without WriteAcks.
+func (s *Store) WriteAcks(ctx context.Context, cursors []inbox.CursorPos, _ []inbox.PushRange) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pebblestore: write acks: %w", err)
+	}
+	for _, c := range cursors {
+		if err := checkUID(c.UID); err != nil {
+			return fmt.Errorf("pebblestore: write acks: %w", err)
+		}
+	}
+	if err := s.life.Enter(); err != nil {
+		return fmt.Errorf("pebblestore: write acks: %w", err)
+	}
+	defer s.life.Exit()
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, c := range cursors {
+		key := cursorKey(c.UID, c.Device)
+		cur, ok, err := s.positionLocked("cursor", key)
+		if err != nil {
+			return fmt.Errorf("pebblestore: write acks: %w", err)
+		}
+		if ok && c.Seq <= cur {
+			continue
+		}
+		if err := b.Set(key, encodeUint(c.Seq), nil); err != nil {
+			return fmt.Errorf("pebblestore: write acks: batch: %w", err)
+		}
+		// Remembered now, so a later entry for the same device compares
+		// with this one; forgotten below if the batch is not written.
+		s.remember(key, position{c.Seq, true})
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		clear(s.positions) // read again on next use
+		return fmt.Errorf("pebblestore: write acks: %w", err)
+	}
+	return nil
 }

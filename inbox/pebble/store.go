@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,13 +35,17 @@ type Store struct {
 	// Delete, retention). Under it: ids and Seqs are assigned, the batch
 	// is built, reading what it removes, and applied, and heads is read or
 	// written. So a reader holding mu sees every such write completed.
-	mu      sync.Mutex
-	ids     *inbox.IDGen
-	heads   map[string]head // uid -> held state, loaded on first use
-	scratch []byte          // key and value buffer for Append
-	// requests counts the request records of inboxes and knows their
-	// oldest (see requests.go), counted on first use.
+	mu  sync.Mutex
+	ids *inbox.IDGen
+	// idsBelow is the id stored under keyLastID: every id issued is at or
+	// below it (see reserveIDsLocked).
+	idsBelow uint64
+	heads    map[string]head // uid -> held state, loaded on first use
+	scratch  []byte          // key and value buffer for Append
+	// requests counts the request records of inboxes, knows their oldest
+	// and their keys (see requests.go), counted on first use.
 	requests map[string]requestStats
+	keySeed  maphash.Seed // of requestStats.keys
 
 	// markMu makes the read-compare-write of SetCursor and MarkRead atomic
 	// and guards positions.
@@ -58,8 +62,10 @@ type Store struct {
 	sessMu sync.Mutex
 	// outMu makes the outbox's moves (claim, reschedule, delete) atomic.
 	outMu sync.Mutex
-	// blockMu makes a block list's count-then-add atomic (see blocks.go).
-	blockMu sync.Mutex
+	// blockMu makes a block list's count-then-add atomic, and orders the
+	// changes of blockLists (see blocks.go).
+	blockMu    sync.Mutex
+	blockLists blockLists
 }
 
 // head is the held state of one inbox: held messages, the lowest of them
@@ -115,12 +121,13 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]requestStats), positions: make(map[string]position)}
+	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]requestStats), positions: make(map[string]position),
+		keySeed: maphash.MakeSeed()}
 	last, err := s.init()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
 	}
-	s.ids = inbox.NewIDGen(opts.NodeID, last)
+	s.ids, s.idsBelow = inbox.NewIDGen(opts.NodeID, last), last
 	return s, nil
 }
 
@@ -143,8 +150,9 @@ func tuned(o *pebble.Options) *pebble.Options {
 	return o
 }
 
-// init checks or writes the layout version, upgrading a version 1 store,
-// and returns the last id issued.
+// init checks or writes the layout version, upgrading a store of layout 1
+// or 2, and returns the id stored under keyLastID: every id issued is at or
+// below it.
 func (s *Store) init() (lastID uint64, err error) {
 	v, ok, err := s.getUint("layout version", keyVersion)
 	switch {
@@ -157,6 +165,14 @@ func (s *Store) init() (lastID uint64, err error) {
 	case v == 1:
 		if err := s.upgradeV1(); err != nil {
 			return 0, fmt.Errorf("upgrade layout 1 to %d: %w", layoutVersion, err)
+		}
+	case v == 2:
+		// Layout 2 wrote every head with every append: read as layout 3,
+		// whose heads may lag (heads.go). Marked 3 before the first append
+		// that leaves a head behind, so a build that reads only 2 refuses
+		// the store rather than trusting such a head.
+		if err := s.db.Set(keyVersion, encodeUint(layoutVersion), pebble.Sync); err != nil {
+			return 0, fmt.Errorf("upgrade layout 2 to %d: %w", layoutVersion, err)
 		}
 	case v != layoutVersion:
 		return 0, fmt.Errorf("layout version %d, this build reads %d", v, layoutVersion)
@@ -254,6 +270,13 @@ func (s *Store) Submit(ctx context.Context, req inbox.Request) (inbox.Receipt, e
 func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Request) (drops []drop, dup bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		if err != nil && req.Key != "" {
+			// The records' state in s.requests may be ahead of the
+			// database: counted again on next use.
+			delete(s.requests, out[0].UID)
+		}
+	}()
 
 	now := s.now()
 	var old *requestRecord // the record of req.Key that this append replaces
@@ -307,12 +330,17 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 
 	for i := range heads {
 		t := &heads[i]
+		overflow := false
 		if keep := uint64(s.opts.MaxPerInbox); keep != 0 && t.h.held > keep {
 			n := t.h.held - keep
 			if err := s.dropOldestLocked(b, t.uid, &t.h, t.was, n, out); err != nil {
 				return nil, false, err
 			}
 			drops = append(drops, drop{t.uid, int(n)})
+			overflow = true
+		}
+		if !overflow && !headWriteDue(t.was, t.h) {
+			continue // headLocked finds these appends (heads.go)
 		}
 		if err := b.Set(headKey(t.uid), encodeHead(t.h), nil); err != nil {
 			return nil, false, fmt.Errorf("batch: %w", err)
@@ -328,8 +356,9 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 			return nil, false, fmt.Errorf("batch: %w", err)
 		}
 	}
-	if err := b.Set(keyLastID, encodeUint(id), nil); err != nil {
-		return nil, false, fmt.Errorf("batch: %w", err)
+	below, err := s.reserveIDsLocked(b, id, now)
+	if err != nil {
+		return nil, false, err
 	}
 
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
@@ -338,6 +367,7 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 	for _, t := range heads {
 		s.heads[t.uid] = t.h
 	}
+	s.idsBelow = below
 	return drops, false, nil
 }
 
@@ -430,31 +460,6 @@ func deleteMessage(b *pebble.Batch, uid string, key, value []byte) error {
 		}
 	}
 	return nil
-}
-
-// headLocked returns uid's held state, loading and caching it on first
-// use. s.mu must be held. A uid never appended to is not cached, so
-// lookups of unknown uids do not grow the cache.
-func (s *Store) headLocked(uid string) (head, error) {
-	if h, ok := s.heads[uid]; ok {
-		return h, nil
-	}
-	val, closer, err := s.db.Get(headKey(uid))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return head{first: 1}, nil
-	}
-	if err != nil {
-		return head{}, fmt.Errorf("read head of %s: %w", uid, err)
-	}
-	h, err := decodeHead(val)
-	if cerr := closer.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return head{}, fmt.Errorf("read head of %s: %w", uid, err)
-	}
-	s.heads[uid] = h
-	return h, nil
 }
 
 // Read implements inbox.Store. A limit <= 0 reads nothing.
@@ -566,19 +571,4 @@ func (s *Store) reportDrops(drops []drop, reason string) {
 	for _, d := range drops {
 		s.opts.OnDrop(d.uid, d.n, reason)
 	}
-}
-
-// quietLogger routes Pebble's log lines to slog at debug level. Pebble
-// calls Fatalf only when it cannot go on (a failed WAL write, say); it
-// must not return then, so it panics after logging.
-type quietLogger struct{}
-
-func (quietLogger) Infof(format string, args ...any) {
-	slog.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (quietLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	slog.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
 }
