@@ -57,6 +57,7 @@ type conn struct {
 	flushing  bool          // a write of the lanes' acked positions is scheduled
 	flushIn   time.Duration // the delay it was scheduled with
 	pumping   bool          // a pump goroutine is running
+	holding   bool          // wakes start no pump: the read goroutine sends (see ackcopy.go)
 	closed    bool
 	// pushed and pushCancelled are the user's PushedThread and
 	// PushCancelledThread marks as this connection knows them (loaded
@@ -318,11 +319,11 @@ func (c *conn) readyLocked() (int, *lane) {
 
 // wake makes sure a pump runs if there may be something to send. It
 // starts no goroutine that would find nothing: under load every PUBACK
-// calls it.
+// calls it. While wakes are held, whoever releases them looks instead.
 func (c *conn) wake() {
 	c.mu.Lock()
 	_, l := c.readyLocked()
-	start := !c.pumping && l != nil
+	start := !c.pumping && !c.holding && l != nil
 	if start {
 		c.pumping = true
 	}

@@ -4,8 +4,9 @@
 // Inbound: every client PUBLISH passes OnPublish. Requests on the im/
 // topics are parsed by package bridge, authorized by acl.Policy, and
 // performed by a messaging.Service, which stores them durably; only then
-// are they acknowledged (the PUBACK follows OnPublish), so an acknowledged
-// message is never lost. Bad input gets an Error envelope on the sender's
+// are they acknowledged (the PUBACK follows the store's answer; for a QoS 1
+// im/sendmsg the hook writes it, with the sender's copy, see ackcopy.go),
+// so an acknowledged message is never lost. Bad input gets an Error envelope on the sender's
 // inbox topic, a reason code for MQTT 5 senders, and a log line; the
 // connection stays up. Publishes to other topics are decided by the policy
 // here (see package access for why). The hook is the service's

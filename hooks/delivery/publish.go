@@ -133,7 +133,20 @@ func (h *Hook) requestContext() (context.Context, context.CancelFunc) {
 func (h *Hook) sendMsg(r *request) (packets.Packet, error) {
 	ctx, cancel := h.requestContext()
 	defer cancel()
+	// A QoS 1 request's ack goes out with the sender's copy (ackcopy.go).
+	together := r.c != nil && r.pk.FixedHeader.Qos == 1
+	if together {
+		r.c.holdWakes()
+	}
 	m, err := h.opts.Service.SendMessage(ctx, r.actor(), r.req.UID, r.req.Msg, r.req.Extra, r.req.CID)
+	if together {
+		if err == nil {
+			v5 := r.cl.Properties.ProtocolVersion == 5
+			r.c.ackAndSend(appendPuback(nil, r.pk.PacketID, v5, m.ID))
+			return r.pk, packets.ErrRejectPacket // acked above: mochi must not ack again
+		}
+		r.c.releaseWakes()
+	}
 	if err == nil && r.c != nil && r.cl.Properties.ProtocolVersion == 5 && r.pk.FixedHeader.Qos > 0 {
 		r.c.ackFor, r.c.ackMsgID = r.pk.PacketID, m.ID
 	}

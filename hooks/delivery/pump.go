@@ -37,10 +37,7 @@ func (c *conn) pump() {
 			return
 		}
 		c.turn = (i + 1) % len(c.lanes)
-		from, room, qos := l.next, c.d.window, l.qos
-		if qos == 1 {
-			room = min(room-l.win.size(), c.flow.room())
-		}
+		from, room, qos := l.next, c.roomLocked(l), l.qos
 		msgs := l.takeTailLocked(from, room)
 		read := len(msgs) == 0 && (l.mustRead || from <= l.head)
 		if len(msgs) == 0 && !read {
@@ -86,6 +83,16 @@ func (c *conn) pump() {
 	}
 }
 
+// roomLocked is how many messages l may send now: a window, less what
+// waits for a PUBACK at QoS 1, within the client's Receive Maximum. c.mu
+// must be held.
+func (c *conn) roomLocked(l *lane) int {
+	if l.qos == 1 {
+		return min(c.d.window-l.win.size(), c.flow.room())
+	}
+	return c.d.window
+}
+
 func (c *conn) stopPump() {
 	c.mu.Lock()
 	c.pumping = false
@@ -107,13 +114,19 @@ var wireBufs = sync.Pool{New: func() any { return new(wireBuf) }}
 // Each message gets its packet id and its place in the window before any
 // byte is written, so a PUBACK can never arrive for an id not yet there.
 func (c *conn) send(l *lane, msgs []inbox.Message) bool {
+	return c.sendAfter(nil, l, msgs)
+}
+
+// sendAfter is send with the packets in before (an ack, see ackcopy.go)
+// written first, in the same write, even when no message can go.
+func (c *conn) sendAfter(before []byte, l *lane, msgs []inbox.Message) bool {
 	wb := wireBufs.Get().(*wireBuf)
 	defer func() {
 		if cap(wb.packets) <= 64<<10 && cap(wb.envelope) <= 64<<10 {
 			wireBufs.Put(wb)
 		}
 	}()
-	buf, scratch := wb.packets[:0], wb.envelope[:0]
+	buf, scratch := append(wb.packets[:0], before...), wb.envelope[:0]
 	v5 := c.cl.Properties.ProtocolVersion == 5
 	maxSize := int(c.cl.Properties.Props.MaximumPacketSize)
 	// sent collects the messages written, in place over msgs (which the
@@ -182,6 +195,9 @@ func (c *conn) send(l *lane, msgs []inbox.Message) bool {
 				c.stopPump() // the connection is closing; the log keeps the messages
 			}
 			return false
+		}
+		if len(before) > 0 {
+			atomic.AddInt64(&c.d.server.Info.PacketsSent, 1) // the ack
 		}
 		for _, m := range sent {
 			c.d.events.Delivered(m.Kind, time.Since(time.UnixMilli(m.Time)))

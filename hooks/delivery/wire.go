@@ -43,3 +43,35 @@ func publishSize(topic string, qos byte, v5 bool, payload int) int {
 	}
 	return n + remaining
 }
+
+// appendPuback appends the PUBACK of a stored QoS 1 publish to dst: for
+// MQTT 5 with reason 0x00 (success) and, when msgid is not empty, the user
+// property msgid (see Hook.withMsgID). It is byte for byte what mochi
+// writes for that ack (wire_test.go checks).
+func appendPuback(dst []byte, pid uint16, v5 bool, msgid string) []byte {
+	if !v5 || msgid == "" {
+		dst = append(dst, 0x40, 2)
+		return binary.BigEndian.AppendUint16(dst, pid)
+	}
+	const key = "msgid"
+	props := 1 + 2 + len(key) + 2 + len(msgid) // 0x26, then two UTF-8 strings
+	remaining := 2 + 1 + uvarintLen(props) + props
+	dst = append(dst, 0x40)
+	dst = binary.AppendUvarint(dst, uint64(remaining))
+	dst = binary.BigEndian.AppendUint16(dst, pid)
+	dst = append(dst, 0x00) // success
+	dst = binary.AppendUvarint(dst, uint64(props))
+	dst = append(dst, 0x26) // user property
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(key)))
+	dst = append(dst, key...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(msgid)))
+	return append(dst, msgid...)
+}
+
+func uvarintLen(v int) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}

@@ -58,3 +58,45 @@ func TestAppendPublish_MatchesMochi(t *testing.T) {
 }
 
 func head(b []byte) []byte { return b[:min(len(b), 24)] }
+
+// appendPuback must write exactly what mochi writes for the ack of a
+// stored publish (with the msgid property the hook adds for MQTT 5).
+func TestAppendPuback_MatchesMochi(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pid   uint16
+		v5    bool
+		msgid string
+	}{
+		{"3.1.1", 7, false, ""},
+		{"3.1.1 ignores msgid", 65535, false, "387737049223921664"},
+		{"v5 with msgid", 1, true, "387737049223921664"},
+		{"v5 with a 19-digit msgid", 300, true, "1387737049223921664"},
+		{"v5 without msgid", 2, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pk := packets.Packet{
+				FixedHeader:     packets.FixedHeader{Type: packets.Puback},
+				PacketID:        tc.pid,
+				ProtocolVersion: 4,
+			}
+			if tc.v5 {
+				pk.ProtocolVersion = 5
+				if tc.msgid != "" {
+					pk.Properties.User = []packets.UserProperty{{Key: "msgid", Val: tc.msgid}}
+				}
+			}
+			var want bytes.Buffer
+			if err := pk.PubackEncode(&want); err != nil {
+				t.Fatal(err)
+			}
+			got := appendPuback([]byte("keep"), tc.pid, tc.v5, tc.msgid)
+			if !bytes.HasPrefix(got, []byte("keep")) {
+				t.Fatal("appendPuback overwrote dst")
+			}
+			if !bytes.Equal(got[4:], want.Bytes()) {
+				t.Fatalf("bytes differ from mochi's\n got %x\nwant %x", got[4:], want.Bytes())
+			}
+		})
+	}
+}
