@@ -41,7 +41,7 @@ func TestBinary_RuntimeMemorySettings(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no runtime settings line in the log:\n%s", p.Log())
 			}
-			if !regexp.MustCompile("^(" + tc.limitFrom + ")$").MatchString(m[2]) || m[3] != tc.gogc || m[4] != tc.gogcFrom {
+			if !regexp.MustCompile("^("+tc.limitFrom+")$").MatchString(m[2]) || m[3] != tc.gogc || m[4] != tc.gogcFrom {
 				t.Fatalf("logged %q, want memory_limit_from %s, gogc %s from %s", m[0], tc.limitFrom, tc.gogc, tc.gogcFrom)
 			}
 			limit, err := strconv.ParseInt(m[1], 10, 64)
