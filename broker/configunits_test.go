@@ -40,16 +40,8 @@ func TestParseConfig_Sizes(t *testing.T) {
 		{"deny: fraction of a byte", "inbox: {max_message_bytes: 1.5}", nil, 0, "'inbox.max_message_bytes'|whole number"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig([]byte(tt.yaml+"\n"), environ)
-			if tt.wantErr != "" {
-				if err == nil {
-					t.Fatalf("accepted; want an error with %q", tt.wantErr)
-				}
-				for _, part := range strings.Split(tt.wantErr, "|") {
-					if !strings.Contains(err.Error(), part) {
-						t.Fatalf("err = %v, want it to contain %q", err, part)
-					}
-				}
+			cfg, refused, err := parseExpecting(t, tt.yaml, environ, tt.wantErr)
+			if refused {
 				return
 			}
 			if err != nil || tt.get(cfg) != tt.want {
@@ -94,16 +86,8 @@ func TestParseConfig_MQTTDurations(t *testing.T) {
 		{"deny: duration overflow", "mqtt: {maximum_message_expiry_interval: 999999999d}", nil, 0, "'mqtt.maximum_message_expiry_interval'"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig([]byte(tt.yaml+"\n"), environ)
-			if tt.wantErr != "" {
-				if err == nil {
-					t.Fatalf("accepted; want an error with %q", tt.wantErr)
-				}
-				for _, part := range strings.Split(tt.wantErr, "|") {
-					if !strings.Contains(err.Error(), part) {
-						t.Fatalf("err = %v, want it to contain %q", err, part)
-					}
-				}
+			cfg, refused, err := parseExpecting(t, tt.yaml, environ, tt.wantErr)
+			if refused {
 				return
 			}
 			if err != nil || tt.get(cfg.MQTT) != tt.want {
@@ -145,4 +129,24 @@ func TestConfigKeys_OneSyntaxPerKind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// parseExpecting parses yaml; with wantErr ("|"-separated parts that the
+// error must all contain) it fails the test unless parsing is refused
+// with them, and reports refused.
+func parseExpecting(t *testing.T, yaml string, environ []string, wantErr string) (cfg Config, refused bool, err error) {
+	t.Helper()
+	cfg, err = parseConfig([]byte(yaml+"\n"), environ)
+	if wantErr == "" {
+		return cfg, false, err
+	}
+	if err == nil {
+		t.Fatalf("accepted; want an error with %q", wantErr)
+	}
+	for _, part := range strings.Split(wantErr, "|") {
+		if !strings.Contains(err.Error(), part) {
+			t.Fatalf("err = %v, want it to contain %q", err, part)
+		}
+	}
+	return cfg, true, err
 }
