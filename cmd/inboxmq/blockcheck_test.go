@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -24,15 +22,10 @@ func TestRedis_BlockCheckInsideTheStoreScript(t *testing.T) {
 	alice := mqtttest.MustV5(t, nodes[0].MQTTAddr, "10001", mqtttest.Token(t, "10001"), mqtttest.V5Options{Subscribe: true})
 	calls := func(cmd string) int {
 		t.Helper()
-		info, err := redistest.Do(r.Addr, 5*time.Second, "INFO", "commandstats")
+		n, err := redistest.CommandCalls(r.Addr, cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := regexp.MustCompile(`cmdstat_` + cmd + `:calls=(\d+)`).FindStringSubmatch(info)
-		if m == nil {
-			return 0
-		}
-		n, _ := strconv.Atoi(m[1])
 		return n
 	}
 	send := func(text string) byte {

@@ -351,3 +351,26 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// CommandCalls is how many times the server at addr has run cmd (lower
+// case, e.g. "zrange") since it started or since CONFIG RESETSTAT, from
+// INFO commandstats; 0 when it never ran.
+func CommandCalls(addr, cmd string) (int, error) {
+	info, err := Do(addr, 5*time.Second, "INFO", "commandstats")
+	if err != nil {
+		return 0, fmt.Errorf("INFO commandstats: %w", err)
+	}
+	for line := range strings.Lines(info) {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(stats, ",")
+		n, err := strconv.Atoi(calls)
+		if err != nil {
+			return 0, fmt.Errorf("commandstats line %q: %w", line, err)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
