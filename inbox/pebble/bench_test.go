@@ -159,3 +159,24 @@ func BenchmarkSubmit_Keyed_Parallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPutSession_Parallel is a reconnect storm: 16 clients per CPU
+// each storing its session, as every CONNECT does. The writes are synced;
+// concurrent ones share an fsync.
+func BenchmarkPutSession_Parallel(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		sess := inbox.Session{ID: "c" + strconv.FormatInt(next.Add(1), 10), Owner: "n1", Expires: 1}
+		for pb.Next() {
+			sess.Expires++
+			if err := s.PutSession(ctx, sess); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
