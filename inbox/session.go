@@ -48,11 +48,16 @@ func (s Session) Expired(now time.Time) bool {
 	return s.Expires > 0 && s.Expires <= now.UnixMilli()
 }
 
-// Sessions keeps persistent sessions. Writes that a client was told of
-// (a CONNACK, a SUBACK) are durable when they return.
+// Sessions keeps persistent sessions. Writes that a client is told of
+// (a SUBACK, an UNSUBACK) are durable when they return.
 type Sessions interface {
 	// PutSession stores s, held by s.Owner, replacing whatever is stored
-	// under s.ID: a new connection taking the session.
+	// under s.ID: a new connection taking the session. It need not be
+	// durable when it returns, only by the time a later write is: the
+	// CONNACK goes out before it, so a client can lose nothing a crash
+	// takes from it (a session it holds nothing in yet, or the previous
+	// holder's record, subscriptions and all), and waiting for an fsync
+	// here held every connection's SUBSCRIBE for one.
 	PutSession(ctx context.Context, s Session) error
 
 	// UpdateSession stores s only while the stored session is held by

@@ -50,6 +50,11 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	stop := b.progress(label, func() string {
 		return fmt.Sprintf("opened %d of %d (%d failed)", opened.Load(), o.Conns, failed.Load())
 	})
+	cpu0, err := t.CPU()
+	if err != nil {
+		return nil, err
+	}
+	self0 := harnessCPU()
 	start := time.Now()
 	// Failures are counted, not fatal: how many connections the broker
 	// takes is what this scenario measures.
@@ -76,6 +81,7 @@ func (b *bench) conns(t *Target) (*Result, error) {
 		return nil, err
 	}
 	connectTime := time.Since(start)
+	cpu, self := cpuSince(t, cpu0), harnessCPU()-self0
 	stop()
 	time.Sleep(time.Second)
 	rss1, err := t.RSS()
@@ -119,6 +125,12 @@ func (b *bench) conns(t *Target) (*Result, error) {
 	r.add("opened", "connections opened", "", "", n)
 	r.add("held", "connections alive after the hold", "", "", float64(alive))
 	r.add("connect_rate", "connect rate (CONNECT+SUBSCRIBE)", "conn/s", "higher", n/connectTime.Seconds())
+	if n > 0 {
+		// On a shared machine the rate is bounded by whoever uses the
+		// cores, so each side's CPU per connection is reported too.
+		r.add("cpu_us_per_conn", "broker CPU per connection (CONNECT+SUBSCRIBE)", "µs", "lower", float64(cpu.Microseconds())/n)
+		r.add("harness_cpu_us_per_conn", "harness (clients) CPU per connection", "µs", "", float64(self.Microseconds())/n)
+	}
 	r.add("rss_before_mib", "broker RSS before", "MiB", "lower", float64(rss0)/(1<<20))
 	r.add("rss_after_mib", "broker RSS after opening", "MiB", "lower", float64(rss1)/(1<<20))
 	r.add("rss_held_mib", "broker RSS after the hold", "MiB", "lower", float64(rss2)/(1<<20))

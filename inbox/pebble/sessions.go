@@ -39,20 +39,23 @@ func retainedKey(topic string) []byte {
 	return append([]byte{prefixRetained}, topic...)
 }
 
-// PutSession implements inbox.Sessions; the write is synced.
+// PutSession implements inbox.Sessions. The write is not synced: it is in
+// the WAL, which survives the process, and the next synced write (the
+// SUBACK's, the next message's) makes it durable.
 func (s *Store) PutSession(ctx context.Context, sess inbox.Session) error {
-	_, err := s.writeSession(ctx, "put session", sess, false)
+	_, err := s.writeSession(ctx, "put session", sess, false, false)
 	return err
 }
 
 // UpdateSession implements inbox.Sessions; the write is synced.
 func (s *Store) UpdateSession(ctx context.Context, sess inbox.Session) (bool, error) {
-	return s.writeSession(ctx, "update session", sess, true)
+	return s.writeSession(ctx, "update session", sess, true, true)
 }
 
 // writeSession stores sess, if onlyOwner then only while sess.Owner holds
-// the stored one, replacing its expiry index entry.
-func (s *Store) writeSession(ctx context.Context, what string, sess inbox.Session, onlyOwner bool) (bool, error) {
+// the stored one, replacing its expiry index entry; if synced it returns
+// once the write is durable.
+func (s *Store) writeSession(ctx context.Context, what string, sess inbox.Session, onlyOwner, synced bool) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("pebblestore: %s: %w", what, err)
 	}
@@ -69,12 +72,12 @@ func (s *Store) writeSession(ctx context.Context, what string, sess inbox.Sessio
 	defer s.life.Exit()
 	b := s.db.NewBatch()
 	defer b.Close()
-	applied, err := s.applySessionLocked(b, sess, val, onlyOwner)
+	applied, err := s.applySessionLocked(b, sess, val, onlyOwner, synced)
 	if err != nil {
 		return false, fmt.Errorf("pebblestore: %s: %w", what, err)
 	}
-	if !applied {
-		return false, nil
+	if !applied || !synced {
+		return applied, nil
 	}
 	// The fsync is waited for outside s.sessMu, so that the sessions of
 	// many clients connecting at once share one: held across it, every
@@ -88,9 +91,9 @@ func (s *Store) writeSession(ctx context.Context, what string, sess inbox.Sessio
 
 // applySessionLocked reads the stored session, and unless onlyOwner finds
 // another owner, writes sess (encoded: val) and its expiry index entry
-// into b and applies it without waiting for the fsync. Holding s.sessMu from the read to the
+// into b and applies it, without waiting for the fsync if synced. Holding s.sessMu from the read to the
 // apply deletes the expiry entry the session has, not an older one.
-func (s *Store) applySessionLocked(b *pebble.Batch, sess inbox.Session, val []byte, onlyOwner bool) (bool, error) {
+func (s *Store) applySessionLocked(b *pebble.Batch, sess inbox.Session, val []byte, onlyOwner, synced bool) (bool, error) {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
 	cur, ok, err := s.sessionLocked(sess.ID)
@@ -113,7 +116,11 @@ func (s *Store) applySessionLocked(b *pebble.Batch, sess inbox.Session, val []by
 	if err := b.Set(sessionKey(sess.ID), val, nil); err != nil {
 		return false, fmt.Errorf("batch: %w", err)
 	}
-	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+	apply, opts := s.db.Apply, pebble.NoSync
+	if synced {
+		apply, opts = s.db.ApplyNoSyncWait, pebble.Sync
+	}
+	if err := apply(b, opts); err != nil {
 		return false, fmt.Errorf("apply: %w", err)
 	}
 	return true, nil
