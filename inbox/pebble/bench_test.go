@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/inboxmq/inboxmq/inbox"
 )
@@ -174,6 +175,27 @@ func BenchmarkPutSession_Parallel(b *testing.B) {
 		for pb.Next() {
 			sess.Expires++
 			if err := s.PutSession(ctx, sess); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkEnqueueEvents_Parallel is 16 publishers per CPU each emitting
+// a stored event, as a webhook sink for messages has every publish do.
+func BenchmarkEnqueueEvents_Parallel(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	ctx := context.Background()
+	var next atomic.Int64
+	now := time.UnixMilli(time.Now().UnixMilli())
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e := inbox.OutboxEntry{Sink: "webhook", ID: strconv.FormatInt(next.Add(1), 10), Type: "message",
+				Body: []byte(`{"type":"message"}`), Created: now, Due: now}
+			if err := s.EnqueueEvents(ctx, []inbox.OutboxEntry{e}); err != nil {
 				b.Error(err)
 				return
 			}

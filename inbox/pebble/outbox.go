@@ -62,19 +62,30 @@ func (s *Store) EnqueueEvents(ctx context.Context, entries []inbox.OutboxEntry) 
 		return fmt.Errorf("pebblestore: enqueue events: %w", err)
 	}
 	defer s.life.Exit()
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, e := range entries {
-		if err := s.putOutbox(b, e); err != nil {
-			return fmt.Errorf("pebblestore: enqueue events: %w", err)
-		}
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.applyEnqueue(b, entries); err != nil {
 		return fmt.Errorf("pebblestore: enqueue events: %w", err)
 	}
+	// Outside s.outMu, so that events emitted at once (one per stored
+	// message, from every publishing connection) share an fsync.
+	if err := b.SyncWait(); err != nil {
+		return fmt.Errorf("pebblestore: enqueue events: sync: %w", err)
+	}
 	return nil
+}
+
+// applyEnqueue writes entries into b and applies it without waiting for
+// the fsync, under s.outMu: putOutbox reads the id index it replaces.
+func (s *Store) applyEnqueue(b *pebble.Batch, entries []inbox.OutboxEntry) error {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	for _, e := range entries {
+		if err := s.putOutbox(b, e); err != nil {
+			return err
+		}
+	}
+	return s.db.ApplyNoSyncWait(b, pebble.Sync)
 }
 
 func (s *Store) putOutbox(b *pebble.Batch, e inbox.OutboxEntry) error {
