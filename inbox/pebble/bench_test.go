@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -201,4 +202,28 @@ func BenchmarkEnqueueEvents_Parallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSession_MissAfterRestart looks up sessions that do not exist
+// in a store whose 100,000 sessions are in sstables, as every new device's
+// CONNECT does after a restart (and the delivery hook's cursor read).
+func BenchmarkSession_MissAfterRestart(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{})
+	ctx := context.Background()
+	for i := range 100_000 {
+		if err := s.PutSession(ctx, inbox.Session{ID: fmt.Sprintf("c%08d", 2*i), Owner: "n1", Expires: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % 100_000 // between stored ids, all over the key space
+		if _, ok, err := s.Session(ctx, fmt.Sprintf("c%08d", 2*i+1)); err != nil || ok {
+			b.Fatal(ok, err)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/inbox/internal/lifetime"
@@ -139,13 +140,21 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 //     seconds, so they never reach an sstable, and flushes are rarer;
 //   - the upper levels, rewritten by every compaction, are not
 //     compressed; the bottom levels, where the bulk of the retained
-//     history ends up, still are.
+//     history ends up, still are;
+//   - every level has a bloom filter (10 bits a key, about 1% false
+//     positives), so looking up what does not exist (the session and
+//     cursor of a device connecting for the first time) skips an
+//     sstable's blocks instead of searching them. Pebble's default has
+//     none. With one sstable in the block cache a miss went from 12.9 to
+//     11.5 us (BenchmarkSession_MissAfterRestart); the gain is in the
+//     reads a cold cache and more levels would make.
 func tuned(o *pebble.Options) *pebble.Options {
 	o.EnsureDefaults()
 	for i := range o.Levels {
 		if i < 3 {
 			o.Levels[i].Compression = pebble.NoCompression
 		}
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	return o
 }
