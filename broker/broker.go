@@ -18,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inboxmq/inboxmq/bridge"
@@ -58,6 +59,9 @@ type Broker struct {
 	delivery *delivery.Hook
 	sessions *sessions.Hook
 	metrics  *metrics
+	// walSync times the embedded store's WAL syncs from its opening on;
+	// registered with the other metrics once they exist.
+	walSync prometheus.Histogram
 
 	mqttLn, wsLn, httpLn net.Listener
 	limited              []*limitedListener // under mqttLn and wsLn, for Reload
@@ -144,6 +148,9 @@ func New(cfg Config, log *slog.Logger) (_ *Broker, err error) {
 	b.metrics = newMetrics(b.server, b.delivery.OnlineUsers, &b.refusedConns)
 	// Everything below gets the measured store (storemetrics.go).
 	b.store = b.metrics.observeStore(b.store, storeBackend(cfg.Store))
+	if b.walSync != nil {
+		b.metrics.reg.MustRegister(b.walSync)
+	}
 	if b.redis != nil {
 		b.metrics.watchRedis(&b.redisReq, b.redis)
 	}

@@ -152,3 +152,25 @@ func TestMetrics_HTTPRefusedBeforeRouting(t *testing.T) {
 		t.Errorf(`inboxmq_http_requests_total{route="/healthz",code="200"} = %v, want the %d served`, v, 6-refused)
 	}
 }
+
+// The embedded store's WAL syncs are timed: a stored notice waits for one,
+// and the histogram counts it.
+func TestMetrics_WALFsyncObserved(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Config(t))
+	syncs := func() float64 {
+		n, ok := mqtttest.Scrape(t, b.AdminAddr()).Value("inboxmq_store_wal_fsync_duration_seconds", nil)
+		if !ok {
+			t.Fatal("inboxmq_store_wal_fsync_duration_seconds is not exported by an embedded-store broker")
+		}
+		return n
+	}
+	before := syncs()
+	adminAPI := mqtttest.HTTP{Base: "http://" + b.AdminAddr()}
+	service := mqtttest.Auth{User: mqtttest.ServiceName, Password: mqtttest.ServicePassword}
+	if r := adminAPI.Do(t, "POST", "/api/v1/notices", service, map[string]any{"uid": 10021, "content": "stored", "msgtype": 3}); r.Status != 202 {
+		t.Fatalf("notice: %d %s", r.Status, r.Raw)
+	}
+	if after := syncs(); after <= before {
+		t.Errorf("WAL syncs observed %v before a stored notice and %v after, want more", before, after)
+	}
+}

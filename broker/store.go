@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/inboxmq/inboxmq/inbox"
 	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
@@ -57,8 +58,12 @@ func (b *Broker) openStore(opts inbox.Options) error {
 	if err := removeBackupLeftovers(cfg.DataDir); err != nil {
 		return fail(err)
 	}
+	b.walSync = newWALSyncHistogram()
 	store, err := pebblestore.OpenTuned(filepath.Join(cfg.DataDir, StoreDir), opts,
-		pebblestore.Tuning{MemTableSize: int64(cfg.EmbeddedMemtableSize)})
+		pebblestore.Tuning{
+			MemTableSize: int64(cfg.EmbeddedMemtableSize),
+			OnWALSync:    func(d time.Duration) { b.walSync.Observe(d.Seconds()) },
+		})
 	if err != nil {
 		return fail(fmt.Errorf("open inbox store: %w", err))
 	}

@@ -132,6 +132,19 @@ func (m *metrics) observeStore(s inbox.Store, backend string) inbox.Store {
 	return o
 }
 
+// newWALSyncHistogram is inboxmq_store_wal_fsync_duration_seconds: how
+// long the embedded store's WAL syncs take. Every PUBACK of a stored
+// message waits for one, so when delivery p99 rises this tells the disk's
+// share from the broker's.
+func newWALSyncHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "inboxmq_store_wal_fsync_duration_seconds",
+		Help: "Latency of the embedded store's write-ahead log syncs (fdatasync), which every acknowledged message waits for.",
+		// Half decades from 100 µs (an SSD) to 3 s (a stalled disk).
+		Buckets: []float64{0.0001, 0.000316, 0.001, 0.00316, 0.01, 0.0316, 0.1, 0.316, 1, 3.16},
+	})
+}
+
 // embeddedStore returns the Pebble store under s's decorators, if s is one.
 func embeddedStore(s inbox.Store) (*pebblestore.Store, bool) {
 	switch v := s.(type) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/inbox/internal/lifetime"
@@ -89,6 +90,9 @@ const DefaultMemTableSize = 64 << 20
 // Tuning sizes the store's memory. Zero values take the defaults.
 type Tuning struct {
 	MemTableSize int64 // bytes; DefaultMemTableSize when 0
+	// OnWALSync, when set, is called with how long each sync of the WAL
+	// took (walsync.go), from Pebble's WAL goroutine: it must be quick.
+	OnWALSync func(time.Duration)
 }
 
 // Open opens (or creates) the store in dir with the default Tuning,
@@ -113,7 +117,12 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
+	var fs vfs.FS = vfs.Default
+	if t.OnWALSync != nil {
+		fs = walTimingFS{FS: fs, observe: t.OnWALSync}
+	}
 	db, err := pebble.Open(dir, tuned(&pebble.Options{
+		FS:                 fs,
 		Cache:              cache,
 		Logger:             quietLogger{},
 		FormatMajorVersion: pebble.FormatNewest,
