@@ -53,6 +53,10 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 			return nil, err
 		}
 	}
+	wal0, walOK, err := t.WALSyncs()
+	if err != nil {
+		return nil, err
+	}
 	self0 := harnessCPU()
 	var acked, issued atomic.Int64
 	limit := int64(o.Messages)
@@ -138,6 +142,21 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 		r.add("cpu_us_per_msg", "broker CPU per message", "µs", "lower", float64(cpu.Microseconds())/float64(s.Acked))
 	}
 	r.add("harness_cpu_s", "harness (clients) CPU", "s", "", self.Seconds())
+	if walOK && s.Acked > 0 {
+		// The disk's share of the latency tail: the syncs every PUBACK
+		// waited for (shared by the messages stored at once).
+		wal1, ok, err := t.WALSyncs()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			n, p99 := wal1.since(wal0, 0.99)
+			_, p50 := wal1.since(wal0, 0.5)
+			r.add("wal_syncs_per_msg", "WAL syncs per message", "", "", n/float64(s.Acked))
+			r.add("wal_sync_p50_ms", "WAL sync p50 (at most, bucket bound)", "ms", "", p50*1000)
+			r.add("wal_sync_p99_ms", "WAL sync p99 (at most, bucket bound)", "ms", "", p99*1000)
+		}
+	}
 	if t.Nodes() > 1 {
 		r.Params["nodes"] = t.Nodes()
 	}
