@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRun_CallsAndWaits(t *testing.T) {
@@ -53,6 +54,9 @@ func TestRun_KeepsCallerStackSmall(t *testing.T) {
 	}
 	base := stacks()
 	park(Run)
+	// The workers keep the stacks they grew until they end: end them, as
+	// the sweep does after idleFor, to count the callers' stacks alone.
+	endWorkers(t)
 	withRun := stacks()
 	park(func(f func()) { f() })
 	withDirect := stacks()
@@ -66,5 +70,52 @@ func TestRun_KeepsCallerStackSmall(t *testing.T) {
 	}
 	if viaRun > 8<<10 {
 		t.Fatalf("goroutines that called Run hold %d B of stack each, want at most 8 KiB", viaRun)
+	}
+}
+
+// endWorkers ends every parked worker and waits for their goroutines.
+func endWorkers(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	n := workers.parked()
+	workers.expire(time.Now().Add(time.Hour))
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before-n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers expired, goroutines %d -> %d", n, before, runtime.NumGoroutine())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRun_ReusesAParkedWorker(t *testing.T) {
+	endWorkers(t)
+	for range 100 {
+		Run(func() { deep(1) })
+	}
+	// A worker per call would leave 100 parked.
+	if got := workers.parked(); got != 1 {
+		t.Errorf("after 100 calls one at a time %d workers are parked, want 1", got)
+	}
+}
+
+func TestPool_ExpireEndsOnlyWorkersIdleSinceTheCutoff(t *testing.T) {
+	endWorkers(t)
+	var p pool
+	old, recent := p.get(), p.get()
+	p.put(old)
+	old.parked = time.Now().Add(-time.Minute)
+	p.put(recent)
+	p.expire(time.Now().Add(-idleFor))
+	if got := p.parked(); got != 1 {
+		t.Fatalf("%d workers parked after the expiry, want 1 (the recent one)", got)
+	}
+	// Deny row: the recently parked worker is still the one handed out.
+	if w := p.get(); w != recent {
+		t.Error("expire ended the recently parked worker")
+	}
+	p.put(recent)
+	p.expire(time.Now().Add(time.Hour))
+	if got := p.parked(); got != 0 {
+		t.Errorf("%d workers parked after expiring them all, want 0", got)
 	}
 }
