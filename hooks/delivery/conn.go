@@ -32,8 +32,9 @@ type conn struct {
 	device string
 	// persist is false for a non-persistent session in multi-device mode:
 	// it starts at the end of each log and leaves no cursor behind.
-	persist bool
-	loginAt time.Time // when the connection was established
+	persist  bool
+	loginAt  time.Time // when the connection's CONNECT was accepted
+	loginSeq uint64    // the order of loginAt on this node (single-login keeps the highest)
 
 	// ackMsgID is the id of the message the client's last publish created,
 	// for the MQTT 5 ack of packet ackFor (user property msgid). Only the
@@ -123,14 +124,15 @@ func newConnDeps(h *Hook) *connDeps {
 	}
 }
 
-func newConn(h *Hook, cl *mqtt.Client, id *access.Identity) *conn {
+func newConn(h *Hook, cl *mqtt.Client, id *access.Identity, lg login) *conn {
 	c := &conn{
 		d:        h.deps,
 		cl:       cl,
 		id:       id,
 		device:   cl.ID,
 		persist:  !access.SessionExpires(cl),
-		loginAt:  time.Now(),
+		loginAt:  lg.at,
+		loginSeq: lg.seq,
 		nickname: id.Nickname,
 		avatar:   id.Avatar,
 	}

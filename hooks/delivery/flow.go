@@ -268,7 +268,7 @@ func (h *Hook) sweepUnestablished() {
 	if now-last < int64(time.Minute) || !h.swept.CompareAndSwap(last, now) {
 		return
 	}
-	for _, m := range []*sync.Map{&h.receiveMax, &h.flows, &h.stashes} {
+	for _, m := range []*sync.Map{&h.receiveMax, &h.flows, &h.stashes, &h.logins} {
 		m.Range(func(k, _ any) bool {
 			if k.(*mqtt.Client).Closed() {
 				m.Delete(k)

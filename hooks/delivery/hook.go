@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,13 @@ type Hook struct {
 	flows      sync.Map     // *mqtt.Client -> *flow
 	stashes    sync.Map     // *mqtt.Client -> []packets.Packet, an old connection's unacknowledged publishes
 	swept      atomic.Int64 // UnixNano of the last sweepUnestablished
+
+	// logins holds when each CONNECT was accepted (OnSessionEstablish,
+	// before its CONNACK) until the session is established: single-login
+	// keeps the newest login by this order, not by the order in which
+	// OnSessionEstablished happens to run for two logins a moment apart.
+	logins   sync.Map // *mqtt.Client -> login
+	loginSeq atomic.Uint64
 
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
@@ -238,6 +246,7 @@ func (h *Hook) conn(cl *mqtt.Client) *conn {
 // take its inbox packets out of the inflight map mochi is about to copy, so
 // the new connection gets them from the log, in order, exactly once.
 func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.logins.Store(cl, h.newLogin())
 	if old, ok := h.opts.Server.Clients.Get(cl.ID); ok && old != cl {
 		h.BeforeTakeover(old)
 	}
@@ -272,10 +281,17 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || id.Role == acl.RoleAnonymous {
 		return
 	}
-	c := newConn(h, cl, id)
+	lg, ok := h.logins.LoadAndDelete(cl)
+	if !ok {
+		lg = h.newLogin() // a session restored at start: no CONNECT
+	}
+	c := newConn(h, cl, id, lg.(login))
 	kick := h.register(c)
 	for _, old := range kick {
 		h.kick(old, "logged in elsewhere")
+	}
+	if slices.Contains(kick, c) {
+		return // a newer login of the user was established first
 	}
 	if r := h.routerOrNil(); r != nil && h.opts.SingleLogin && id.Role == acl.RoleUser {
 		go func() {
@@ -297,17 +313,40 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// register adds c and returns the connections single-login must end.
+// login is when a connection's CONNECT was accepted: seq orders the
+// logins of this node, at the time cluster peers compare.
+type login struct {
+	at  time.Time
+	seq uint64
+}
+
+func (h *Hook) newLogin() login {
+	return login{at: time.Now(), seq: h.loginSeq.Add(1)}
+}
+
+// register adds c and returns the connections single-login must end: all
+// but the newest login of the user, which is c itself only when no later
+// CONNECT of the user was established before it.
 func (h *Hook) register(c *conn) (kick []*conn) {
 	h.conns.Store(c.cl, c)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	list := h.byUID[c.id.UID]
+	list := append(h.byUID[c.id.UID], c)
 	if h.opts.SingleLogin && c.id.Role == acl.RoleUser {
-		kick = list
-		list = nil
+		newest := c
+		for _, x := range list {
+			if x.loginSeq > newest.loginSeq {
+				newest = x
+			}
+		}
+		for _, x := range list {
+			if x != newest {
+				kick = append(kick, x)
+			}
+		}
+		list = []*conn{newest}
 	}
-	h.byUID[c.id.UID] = append(list, c)
+	h.byUID[c.id.UID] = list
 	h.onlineChanged(c.id.UID)
 	return kick
 }
@@ -502,6 +541,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return true
 	})
 	h.receiveMax.Delete(cl)
+	h.logins.Delete(cl)
 	h.stashes.Delete(cl)
 	if v, ok := h.flows.LoadAndDelete(cl); ok {
 		v.(*flow).close()
