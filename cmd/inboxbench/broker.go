@@ -258,8 +258,19 @@ func StartTarget(kind string, o Options) (*Target, error) {
 }
 
 // startTarget is StartTarget with inboxmq's secret and extra YAML for its
-// config (ignored for Mosquitto).
+// config (ignored for Mosquitto). A broker that exits before listening is
+// started again on new ports, twice at most: between freePort and the
+// broker's bind, a parallel test can take a port (see owner.go).
 func startTarget(kind string, o Options, secret []byte, extra string) (*Target, error) {
+	for attempt := 1; ; attempt++ {
+		t, err := startTargetOnce(kind, o, secret, extra)
+		if err == nil || !errors.Is(err, errExitedEarly) || attempt == 3 {
+			return t, err
+		}
+	}
+}
+
+func startTargetOnce(kind string, o Options, secret []byte, extra string) (*Target, error) {
 	dir, err := os.MkdirTemp("", "inboxbench-"+kind+"-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -521,7 +532,12 @@ func startProcess(kind string, argv []string, addr string) (*process, error) {
 			// the broker fails to bind it and exits, reported below.
 			owns, oerr := ownsListener(p.cmd.Process.Pid, port)
 			if oerr != nil {
-				return nil, errors.Join(oerr, p.kill())
+				select {
+				case <-p.exited: // its /proc entry went with it
+					return nil, fmt.Errorf("%s %w on %s:\n%s", kind, errExitedEarly, addr, p.tail())
+				default:
+					return nil, errors.Join(oerr, p.kill())
+				}
 			}
 			if owns {
 				return p, nil
@@ -529,7 +545,7 @@ func startProcess(kind string, argv []string, addr string) (*process, error) {
 		}
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("%s exited before listening on %s:\n%s", kind, addr, p.tail())
+			return nil, fmt.Errorf("%s %w on %s:\n%s", kind, errExitedEarly, addr, p.tail())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -540,6 +556,10 @@ func startProcess(kind string, argv []string, addr string) (*process, error) {
 		}
 	}
 }
+
+// errExitedEarly is a broker that ended before it listened: usually a port
+// taken by another process.
+var errExitedEarly = errors.New("exited before listening")
 
 // kill sends SIGKILL and waits until the process has been reaped.
 func (p *process) kill() error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -332,5 +333,24 @@ func TestOwnsListener(t *testing.T) {
 	}
 	if owns, err := ownsListener(os.Getpid(), free); err != nil || owns {
 		t.Errorf("ownsListener(a port nobody listens on) = %v, %v; want false", owns, err)
+	}
+}
+
+// A broker that exits while another process listens on its port is
+// reported as errExitedEarly, which startTarget retries on new ports,
+// not as a failure to read its /proc entry (TestQuickScale once failed so).
+func TestStartProcess_ExitedWhileAnotherListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := startProcess("fake", []string{"/bin/sh", "-c", "exit 3"}, ln.Addr().String())
+	if err == nil {
+		p.kill()
+		t.Fatal("startProcess succeeded for a process that never listened")
+	}
+	if !errors.Is(err, errExitedEarly) {
+		t.Fatalf("startProcess: %v; want errExitedEarly", err)
 	}
 }
