@@ -109,7 +109,8 @@ type connDeps struct {
 	writeTimeout time.Duration // Options.WriteTimeout
 	tokenLeeway  *atomic.Int64 // Options.TokenLeeway, then SetTokenLeeway's
 	pumps        *sync.WaitGroup
-	acks         *ackWriter // writes the acknowledged positions, batched
+	acks         *ackWriter    // writes the acknowledged positions, batched
+	shallow      *shallow.Pool // runs the cursor reads off mochi's reader goroutines
 	// logEnd is the highest Seq known of a log (the hook follows the
 	// broadcast log for all its connections).
 	logEnd func(ctx context.Context, log string) (uint64, error)
@@ -119,7 +120,7 @@ func newConnDeps(h *Hook) *connDeps {
 	return &connDeps{
 		store: h.opts.Store, service: h.opts.Service, server: h.opts.Server, log: h.opts.Log,
 		events: h.opts.Events, window: h.opts.Window, writeTimeout: h.opts.WriteTimeout,
-		tokenLeeway: &h.leeway, pumps: &h.pumps, logEnd: h.logEnd,
+		tokenLeeway: &h.leeway, pumps: &h.pumps, logEnd: h.logEnd, shallow: &h.shallow,
 		acks: newAckWriter(h.opts.Store, h.opts.Service, h.opts.Log, &h.pumps),
 	}
 }
@@ -205,7 +206,7 @@ func (c *conn) start(lane int) {
 		// Store reads, on mochi's reader goroutine when a client subscribes:
 		// run where their stack does not stay allocated (package shallow).
 		var err error
-		shallow.Run(func() { err = c.loadCursor(lane) })
+		c.d.shallow.Run(func() { err = c.loadCursor(lane) })
 		if err != nil {
 			c.d.log.Error("delivery not started: store error; retrying", "uid", c.id.UID, "client", c.id.ClientID,
 				"topic", c.lanes[lane].topic, "error", err)

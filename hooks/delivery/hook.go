@@ -19,6 +19,7 @@ import (
 	"github.com/inboxmq/inboxmq/hooks/access"
 	"github.com/inboxmq/inboxmq/inbox"
 	"github.com/inboxmq/inboxmq/internal/keyrate"
+	"github.com/inboxmq/inboxmq/internal/shallow"
 	"github.com/inboxmq/inboxmq/messaging"
 )
 
@@ -128,12 +129,13 @@ type Hook struct {
 	mu    sync.Mutex
 	byUID map[string][]*conn // online connections of each uid; guarded by mu
 
-	pumps  sync.WaitGroup             // running pump goroutines
-	deps   *connDeps                  // what connections use of the hook
-	rates  atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
-	leeway atomic.Int64               // token leeway (a time.Duration); replaced on reload
-	router atomic.Pointer[routerBox]  // other nodes; nil on a single node
-	wakes  *wakeBatcher               // set with the router, before serving
+	pumps   sync.WaitGroup             // running pump goroutines
+	shallow shallow.Pool               // workers for store reads at subscribe time
+	deps    *connDeps                  // what connections use of the hook
+	rates   atomic.Pointer[rateLimits] // nil when unlimited; replaced on reload
+	leeway  atomic.Int64               // token leeway (a time.Duration); replaced on reload
+	router  atomic.Pointer[routerBox]  // other nodes; nil on a single node
+	wakes   *wakeBatcher               // set with the router, before serving
 	// refusals bounds "request refused" lines per connection: a client
 	// sending garbage in a loop must not fill the disk.
 	refusals *keyrate.Limiter
@@ -165,6 +167,7 @@ func (h *Hook) Wait() {
 // called more than once.
 func (h *Hook) Close() {
 	h.Wait()
+	h.shallow.Close()
 	if h.wakes != nil {
 		h.wakes.close()
 	}

@@ -9,11 +9,10 @@
 // needs about 15 KB of stack for every read (pebble v1.1.5's
 // Iterator.Close builds its 14 KB iterAlloc struct on the stack), so a
 // store read at connect or subscribe time took an idle connection's
-// reader from 16 KB to 32 or 64 KB. Run executes such a call on a worker
-// goroutine of a small pool and waits for it; workers left idle for 10 s
-// end, and their stacks with them.
+// reader from 16 KB to 32 or 64 KB. Pool.Run executes such a call on a
+// worker goroutine and waits for it; workers left idle for 10 s end, and
+// their stacks with them, and Close ends them all.
 //
-// Run is safe for concurrent use; it costs two channel handoffs, so it is
-// for calls made once per connection or per session change, not per
-// message.
+// A call costs two channel handoffs, so a Pool is for calls made once per
+// connection or per session change, not per message.
 package shallow

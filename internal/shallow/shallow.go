@@ -9,29 +9,20 @@ import (
 // sweep ends it, so the pool shrinks back after a reconnect storm.
 const idleFor = 10 * time.Second
 
-// Run calls f on another goroutine and returns when f has returned, so the
-// stack f needs is never the caller's. Everything f wrote is visible to
-// the caller afterwards (the channel handoff orders it). A panic in f is
-// not recovered: it ends the program, as it would in the caller.
+// Pool runs calls on worker goroutines so that the stack a call needs is
+// never the caller's. The zero value is ready; Close ends its workers. It
+// is safe for concurrent use.
 //
-// The goroutine is a parked worker when one is idle: a new goroutine per
-// call grew a fresh stack to Pebble's depth every time (several copies,
-// 3% of a reconnect storm's CPU), while a worker keeps the one it grew.
-func Run(f func()) {
-	w := workers.get()
-	w.work <- f
-	<-w.done
-	workers.put(w)
-}
-
-// workers is the process's pool: as large as the recent peak of
-// concurrent calls, idle ones ended by a sweep every idleFor.
-var workers pool
-
-type pool struct {
+// A worker is parked after each call, with the stack it grew, for the
+// next one: a new goroutine per call grew a fresh stack to Pebble's depth
+// every time (several copies, 3% of a reconnect storm's CPU). The most
+// recently parked goes first, and a sweep ends those idle for idleFor, so
+// the pool is as large as the recent peak of concurrent calls.
+type Pool struct {
 	mu       sync.Mutex
 	idle     []*worker // parked, least recently used first
 	sweeping bool
+	closed   bool
 }
 
 type worker struct {
@@ -40,7 +31,27 @@ type worker struct {
 	parked time.Time
 }
 
-func (p *pool) get() *worker {
+// Run calls f on a worker and returns when f has returned. Everything f
+// wrote is visible to the caller afterwards (the channel handoff orders
+// it). A panic in f is not recovered: it ends the program, as it would in
+// the caller. After Close, Run still works, on a worker that ends after
+// the call.
+func (p *Pool) Run(f func()) {
+	w := p.get()
+	w.work <- f
+	<-w.done
+	p.put(w)
+}
+
+// Close ends the parked workers, and those busy when they return.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.expire(time.Now().Add(time.Hour))
+}
+
+func (p *Pool) get() *worker {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1] // the most recently parked: its stack is the warmest
@@ -55,15 +66,19 @@ func (p *pool) get() *worker {
 	return w
 }
 
-func (p *pool) put(w *worker) {
+func (p *Pool) put(w *worker) {
 	w.parked = time.Now()
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		close(w.work)
+		return
+	}
 	p.idle = append(p.idle, w)
 	if !p.sweeping {
 		p.sweeping = true
 		time.AfterFunc(idleFor, p.sweep)
 	}
-	p.mu.Unlock()
 }
 
 func (w *worker) loop() {
@@ -75,7 +90,7 @@ func (w *worker) loop() {
 
 // sweep ends the workers parked for longer than idleFor and, while any
 // are left, looks again in idleFor.
-func (p *pool) sweep() {
+func (p *Pool) sweep() {
 	p.expire(time.Now().Add(-idleFor))
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -85,7 +100,7 @@ func (p *pool) sweep() {
 }
 
 // expire ends the workers parked before cutoff.
-func (p *pool) expire(cutoff time.Time) {
+func (p *Pool) expire(cutoff time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -99,7 +114,7 @@ func (p *pool) expire(cutoff time.Time) {
 }
 
 // parked is the number of idle workers.
-func (p *pool) parked() int {
+func (p *Pool) parked() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle)

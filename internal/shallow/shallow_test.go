@@ -8,9 +8,11 @@ import (
 )
 
 func TestRun_CallsAndWaits(t *testing.T) {
+	var p Pool
+	defer p.Close()
 	var got []int
 	for i := range 3 {
-		Run(func() { got = append(got, i) }) // no lock: Run returns after f
+		p.Run(func() { got = append(got, i) }) // no lock: Run returns after f
 	}
 	if len(got) != 3 || got[0] != 0 || got[2] != 2 {
 		t.Fatalf("got %v, want [0 1 2]", got)
@@ -53,10 +55,11 @@ func TestRun_KeepsCallerStackSmall(t *testing.T) {
 		ready.Wait()
 	}
 	base := stacks()
-	park(Run)
+	var pool Pool
+	park(pool.Run)
 	// The workers keep the stacks they grew until they end: end them, as
 	// the sweep does after idleFor, to count the callers' stacks alone.
-	endWorkers(t)
+	endWorkers(t, &pool)
 	withRun := stacks()
 	park(func(f func()) { f() })
 	withDirect := stacks()
@@ -73,12 +76,12 @@ func TestRun_KeepsCallerStackSmall(t *testing.T) {
 	}
 }
 
-// endWorkers ends every parked worker and waits for their goroutines.
-func endWorkers(t *testing.T) {
+// endWorkers ends every parked worker of p and waits for their goroutines.
+func endWorkers(t *testing.T, p *Pool) {
 	t.Helper()
 	before := runtime.NumGoroutine()
-	n := workers.parked()
-	workers.expire(time.Now().Add(time.Hour))
+	n := p.parked()
+	p.expire(time.Now().Add(time.Hour))
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before-n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d workers expired, goroutines %d -> %d", n, before, runtime.NumGoroutine())
@@ -88,19 +91,43 @@ func endWorkers(t *testing.T) {
 }
 
 func TestRun_ReusesAParkedWorker(t *testing.T) {
-	endWorkers(t)
+	var p Pool
+	defer p.Close()
 	for range 100 {
-		Run(func() { deep(1) })
+		p.Run(func() { deep(1) })
 	}
 	// A worker per call would leave 100 parked.
-	if got := workers.parked(); got != 1 {
+	if got := p.parked(); got != 1 {
 		t.Errorf("after 100 calls one at a time %d workers are parked, want 1", got)
 	}
 }
 
+func TestClose_EndsParkedAndReturningWorkers(t *testing.T) {
+	var p Pool
+	before := runtime.NumGoroutine()
+	p.Run(func() {})
+	inCall := make(chan struct{})
+	release := make(chan struct{})
+	go p.Run(func() { close(inCall); <-release })
+	<-inCall
+	p.Close()
+	close(release)
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d before, %d after Close: workers outlive it", before, runtime.NumGoroutine())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Deny row: a call after Close still runs, on a worker that ends.
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran || p.parked() != 0 {
+		t.Errorf("Run after Close: ran %v, %d parked; want true, 0", ran, p.parked())
+	}
+}
+
 func TestPool_ExpireEndsOnlyWorkersIdleSinceTheCutoff(t *testing.T) {
-	endWorkers(t)
-	var p pool
+	var p Pool
 	old, recent := p.get(), p.get()
 	p.put(old)
 	old.parked = time.Now().Add(-time.Minute)
