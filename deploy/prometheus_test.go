@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inboxmq/inboxmq/internal/mqtttest"
@@ -287,16 +289,31 @@ func TestDashboardAndAlertMetricsExistOnALiveBroker(t *testing.T) {
 		}
 	}
 
+	// The embedded store's own metrics come from a second broker on it.
+	embedded := mqtttest.StartBinary(t, mqtttest.ShippedBinary(t), mqtttest.WriteConfig(t, t.TempDir()))
+	me := mqtttest.Scrape(t, embedded.Admin)
+	onEmbedded := me.Names()
+	either := maps.Clone(have)
+	maps.Copy(either, onEmbedded)
 	documented := documentedMetrics(t)
-	for name := range m.Families {
-		if strings.HasPrefix(name, "inboxmq_") && !documented[name] {
-			t.Errorf("%s is exported but not in docs/operations.md's metrics table", name)
+	for _, families := range []map[string]*dto.MetricFamily{m.Families, me.Families} {
+		for name := range families {
+			if strings.HasPrefix(name, "inboxmq_") && !documented[name] {
+				t.Errorf("%s is exported but not in docs/operations.md's metrics table", name)
+			}
 		}
 	}
 	for name := range documented {
-		if !have[name] {
-			t.Errorf("docs/operations.md lists %s, which the broker does not export", name)
+		if !either[name] {
+			t.Errorf("docs/operations.md lists %s, which neither a Redis nor an embedded-store broker exports", name)
 		}
+	}
+	// Deny rows: each store's metrics only where that store is.
+	if have["inboxmq_store_wal_fsync_duration_seconds"] {
+		t.Error("a broker on Redis exports the embedded store's WAL sync latency")
+	}
+	if onEmbedded["inboxmq_redis_up"] {
+		t.Error("an embedded-store broker exports inboxmq_redis_up")
 	}
 
 	// Redis stops: the next scrape says so (within the PING's 1 s).
