@@ -84,7 +84,9 @@ var _ inbox.Store = (*Store)(nil)
 // otherwise: large enough that flushes and compactions stay out of the
 // write path's profile (with Pebble's default of 4 MiB compaction took 19%
 // of a dm run's CPU). Pebble keeps up to two of them (one filling, one
-// flushed and kept for reuse), allocated outside the Go heap.
+// flushed and kept for reuse), allocated by C's allocator in a cgo build
+// and on the Go heap in the static release build (Pebble's manual
+// package without cgo), where the Go memory limit counts them.
 const DefaultMemTableSize = 64 << 20
 
 // Tuning sizes the store's memory. Zero values take the defaults.
