@@ -280,13 +280,13 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if f := h.flowOf(cl); f != nil {
 		h.restoreStash(cl, f)
 	}
-	id, ok := h.opts.Identities.Identity(cl)
-	if !ok || id.Role == acl.RoleAnonymous {
-		return
-	}
 	lg, ok := h.logins.LoadAndDelete(cl)
 	if !ok {
 		lg = h.newLogin() // a session restored at start: no CONNECT
+	}
+	id, ok := h.opts.Identities.Identity(cl)
+	if !ok || id.Role == acl.RoleAnonymous {
+		return
 	}
 	c := newConn(h, cl, id, lg.(login))
 	kick := h.register(c)
