@@ -212,37 +212,43 @@ func (t *Target) CPU() (time.Duration, error) {
 // procCPU is the user+system CPU time process pid has used so far
 // (/proc/PID/stat).
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read CPU time: %w", err)
-	}
-	d, err := parseProcStat(string(b))
-	if err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return d, nil
+	user, sys, err := procCPUSplit(pid)
+	return user + sys, err
 }
 
-// parseProcStat reads utime + stime (fields 14 and 15, in USER_HZ ticks)
-// from a /proc/PID/stat line.
-func parseProcStat(s string) (time.Duration, error) {
+// procCPUSplit is procCPU in user and kernel (system) time.
+func procCPUSplit(pid int) (user, sys time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	user, sys, err = parseProcStat(string(b))
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return user, sys, nil
+}
+
+// parseProcStat reads utime and stime (fields 14 and 15, in USER_HZ
+// ticks) from a /proc/PID/stat line.
+func parseProcStat(s string) (user, sys time.Duration, err error) {
 	// Fields after the command name, which is in parentheses and may hold
 	// spaces and parentheses itself: the last ')' ends it.
 	end := strings.LastIndexByte(s, ')')
 	if end < 0 {
-		return 0, errors.New("no command name")
+		return 0, 0, errors.New("no command name")
 	}
 	fields := strings.Fields(s[end+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
+		return 0, 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
 	}
 	utime, err1 := strconv.ParseUint(fields[11], 10, 63)
 	stime, err2 := strconv.ParseUint(fields[12], 10, 63)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("utime and stime: %w", err)
+		return 0, 0, fmt.Errorf("utime and stime: %w", err)
 	}
 	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks, nil
+	return time.Duration(utime) * time.Second / ticks, time.Duration(stime) * time.Second / ticks, nil
 }
 
 // StartTarget starts a fresh broker of kind in a new temporary directory.

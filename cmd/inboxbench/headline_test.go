@@ -14,26 +14,26 @@ import (
 )
 
 func TestParseProcStat(t *testing.T) {
-	// Field 14 (utime) is 250 ticks, field 15 (stime) 50: 3 s at USER_HZ 100.
+	// Field 14 (utime) is 250 ticks, field 15 (stime) 50: 2.5 s and 0.5 s at USER_HZ 100.
 	tail := " S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 100 200 300"
 	tests := []struct {
-		name    string
-		line    string
-		want    time.Duration
-		wantErr bool
+		name              string
+		line              string
+		wantUser, wantSys time.Duration
+		wantErr           bool
 	}{
-		{"plain name", "42 (mosquitto)" + tail, 3 * time.Second, false},
-		{"name with spaces and parentheses", "42 (a (b) c)" + tail, 3 * time.Second, false},
-		{"deny: no command name", "42 mosquitto" + tail, 0, true},
-		{"deny: cut short", "42 (inboxmq) S 1 2 3", 0, true},
-		{"deny: utime not a number", "42 (x) S 1 2 3 4 5 6 7 8 9 10 ab 50 0", 0, true},
-		{"deny: negative stime", "42 (x) S 1 2 3 4 5 6 7 8 9 10 250 -5 0", 0, true},
+		{"plain name", "42 (mosquitto)" + tail, 2500 * time.Millisecond, 500 * time.Millisecond, false},
+		{"name with spaces and parentheses", "42 (a (b) c)" + tail, 2500 * time.Millisecond, 500 * time.Millisecond, false},
+		{"deny: no command name", "42 mosquitto" + tail, 0, 0, true},
+		{"deny: cut short", "42 (inboxmq) S 1 2 3", 0, 0, true},
+		{"deny: utime not a number", "42 (x) S 1 2 3 4 5 6 7 8 9 10 ab 50 0", 0, 0, true},
+		{"deny: negative stime", "42 (x) S 1 2 3 4 5 6 7 8 9 10 250 -5 0", 0, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseProcStat(tt.line)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("parseProcStat = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			user, sys, err := parseProcStat(tt.line)
+			if (err != nil) != tt.wantErr || user != tt.wantUser || sys != tt.wantSys {
+				t.Errorf("parseProcStat = %v, %v, %v; want %v, %v, error %v", user, sys, err, tt.wantUser, tt.wantSys, tt.wantErr)
 			}
 		})
 	}

@@ -325,6 +325,7 @@ type costSample struct {
 	calls    map[string]float64 // command -> calls (INFO commandstats)
 	usec     map[string]float64 // command -> usec
 	cpu      float64            // redis-server CPU, µs
+	sysCPU   float64            // of cpu, in the kernel (sockets, AOF writes and fsyncs), µs
 	reads    float64            // Redis read events, the harness's own taken out
 	requests float64            // the nodes' inboxmq_redis_requests_total
 	nodeCPU  float64            // the nodes' CPU, µs
@@ -367,11 +368,11 @@ func (w *costWorkload) sample(p *costProbe) (costSample, error) {
 		return s, fmt.Errorf("redis total_reads_processed: %w", err)
 	}
 	s.reads = reads - float64(p.ownTotal())
-	cpu, err := procCPU(p.pid)
+	user, sys, err := procCPUSplit(p.pid)
 	if err != nil {
 		return s, err
 	}
-	s.cpu = float64(cpu.Microseconds())
+	s.cpu, s.sysCPU = float64((user + sys).Microseconds()), float64(sys.Microseconds())
 	for _, node := range append([]*Target{w.t}, w.t.peers...) {
 		v, err := node.metric("inboxmq_redis_requests_total")
 		if err != nil {
@@ -388,7 +389,7 @@ func (w *costWorkload) sample(p *costProbe) (costSample, error) {
 }
 
 func (s costSample) minus(o costSample) costSample {
-	d := costSample{calls: map[string]float64{}, usec: map[string]float64{}, cpu: s.cpu - o.cpu,
+	d := costSample{calls: map[string]float64{}, usec: map[string]float64{}, cpu: s.cpu - o.cpu, sysCPU: s.sysCPU - o.sysCPU,
 		reads: s.reads - o.reads, requests: s.requests - o.requests, nodeCPU: s.nodeCPU - o.nodeCPU}
 	for k, v := range s.calls {
 		d.calls[k] = v - o.calls[k]
@@ -400,7 +401,7 @@ func (s costSample) minus(o costSample) costSample {
 }
 
 func (s costSample) scale(f float64) costSample {
-	d := costSample{calls: map[string]float64{}, usec: map[string]float64{}, cpu: s.cpu * f,
+	d := costSample{calls: map[string]float64{}, usec: map[string]float64{}, cpu: s.cpu * f, sysCPU: s.sysCPU * f,
 		reads: s.reads * f, requests: s.requests * f, nodeCPU: s.nodeCPU * f}
 	for k, v := range s.calls {
 		d.calls[k] = v * f
@@ -425,6 +426,7 @@ func (s costSample) report(r *Result, n float64, background costSample) {
 	r.add("redis_requests_per_msg", "requests from the nodes per message (round trips)", "", "lower", s.requests/n)
 	r.add("redis_reads_per_msg", "  Redis read events per message (cross-check)", "", "", s.reads/n)
 	r.add("redis_cpu_us_per_msg", "Redis CPU per message", "µs", "lower", s.cpu/n)
+	r.add("redis_sys_cpu_us_per_msg", "  of which in the kernel (sockets, AOF writes and fsyncs)", "µs", "", s.sysCPU/n)
 	r.add("node_cpu_us_per_msg", "nodes' CPU per message", "µs", "lower", s.nodeCPU/n)
 	names := slices.SortedFunc(maps.Keys(s.calls), func(x, y string) int {
 		return cmp.Or(cmp.Compare(s.calls[y], s.calls[x]), cmp.Compare(x, y))

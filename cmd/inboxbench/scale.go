@@ -210,7 +210,8 @@ type redisProbe struct {
 type redisSample struct {
 	calls    map[string]int64 // command (lower case, "config|get" for subcommands) -> calls
 	cpu      time.Duration
-	rewrites int64 // AOF rewrites so far
+	sysCPU   time.Duration // of cpu, in the kernel: sockets, and the AOF's writes and fsyncs
+	rewrites int64         // AOF rewrites so far
 }
 
 func newRedisProbe(addr string) (*redisProbe, error) {
@@ -260,7 +261,8 @@ func (p *redisProbe) sample() (redisSample, error) {
 		return s, fmt.Errorf("redis INFO persistence: %w", err)
 	}
 	s.rewrites, _ = strconv.ParseInt(infoField(persistence, "aof_rewrites"), 10, 64)
-	s.cpu, err = procCPU(p.pid)
+	user, sys, err := procCPUSplit(p.pid)
+	s.cpu, s.sysCPU = user+sys, sys
 	return s, err
 }
 
@@ -298,6 +300,8 @@ func addRedis(r *Result, a, b redisSample, delivered int64) {
 	r.add("redis_cpu_s", "Redis CPU", "s", "lower", cpu.Seconds())
 	if delivered > 0 {
 		r.add("redis_cpu_us_per_msg", "Redis CPU per message", "µs", "lower", float64(cpu.Microseconds())/float64(delivered))
+		sys := b.sysCPU - a.sysCPU
+		r.add("redis_sys_cpu_us_per_msg", "  of which in the kernel", "µs", "", float64(sys.Microseconds())/float64(delivered))
 	}
 	if n := b.rewrites - a.rewrites; n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("Redis rewrote its AOF %d time(s) during the window (a fork; auto-aof-rewrite at 64 MB)", n))
