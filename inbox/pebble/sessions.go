@@ -39,9 +39,10 @@ func retainedKey(topic string) []byte {
 	return append([]byte{prefixRetained}, topic...)
 }
 
-// PutSession implements inbox.Sessions. The write is not synced: it is in
-// the WAL, which survives the process, and the next synced write (the
-// SUBACK's, the next message's) makes it durable.
+// PutSession implements inbox.Sessions. The write is not synced: Pebble's
+// log writer puts it in the WAL file within moments, where a crash of the
+// process does not lose it, and the next synced write (the SUBACK's, the
+// next message's) makes it durable.
 func (s *Store) PutSession(ctx context.Context, sess inbox.Session) error {
 	_, err := s.writeSession(ctx, "put session", sess, false, false)
 	return err
@@ -91,8 +92,9 @@ func (s *Store) writeSession(ctx context.Context, what string, sess inbox.Sessio
 
 // applySessionLocked reads the stored session, and unless onlyOwner finds
 // another owner, writes sess (encoded: val) and its expiry index entry
-// into b and applies it, without waiting for the fsync if synced. Holding s.sessMu from the read to the
-// apply deletes the expiry entry the session has, not an older one.
+// into b and applies it, without waiting for the fsync if synced. Holding
+// s.sessMu from the read to the apply deletes the expiry entry the
+// session has, not an older one.
 func (s *Store) applySessionLocked(b *pebble.Batch, sess inbox.Session, val []byte, onlyOwner, synced bool) (bool, error) {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
