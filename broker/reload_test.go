@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,22 +75,6 @@ func devToken(t *testing.T, b *broker.Broker) int {
 	return resp.StatusCode
 }
 
-// wsFrom reports whether the WebSocket listener upgrades a browser
-// connection from origin.
-func wsFrom(t *testing.T, b *broker.Broker, origin string) bool {
-	t.Helper()
-	c, err := mqtttest.DialWS("ws://"+b.WebSocketAddr()+"/mqtt", "", nil, http.Header{"Origin": {origin}})
-	var refused *mqtttest.WSRefused
-	if errors.As(err, &refused) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	return true
-}
-
 // A reload applies every section it can to the running broker (the dev
 // login, a new webhook sink, the WebSocket origins, push settings) and
 // names, in one log line and in its report, every changed key that needs
@@ -105,7 +88,7 @@ func TestReload_AppliesSectionsAndNamesRestartKeys(t *testing.T) {
 	if status := devToken(t, b); status != http.StatusOK {
 		t.Fatalf("dev login before the reload: %d", status)
 	}
-	if !wsFrom(t, b, "http://old.example") || wsFrom(t, b, "http://new.example") {
+	if !mqtttest.WSOriginAccepted(t, b.WebSocketAddr(), "http://old.example") || mqtttest.WSOriginAccepted(t, b.WebSocketAddr(), "http://new.example") {
 		t.Fatal("origins before the reload not as configured")
 	}
 
@@ -157,7 +140,7 @@ func TestReload_AppliesSectionsAndNamesRestartKeys(t *testing.T) {
 	if status := devToken(t, b); status != http.StatusNotFound {
 		t.Errorf("dev login after turning it off: %d, want 404", status)
 	}
-	if wsFrom(t, b, "http://old.example") || !wsFrom(t, b, "http://new.example") {
+	if mqtttest.WSOriginAccepted(t, b.WebSocketAddr(), "http://old.example") || !mqtttest.WSOriginAccepted(t, b.WebSocketAddr(), "http://new.example") {
 		t.Error("origins after the reload not the new ones")
 	}
 	if _, err := mqtttest.ConnectV3(b.MQTTAddr(), "", "", mqtttest.V3Options{Clean: true}); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -43,21 +42,6 @@ func postStatus(t *testing.T, url, body string) int {
 	return resp.StatusCode
 }
 
-// wsAccepts reports whether the broker upgrades a WebSocket from a page of origin.
-func wsAccepts(t *testing.T, addr, origin string) bool {
-	t.Helper()
-	c, err := mqtttest.DialWS("ws://"+addr+"/mqtt", "", nil, http.Header{"Origin": {origin}})
-	var refused *mqtttest.WSRefused
-	if errors.As(err, &refused) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	return true
-}
-
 // An operator edits the running broker's config file (a webhook sink
 // added, push.after set, the dev login turned off, another WebSocket
 // origin, another MQTT address) and runs `inboxmq reload`: it prints what
@@ -74,7 +58,7 @@ func TestBinary_ReloadCommand(t *testing.T) {
 	if s := postStatus(t, devToken, `{"uid":"10001"}`); s != http.StatusOK {
 		t.Fatalf("dev login before the reload: %d", s)
 	}
-	if !wsAccepts(t, p.WSAddr, "http://old.example") || wsAccepts(t, p.WSAddr, "http://new.example") {
+	if !mqtttest.WSOriginAccepted(t, p.WSAddr, "http://old.example") || mqtttest.WSOriginAccepted(t, p.WSAddr, "http://new.example") {
 		t.Fatal("WebSocket origins before the reload are not the configured ones")
 	}
 
@@ -102,7 +86,7 @@ func TestBinary_ReloadCommand(t *testing.T) {
 	if s := postStatus(t, devToken, `{"uid":"10001"}`); s != http.StatusNotFound {
 		t.Errorf("dev login after turning it off: %d, want 404", s)
 	}
-	if wsAccepts(t, p.WSAddr, "http://old.example") || !wsAccepts(t, p.WSAddr, "http://new.example") {
+	if mqtttest.WSOriginAccepted(t, p.WSAddr, "http://old.example") || !mqtttest.WSOriginAccepted(t, p.WSAddr, "http://new.example") {
 		t.Error("WebSocket origins after the reload are not the new ones")
 	}
 	// The webhook added by the reload gets events, push events included:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -47,6 +48,23 @@ func DialWS(url, from string, prelude []byte, header http.Header) (net.Conn, err
 type WSRefused struct{ Status int }
 
 func (e *WSRefused) Error() string { return "websocket upgrade refused: " + http.StatusText(e.Status) }
+
+// WSOriginAccepted reports whether the broker's WebSocket listener at addr
+// (host:port) upgrades a connection from a page of origin; any other
+// failure ends the test.
+func WSOriginAccepted(tb testing.TB, addr, origin string) bool {
+	tb.Helper()
+	c, err := DialWS("ws://"+addr+"/mqtt", "", nil, http.Header{"Origin": {origin}})
+	var refused *WSRefused
+	if errors.As(err, &refused) {
+		return false
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.Close()
+	return true
+}
 
 // wsStream reads and writes a WebSocket's binary messages as one stream.
 type wsStream struct {
