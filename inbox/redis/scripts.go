@@ -157,6 +157,14 @@ local function flush_stored()
   end
 end
 
+-- read_marks returns the read marks the hash at key keeps, by thread.
+local function read_marks(key)
+  local marks = {}
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
+  return marks
+end
+
 -- append_entries appends n entries to the inbox at base, whose highest
 -- Seq is s and which holds held messages (nil when h keeps no count yet:
 -- then the log is counted), and whose pending th entries are pend (h's

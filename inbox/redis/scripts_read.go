@@ -45,9 +45,7 @@ return out
 // unread.
 const threadsScript = `
 flush_stored()
-local marks = {}
-local flat = redis.call('HGETALL', KEYS[4])
-for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
+local marks = read_marks(KEYS[4])
 local ths = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local out = {}
 for i = 1, #ths, 2 do
@@ -68,9 +66,7 @@ return out
 // {{thread, count, ...}, {msgtype, count, ...}} with zero counts left out.
 const unreadScript = `
 flush_stored()
-local marks = {}
-local flat = redis.call('HGETALL', KEYS[3])
-for i = 1, #flat, 2 do marks[flat[i]] = flat[i + 1] end
+local marks = read_marks(KEYS[3])
 local counts = {}
 for _, th in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local n = redis.call('ZCOUNT', base .. 'u:' .. th, '(' .. (marks[th] or '0'), '+inf')
