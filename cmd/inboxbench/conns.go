@@ -278,26 +278,10 @@ func (s *idleConns) closeAll() {
 // pingEvery sends PINGREQ on every open connection each interval until
 // stop is called, which returns how many could not be written.
 func (s *idleConns) pingEvery(interval time.Duration) (stop func() int) {
-	done := make(chan struct{})
 	var failed int
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				failed += pingAll(s.snapshot())
-			}
-		}
-	}()
-	var once sync.Once
+	stopTicks := every(interval, func() { failed += pingAll(s.snapshot()) })
 	return func() int {
-		once.Do(func() { close(done); wg.Wait() })
+		stopTicks() // failed is not written after this
 		return failed
 	}
 }

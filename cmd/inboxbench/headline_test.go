@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -352,5 +353,25 @@ func TestStartProcess_ExitedWhileAnotherListens(t *testing.T) {
 	}
 	if !errors.Is(err, errExitedEarly) {
 		t.Fatalf("startProcess: %v; want errExitedEarly", err)
+	}
+}
+
+// every calls f until stop, and not once after stop has returned; stop
+// may be called twice (pingEvery's callers do).
+func TestEvery(t *testing.T) {
+	var calls atomic.Int64
+	stop := every(2*time.Millisecond, func() { calls.Add(1) })
+	for deadline := time.Now().Add(5 * time.Second); calls.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("f called %d times in 5 s at a 2 ms interval", calls.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	stopped := calls.Load()
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	if n := calls.Load(); n != stopped {
+		t.Errorf("f called %d more times after stop returned", n-stopped)
 	}
 }

@@ -294,24 +294,34 @@ func RaiseFileLimit() (cur, hard uint64, err error) {
 
 // progress prints line() to the log about every 2 s until stop is called.
 func (b *bench) progress(label string, line func() string) (stop func()) {
+	start := time.Now()
+	return every(2*time.Second, func() {
+		fmt.Fprintf(b.log, "inboxbench: [%s] %4.0fs %s\n", label, time.Since(start).Seconds(), line())
+	})
+}
+
+// every calls f every interval, on a goroutine of its own, until stop is
+// called; stop returns once f has returned for the last time, and may be
+// called again.
+func every(interval time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	start := time.Now()
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(2 * time.Second)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				fmt.Fprintf(b.log, "inboxbench: [%s] %4.0fs %s\n", label, time.Since(start).Seconds(), line())
+				f()
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 func uids(base, n int) []string {
