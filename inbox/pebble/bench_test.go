@@ -228,7 +228,7 @@ func benchSteadyState(b *testing.B, keyed bool) {
 				return
 			}
 			if done.Add(1)%1000 == 0 {
-				if _, err := s.expireRequests(s.now()); err != nil {
+				if err := s.expireRequests(s.now()); err != nil {
 					b.Error(err)
 					return
 				}

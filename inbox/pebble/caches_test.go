@@ -101,17 +101,7 @@ func TestReplacedRecordAfterReopen(t *testing.T) {
 			if r := submit(t, s, dm("alice", "bob", "new", "c-1")); !r.Duplicate || r.Msgs[0].ID != stored.Msgs[0].ID {
 				t.Errorf("resend of the new c-1 after a trim: duplicate %v; want true with id %s", r.Duplicate, stored.Msgs[0].ID)
 			}
-			st := s.requests["bob"]
-			if len(st.keys) != st.n {
-				t.Errorf("bob's known keys: %d for %d records", len(st.keys), st.n)
-			}
-			n, err := countPrefix(s, requestAgePrefix("bob"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n != st.n {
-				t.Errorf("bob has %d request records on disk, the store counts %d", n, st.n)
-			}
+			checkRequests(t, s, "bob")
 		})
 	}
 }
@@ -134,9 +124,65 @@ func TestKnownKeysFollowExpiry(t *testing.T) {
 	if r := submit(t, s, dm("alice", "bob", "a", "c-1")); r.Duplicate {
 		t.Error("resend of c-1 after the window and the sweep was taken for a duplicate")
 	}
-	st := s.requests["bob"]
-	if n, err := countPrefix(s, requestAgePrefix("bob")); err != nil || n != st.n || len(st.keys) != n {
-		t.Errorf("bob: %d records on disk (%v), counted %d, %d known keys; want all equal", n, err, st.n, len(st.keys))
+	checkRequests(t, s, "bob")
+}
+
+// requestsOf lists uid's request records on disk, in key order (bucket,
+// then time), by request key with their times.
+func requestsOf(t *testing.T, s *Store, uid string) (keys []string, times []int64) {
+	t.Helper()
+	scan(t, s, []byte{prefixRequest}, []byte{prefixRequest + 1}, func(k, _ []byte) {
+		_, u, ms, key, err := parseRequestKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u == uid {
+			keys, times = append(keys, key), append(times, ms)
+		}
+	})
+	return keys, times
+}
+
+// checkRequests checks what the store knows of uid's request records
+// against the disk: every record within the window is known by the hash
+// of its key with its time, or the hash is shared (two records have it,
+// or one whose key was built with another bucket width), and nothing else
+// is known within the window.
+func checkRequests(t *testing.T, s *Store, uid string) {
+	t.Helper()
+	window, _ := s.opts.Dedupe()
+	cut := s.now().Add(-window).UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, known := s.requests[uid]
+	if !known {
+		return // read from disk at the next request
+	}
+	live := map[uint32]int{} // records within the window by hash; 2 for one of another width
+	scan(t, s, []byte{prefixRequest}, []byte{prefixRequest + 1}, func(k, _ []byte) {
+		end, u, ms, key, err := parseRequestKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u != uid || ms <= cut {
+			return
+		}
+		h := s.keyHash(key)
+		live[h]++
+		if end != s.bucketEnd(ms) {
+			live[h]++
+		}
+		if got := st.keys[h]; got != ms && got != shared {
+			t.Errorf("%s: record %q of %d known as %d", uid, key, ms, got)
+		}
+	})
+	for h, ms := range st.keys {
+		if ms > cut && live[h] == 0 {
+			t.Errorf("%s: hash %x known at %d has no record on disk", uid, h, ms)
+		}
+		if ms == shared && live[h] < 2 {
+			t.Errorf("%s: hash %x shared by %d records", uid, h, live[h])
+		}
 	}
 }
 
@@ -269,13 +315,11 @@ func TestRequestTrimBusyInbox(t *testing.T) {
 		}
 		clock = clock.Add(time.Millisecond)
 		submit(t, s, dm("alice", "bob", "x", cid(i)))
-		n, err := countPrefix(s, requestAgePrefix("bob"))
-		if err != nil {
-			t.Fatal(err)
+		keys, _ := requestsOf(t, s, "bob")
+		if want := min(i+1, perInbox); len(keys) != want || len(s.requests["bob"].keys) != want {
+			t.Fatalf("after %d requests: %d records on disk, %d known; want %d", i+1, len(keys), len(s.requests["bob"].keys), want)
 		}
-		if want := min(i+1, perInbox); n != want || s.requests["bob"].n != want {
-			t.Fatalf("after %d requests: %d records on disk, %d counted; want %d", i+1, n, s.requests["bob"].n, want)
-		}
+		checkRequests(t, s, "bob")
 		if i == 59 {
 			for j := 50; j < 60; j++ { // the newest ten
 				if r := submit(t, s, dm("alice", "bob", "x", cid(j))); !r.Duplicate {
@@ -287,18 +331,7 @@ func TestRequestTrimBusyInbox(t *testing.T) {
 	// Every record after the clock went back sorts before 50..59: each
 	// one is the oldest at the next request and goes then (a request's own
 	// record is never dropped by its own walk), so c-99 and 51..59 stay.
-	var kept []string
-	prefix := requestAgePrefix("bob")
-	if err := s.scanRange(prefix, prefixEnd(prefix), func(k []byte) bool {
-		_, _, key, err := parseRequestAgeKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kept = append(kept, key)
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
+	kept, _ := requestsOf(t, s, "bob")
 	want := []string{"alice " + cid(99)}
 	for j := 51; j < 60; j++ {
 		want = append(want, "alice "+cid(j))

@@ -45,8 +45,8 @@
 //	"t" uid 0x00 thread 0x00 seq   -> thread index entry: kind (1 byte), msgtype (varint)
 //	"r" uid 0x00 thread            -> read mark Seq (any thread name, so it is last)
 //	"p" due(8) uid 0x00 seq        -> push schedule entry (empty; due is Unix ms; a claim moves it)
-//	"d" uid 0x00 key               -> request record: sum(32) time(8) id(8) seq(8) per entry
-//	"D" uid 0x00 time(8) key       -> empty: an inbox's request records by age (requests.go)
+//	"q" end(8) uid 0x00 time(8) key -> request record: sum(32) time(8) id(8) seq(8) per entry;
+//	                                  end is its age bucket's (requests.go)
 //	"h" uid                        -> head: last, first, held (see below)
 //	"c" uid 0x00 device            -> cursor Seq of one device (device is any bytes, so it is last)
 //	"b" uid 0x00 blocked           -> empty: uid refuses direct messages from blocked (blocks.go)
@@ -56,7 +56,7 @@
 //	"o" sink 0x00 due(8) id        -> event waiting for a sink (inbox.EncodeOutboxEntry)
 //	"O" sink 0x00 id               -> its due time: finds an outbox entry by id
 //	"i"                            -> an id at or above every id issued
-//	"v"                            -> layout version, 3
+//	"v"                            -> layout version, 4
 //
 // A message value is a version byte (1) followed by: id (uvarint), time
 // (varint, Unix ms), kind (1 byte), peer, nickname, avatar, content, extra,
@@ -95,7 +95,10 @@
 // Layout 1 (no thread index, heads of last only) is upgraded by Open, in
 // batches, writing the version last, so an interrupted upgrade is redone.
 // Layout 2 (a head written with every append) reads as layout 3 as it
-// is: Open only marks it 3, so that a build of layout 2 refuses it.
+// is. Layouts 1 to 3 kept request records under "d" with an age index
+// under "D"; Open rewrites them as layout 4's (upgradeRequests) and marks
+// the store 4 in the same batch, so that a build of an older layout
+// refuses it.
 //
 // # Concurrency
 //

@@ -103,7 +103,7 @@ func (s *Store) ExpireBefore(ctx context.Context, t time.Time) (int, error) {
 	}
 	// Request records of quiet inboxes leave with the sweep too (the
 	// window is the store's, not t: they are not messages).
-	if _, err := s.expireRequests(s.now()); err != nil {
+	if err := s.expireRequests(s.now()); err != nil {
 		return total, fmt.Errorf("pebblestore: expire: %w", err)
 	}
 	return total, nil

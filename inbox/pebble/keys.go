@@ -28,9 +28,10 @@ var (
 )
 
 // layoutVersion is stored under keyVersion. Open upgrades a store of
-// version 1 (no thread index, no held count) or 2 (a head written with
-// every append) and refuses any other.
-const layoutVersion = 3
+// version 1 (no thread index, no held count), 2 (a head written with
+// every append) or 3 (request records with an age index) and refuses any
+// other.
+const layoutVersion = 4
 
 var (
 	errBadUID  = errors.New("uid must be non-empty and must not contain a 0x00 byte")

@@ -2,11 +2,15 @@ package pebblestore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble"
 
 	"github.com/inboxmq/inboxmq/inbox"
 )
@@ -17,8 +21,10 @@ import (
 // c-1..c-7 (so both inboxes overflowed to Seqs 3..7), alice's Seq 4
 // deleted, one notice to carol, and bob's cursor at 4.
 
-// openLayout2 opens a copy of the fixture: Open writes to it.
-func openLayout2(t *testing.T) *Store {
+// openLayout2 opens a copy of the fixture (Open writes to it), marked
+// layout version first: layout 3 differs from 2 only in the heads it
+// writes, so the fixture marked 3 is a store of layout 3 too.
+func openLayout2(t *testing.T, version uint64) *Store {
 	t.Helper()
 	dir := t.TempDir()
 	files, err := os.ReadDir("testdata/layout2")
@@ -34,17 +40,62 @@ func openLayout2(t *testing.T) *Store {
 			t.Fatal(err)
 		}
 	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before int
+	for _, p := range []byte{prefixRequestV3, prefixRequestAgeV3} {
+		n, err := countRaw(db, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before += n
+	}
+	if before != 2*7 { // bob's seven requests, a record and an age key each
+		t.Fatalf("the fixture holds %d keys of layout 3's request records, want 14", before)
+	}
+	if err := errors.Join(db.Set(keyVersion, encodeUint(version), pebble.Sync), db.Close()); err != nil {
+		t.Fatal(err)
+	}
 	return openStore(t, dir, inbox.Options{NodeID: 1, MaxPerInbox: 5})
 }
 
-// TestLayout2Store: a store of the previous layout reads as it was
-// written, is marked layout 3 (so a build that reads only 2 refuses it),
-// and goes on from where it was: Seqs, ids, dedupe records, cursors.
+func countRaw(db *pebble.DB, prefix byte) (int, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Close()
+}
+
+// TestLayout2Store: a store of layout 2 or 3 reads as it was written, is
+// marked layout 4 (so a build of an older layout refuses it), has its
+// request records rewritten, and goes on from where it was: Seqs, ids,
+// dedupe records, cursors.
 func TestLayout2Store(t *testing.T) {
+	for _, v := range []uint64{2, 3} {
+		t.Run(fmt.Sprint("layout", v), func(t *testing.T) { testLayoutStore(t, v) })
+	}
+}
+
+func testLayoutStore(t *testing.T, version uint64) {
 	ctx := context.Background()
-	s := openLayout2(t)
+	s := openLayout2(t, version)
 	if v, _, err := s.getUint("layout version", keyVersion); err != nil || v != layoutVersion {
 		t.Fatalf("layout version after open = %d, %v; want %d", v, err, layoutVersion)
+	}
+	for _, p := range []byte{prefixRequestV3, prefixRequestAgeV3} {
+		if n, err := countPrefix(s, []byte{p}); err != nil || n != 0 {
+			t.Errorf("%d keys of prefix %q left after the upgrade (%v), want 0", n, p, err)
+		}
+	}
+	if keys, _ := requestsOf(t, s, "bob"); len(keys) != 7 {
+		t.Errorf("bob has %d request records after the upgrade, want 7: %q", len(keys), keys)
 	}
 	checkConsistent(t, s)
 	for _, c := range []struct {

@@ -16,47 +16,85 @@ import (
 
 // Request records make a resent request harmless (inbox.Request.Key). They
 // are kept with the inbox of the request's first entry, written in the
-// append's batch:
+// append's batch, one key each (layout 4):
 //
-//	"d" uid 0x00 key           -> sum(32) time(8, Unix ms) id(8) seq(8) per entry
-//	"D" uid 0x00 time(8) key   -> empty: the inbox's records by age
+//	"q" end(8) uid 0x00 time(8) key -> sum(32) time(8) id(8) seq(8) per entry
 //
-// An inbox keeps those of the dedupe window, at most DedupePerInbox of them:
-// each append that records one first drops the inbox's records past either
-// bound, oldest first, and ExpireBefore drops those of quiet inboxes.
+// end is the end of the record's age bucket (Unix ms, exclusive): time
+// rounded up to a multiple of the bucket width, an eighth of the dedupe
+// window and at least a second. Records sort by bucket, then by inbox,
+// then by time, which gives three cheap walks:
+//   - a sweep (ExpireBefore) drops every bucket that ended before the
+//     window with one range delete, however many records it holds;
+//   - an inbox's records, oldest first, are a seek per bucket away, so the
+//     walk that trims an inbox over DedupePerInbox drops the oldest;
+//   - an exact key is built from the record's time, which the store keeps
+//     in memory by a hash of the request key (requestStats.keys).
+//
+// The bucket is found from end, not from the width, so a store reopened
+// with another window drops each bucket when it has ended: a shorter
+// window forgets the records of the old buckets at most an old width
+// early. A record past the window is never a duplicate (findRequestLocked
+// checks its time); it waits for the sweep or a trim to leave the disk.
+//
+// Layout 3 kept each record under "d" uid 0x00 key, with an age index
+// "D" uid 0x00 time(8) key beside it: every keyed request wrote two keys
+// and, once the window had passed, walked the age index to delete two
+// more (BenchmarkSubmit_SteadyState; docs/performance.md). Open rewrites
+// those records (upgradeRequests).
 const (
-	prefixRequest    = 'd'
-	prefixRequestAge = 'D'
+	prefixRequest = 'q'
+	// Layout 3's prefixes, read only by upgradeRequests.
+	prefixRequestV3    = 'd'
+	prefixRequestAgeV3 = 'D'
 )
 
-func requestKey(uid, key string) []byte {
-	k := make([]byte, 0, 2+len(uid)+len(key))
-	k = append(k, prefixRequest)
-	k = append(k, uid...)
-	k = append(k, sep)
-	return append(k, key...)
+// shared marks a hash in requestStats.keys that two of an inbox's records
+// within the window have: their times are not known, so a lookup reads
+// the inbox's records (searchRequest).
+const shared = -1
+
+// requestBucket returns the width of the record buckets for a window.
+func requestBucket(window time.Duration) int64 {
+	return max(window/8, time.Second).Milliseconds()
 }
 
-func requestAgePrefix(uid string) []byte {
-	k := make([]byte, 0, 2+len(uid)+8)
-	k = append(k, prefixRequestAge)
+// bucketEnd is the end of the bucket of a record written at ms.
+func (s *Store) bucketEnd(ms int64) int64 {
+	return (ms/s.bucketMs + 1) * s.bucketMs
+}
+
+func requestBucketPrefix(end int64, uid string) []byte {
+	k := make([]byte, 0, 1+8+len(uid)+1+8+40)
+	k = append(k, prefixRequest)
+	k = binary.BigEndian.AppendUint64(k, uint64(end))
 	k = append(k, uid...)
 	return append(k, sep)
 }
 
-func requestAgeKey(uid string, ms int64, key string) []byte {
-	k := binary.BigEndian.AppendUint64(requestAgePrefix(uid), uint64(ms))
+func requestKey(end int64, uid string, ms int64, key string) []byte {
+	k := binary.BigEndian.AppendUint64(requestBucketPrefix(end, uid), uint64(ms))
 	return append(k, key...)
 }
 
-// parseRequestAgeKey splits an age key into uid, time and request key.
-// Keys hold no 0x00 only by accident, so the first 0x00 ends the uid.
-func parseRequestAgeKey(k []byte) (uid string, ms int64, key string, err error) {
-	i := bytes.IndexByte(k, sep)
-	if len(k) < 1 || k[0] != prefixRequestAge || i < 2 || len(k) < i+1+8 {
-		return "", 0, "", fmt.Errorf("%w: request age key %x", errCorrupt, k)
+// requestSpaceUntil is the first key of the bucket that ends after end:
+// every record in a bucket ending at or before end sorts below it.
+func requestSpaceUntil(end int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixRequest}, uint64(end)+1)
+}
+
+// parseRequestKey splits a record key. Request keys hold no 0x00 only by
+// accident and uids never, so the first 0x00 after end ends the uid.
+func parseRequestKey(k []byte) (end int64, uid string, ms int64, key string, err error) {
+	if len(k) < 1+8 || k[0] != prefixRequest {
+		return 0, "", 0, "", fmt.Errorf("%w: request key %x", errCorrupt, k)
 	}
-	return string(k[1:i]), int64(binary.BigEndian.Uint64(k[i+1 : i+9])), string(k[i+9:]), nil
+	i := bytes.IndexByte(k[9:], sep) + 9
+	if i < 10 || len(k) < i+1+8 {
+		return 0, "", 0, "", fmt.Errorf("%w: request key %x", errCorrupt, k)
+	}
+	return int64(binary.BigEndian.Uint64(k[1:])), string(k[9:i]),
+		int64(binary.BigEndian.Uint64(k[i+1:])), string(k[i+9:]), nil
 }
 
 type requestRecord struct {
@@ -64,6 +102,7 @@ type requestRecord struct {
 	ms   int64
 	id   uint64
 	seqs []uint64
+	key  []byte // where it is stored; not part of the value
 }
 
 func encodeRequest(r requestRecord) []byte {
@@ -91,10 +130,10 @@ func decodeRequest(v []byte) (requestRecord, error) {
 	return r, nil
 }
 
-// getRequest reads the record of key in uid's inbox; ok is false when
-// there is none.
-func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error) {
-	v, closer, err := s.db.Get(requestKey(uid, key))
+// getRequest reads the record stored under k; ok is false when there is
+// none.
+func (s *Store) getRequest(k []byte) (r requestRecord, ok bool, err error) {
+	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return requestRecord{}, false, nil
 	}
@@ -103,57 +142,132 @@ func (s *Store) getRequest(uid, key string) (r requestRecord, ok bool, err error
 	}
 	defer closer.Close()
 	r, err = decodeRequest(v)
+	r.key = k
 	return r, err == nil, err
 }
 
+// eachRequest calls fn with the records of uid from the key from on
+// (nil: from the first bucket), oldest bucket first and by time within
+// one, until fn returns false. It seeks past the other inboxes' records:
+// two seeks a bucket, whatever they hold.
+func (s *Store) eachRequest(uid string, from []byte, fn func(k, v []byte) (bool, error)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRequest}, UpperBound: []byte{prefixRequest + 1}})
+	if err != nil {
+		return fmt.Errorf("request records: %w", err)
+	}
+	var ok bool
+	if from != nil {
+		ok = it.SeekGE(from) // not First: it would step over every tombstone below from
+	} else {
+		ok = it.First()
+	}
+	for ok {
+		end, u, _, _, err := parseRequestKey(it.Key())
+		switch {
+		case err != nil:
+			return errors.Join(err, it.Close())
+		case u < uid:
+			ok = it.SeekGE(requestBucketPrefix(end, uid))
+		case u > uid:
+			ok = it.SeekGE(requestSpaceUntil(end))
+		default:
+			more, err := fn(it.Key(), it.Value())
+			if err != nil || !more {
+				return errors.Join(err, it.Close())
+			}
+			ok = it.Next()
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("request records: %w", err)
+	}
+	return nil
+}
+
+// searchRequest finds the record of key among uid's records within the
+// window (after cut), reading them all: for a hash two records share.
+func (s *Store) searchRequest(uid, key string, cut int64) (r requestRecord, ok bool, err error) {
+	err = s.eachRequest(uid, requestSpaceUntil(cut), func(k, v []byte) (bool, error) {
+		_, _, ms, kk, err := parseRequestKey(k)
+		if err != nil || ms <= cut || kk != key {
+			return err == nil, err
+		}
+		r, err = decodeRequest(v)
+		r.key, ok = bytes.Clone(k), err == nil
+		return false, err
+	})
+	return r, ok, err
+}
+
+// requestLookup is what findRequestLocked found for a request key.
+type requestLookup struct {
+	dup bool
+	// old is the record of the key within the window that the request
+	// replaces (another request's: its sum or entries differ), or nil.
+	old *requestRecord
+	// collided: the hash of the key is another record's within the
+	// window, so recording this one makes the hash shared.
+	collided bool
+}
+
 // findRequestLocked reports whether req was stored within the window, and
-// then gives out the original entries' ID, Time and Seq. It also returns
-// the record it found for req.Key, if any (another request's, or one past
-// the window), for recordRequestLocked to replace. s.mu must be held.
+// then gives out the original entries' ID, Time and Seq. s.mu must be
+// held.
 //
 // Almost every request is new, and a point read that misses costs a seek
 // through the memtable's skiplist (a tenth of a direct message's CPU in
 // a profile), so the inbox's known keys (requestStats.keys) are asked
-// first: a key not among them is not on disk, and nothing is read.
-func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (dup bool, old *requestRecord, err error) {
+// first: a key whose hash has no record within the window is not on
+// disk, and nothing is read.
+func (s *Store) findRequestLocked(out []inbox.Message, req inbox.Request, now time.Time) (requestLookup, error) {
 	window, _ := s.opts.Dedupe()
-	st, err := s.requestStatsLocked(out[0].UID)
+	cut := now.Add(-window).UnixMilli()
+	uid := out[0].UID
+	st, err := s.requestStatsLocked(uid, cut)
 	if err != nil {
-		return false, nil, err
+		return requestLookup{}, err
 	}
-	if !st.mayHold(s.keyHash(req.Key)) {
-		return false, nil, nil
+	ms, known := st.keys[s.keyHash(req.Key)]
+	if !known || (ms != shared && ms <= cut) {
+		return requestLookup{}, nil
 	}
-	r, ok, err := s.getRequest(out[0].UID, req.Key)
-	if err != nil || !ok {
-		return false, nil, err
+	var r requestRecord
+	var ok bool
+	if ms == shared {
+		r, ok, err = s.searchRequest(uid, req.Key, cut)
+	} else {
+		r, ok, err = s.getRequest(requestKey(s.bucketEnd(ms), uid, ms, req.Key))
 	}
-	if r.sum != req.Sum || r.ms <= now.Add(-window).UnixMilli() || len(r.seqs) != len(out) {
-		return false, &r, nil
+	switch {
+	case err != nil:
+		return requestLookup{}, err
+	case !ok:
+		return requestLookup{collided: ms != shared}, nil
+	case r.sum != req.Sum || len(r.seqs) != len(out):
+		return requestLookup{old: &r}, nil
 	}
 	id := strconv.FormatUint(r.id, 10)
 	for i := range out {
 		out[i].ID, out[i].Time, out[i].Seq = id, r.ms, r.seqs[i]
 	}
-	return true, &r, nil
+	return requestLookup{dup: true}, nil
 }
 
 // recordRequestLocked writes req's record for the stored entries out into
-// b, replacing old (the record of the same key findRequestLocked found, or
-// nil), and drops the inbox's records past the window or the cap. s.mu
-// must be held.
-func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req inbox.Request, old *requestRecord, now time.Time) error {
+// b, replacing the record found.old, and trims the inbox to
+// DedupePerInbox records, the oldest first. s.mu must be held.
+func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req inbox.Request, found requestLookup, now time.Time) error {
 	uid := out[0].UID
-	st, err := s.requestStatsLocked(uid)
+	window, perInbox := s.opts.Dedupe()
+	cut := now.Add(-window).UnixMilli()
+	st, err := s.requestStatsLocked(uid, cut)
 	if err != nil {
 		return err
 	}
-	n := st.n
-	if old != nil {
-		if err := b.Delete(requestAgeKey(uid, old.ms, req.Key), nil); err != nil {
+	if found.old != nil {
+		if err := b.Delete(found.old.key, nil); err != nil {
 			return fmt.Errorf("batch: %w", err)
 		}
-		n--
 	}
 	id, err := strconv.ParseUint(out[0].ID, 10, 64)
 	if err != nil {
@@ -163,112 +277,125 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 	for _, m := range out {
 		r.seqs = append(r.seqs, m.Seq)
 	}
-	if err := b.Set(requestKey(uid, req.Key), encodeRequest(r), nil); err != nil {
+	key := requestKey(s.bucketEnd(r.ms), uid, r.ms, req.Key)
+	if err := b.Set(key, encodeRequest(r), nil); err != nil {
 		return fmt.Errorf("batch: %w", err)
 	}
-	ageKey := requestAgeKey(uid, r.ms, req.Key)
-	if err := b.Set(ageKey, nil, nil); err != nil {
-		return fmt.Errorf("batch: %w", err)
+	h := s.keyHash(req.Key)
+	if found.collided || st.keys[h] == shared {
+		st.share(h)
+	} else {
+		st.keys[h] = r.ms // new, or replacing this key's record or one past the window
 	}
-	n++
-	if old == nil {
-		st.add(s.keyHash(req.Key)) // a replaced record keeps its key
+	st.from = lowerKey(st.from, key) // a clock gone back writes below it
+	st.newest = max(st.newest, r.ms)
+	if st.oldest == 0 || r.ms < st.oldest {
+		st.oldest = r.ms
 	}
-	window, perInbox := s.opts.Dedupe()
-	cut := now.Add(-window).UnixMilli()
-	if old == nil && st.oldest > cut && n <= perInbox {
-		// Nothing to drop: no scan. Iterating the records would step over
-		// the tombstones of every record dropped since the last
-		// compaction, on every request.
-		st.n, st.oldest = n, min(st.oldest, r.ms)
-		st.from = lowerKey(st.from, ageKey)
-		s.requests[uid] = st
-		return nil
-	}
+	s.requests[uid] = st
 
-	// The oldest first: past the window, or over the cap. The walk starts
-	// at st.from, not at the inbox's first age key: the records dropped
-	// before it are tombstones until a compaction, and a busy inbox (over
-	// the cap, one drop per request) would step over all of them every
-	// time (3 ms a request at 20,000 of them).
-	oldest := r.ms
-	prefix := requestAgePrefix(uid)
-	lower := prefix
-	if st.from != nil {
-		lower = st.from
+	if len(st.keys) > perInbox {
+		return s.trimRequestsLocked(b, uid, req.Key, key, perInbox)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return fmt.Errorf("request records: %w", err)
+	if st.oldest <= cut-s.bucketMs {
+		// A bucket's worth of the known times is past the window:
+		// forget them, so the inbox's memory follows the window.
+		s.pruneRequestsLocked(uid, cut)
 	}
-	st.from = ageKey // unless an older record stays, below
-	for ok := it.First(); ok; ok = it.Next() {
-		_, ms, key, err := parseRequestAgeKey(it.Key())
+	return nil
+}
+
+// trimRequestsLocked writes into b the deletes of uid's oldest records,
+// until perInbox are left, keeping the record of key, which b writes
+// under written. The walk starts at requestStats.from, not at the first
+// bucket: the records it dropped before are tombstones until a
+// compaction, and a busy inbox (over the cap, one drop per request) would
+// step over all of them every time (3 ms a request at 20,000 of them).
+// s.mu must be held.
+func (s *Store) trimRequestsLocked(b *pebble.Batch, uid, key string, written []byte, perInbox int) error {
+	st := s.requests[uid]
+	from := st.from
+	err := s.eachRequest(uid, st.from, func(k, _ []byte) (bool, error) {
+		if len(st.keys) <= perInbox {
+			from = bytes.Clone(k) // the oldest record kept
+			return false, nil
+		}
+		_, _, ms, kk, err := parseRequestKey(k)
 		if err != nil {
-			return errors.Join(err, it.Close())
+			return false, err
 		}
-		if ms > cut && n <= perInbox {
-			if key == req.Key {
-				oldest = 0 // the replaced record: the next one's age is not known
-			} else {
-				oldest = min(oldest, ms)
-			}
-			st.from = lowerKey(bytes.Clone(it.Key()), ageKey)
-			break
+		if kk == key {
+			return true, nil // replaced in b, or the record b replaces
 		}
-		if key == req.Key {
-			continue // replaced above
+		if err := b.Delete(k, nil); err != nil {
+			return false, fmt.Errorf("batch: %w", err)
 		}
-		if err := errors.Join(b.Delete(it.Key(), nil), b.Delete(requestKey(uid, key), nil)); err != nil {
-			return errors.Join(fmt.Errorf("batch: %w", err), it.Close())
+		if h := s.keyHash(kk); st.keys[h] == ms {
+			delete(st.keys, h)
 		}
-		st.remove(s.keyHash(key))
-		n--
+		from = nil // past every record: the next walk starts at the first
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("request records: %w", err)
-	}
-	st.n, st.oldest = n, oldest
+	// The record b writes is not among those walked: one written with a
+	// clock gone back sorts below the oldest kept.
+	st.from, st.oldest = lowerKey(from, written), 0 // 0: not known; the next prune finds it
 	s.requests[uid] = st
 	return nil
 }
 
+// pruneRequestsLocked forgets uid's known times past the window (at or
+// before cut). A shared hash stands for records whose times are not
+// known, so an inbox with one is counted again from disk. s.mu must be
+// held.
+func (s *Store) pruneRequestsLocked(uid string, cut int64) {
+	st := s.requests[uid]
+	if st.shared > 0 {
+		delete(s.requests, uid) // counted again at the next request
+		return
+	}
+	st.oldest = 0
+	for h, ms := range st.keys {
+		if ms <= cut {
+			delete(st.keys, h)
+		} else if st.oldest == 0 || ms < st.oldest {
+			st.oldest = ms
+		}
+	}
+	s.requests[uid] = st
+}
+
 // requestStats is what the store knows of an inbox's request records.
 type requestStats struct {
-	n      int
-	oldest int64 // Unix ms of the oldest record; 0: not known
-	// from is at or below the age key of every record of the inbox (nil:
-	// not known), where recordRequestLocked's walk of the oldest starts.
+	// keys holds the time of the record of each request key within the
+	// window, by a 32-bit hash of the key (Store.keyHash), or shared when
+	// two records have the hash. A key whose hash is not here, or is here
+	// with a time past the window, has no record within it, and
+	// findRequestLocked reads nothing for it. About 20 bytes a record:
+	// the window and DedupePerInbox bound them.
+	keys   map[uint32]int64
+	shared int // hashes marked shared in keys
+	// oldest and newest are times of records in keys (0: oldest not
+	// known): a prune is due when oldest is a bucket past the window, and
+	// an inbox whose newest is past it is forgotten by the sweep.
+	oldest, newest int64
+	// from is at or below the key of every record of the inbox (nil: not
+	// known), where trimRequestsLocked's walk starts.
 	from []byte
-	// keys counts the inbox's records by a 32-bit hash of their request
-	// key (Store.keyHash): every record on disk is counted, so a key whose
-	// hash has no count has no record, and findRequestLocked reads
-	// nothing for it. Hashes that collide share a count, so a delete
-	// never makes another key look absent; a collision only costs a
-	// read. About 10 bytes a record: the window bounds them (see
-	// docs/performance.md, CPU per direct message).
-	keys map[uint32]uint32
 }
 
-func (st *requestStats) add(h uint32) {
-	if st.keys == nil {
-		st.keys = make(map[uint32]uint32)
-	}
-	st.keys[h]++
-}
-
-func (st *requestStats) remove(h uint32) {
-	switch st.keys[h] {
-	case 0:
-	case 1:
-		delete(st.keys, h)
-	default:
-		st.keys[h]--
+// share marks h as the hash of two records.
+func (st *requestStats) share(h uint32) {
+	if st.keys[h] != shared {
+		st.keys[h] = shared
+		st.shared++
 	}
 }
 
-// lowerKey is the lower of a bound and a new record's age key; a bound
-// not known (nil) stays so.
+// lowerKey is the lower of a bound and a new record's key; a bound not
+// known (nil) stays so.
 func lowerKey(from, key []byte) []byte {
 	if from != nil && bytes.Compare(key, from) < 0 {
 		return key
@@ -276,118 +403,122 @@ func lowerKey(from, key []byte) []byte {
 	return from
 }
 
-// mayHold reports whether a record with a key of hash h may be on disk.
-func (st *requestStats) mayHold(h uint32) bool { return st.keys[h] > 0 }
-
 // keyHash is the hash requestStats.keys counts a request key by. The seed
 // is the store's own, so a client cannot choose cids that collide.
 func (s *Store) keyHash(key string) uint32 {
 	return uint32(maphash.String(s.keySeed, key))
 }
 
-// requestStatsLocked is what the store knows of uid's records: counted,
-// with their keys, by one scan of the inbox's age index on first use
-// (after a restart too, so a resend of a request stored before it is
-// found), then kept by every write that adds or drops one. s.mu must be
-// held.
-func (s *Store) requestStatsLocked(uid string) (requestStats, error) {
+// requestStatsLocked is what the store knows of uid's records: read, with
+// their keys and times, from the inbox's records within the window (after
+// cut) on first use (after a restart too, so a resend of a request stored
+// before it is found), then kept by every write that adds or drops one.
+// s.mu must be held.
+func (s *Store) requestStatsLocked(uid string, cut int64) (requestStats, error) {
 	if st, ok := s.requests[uid]; ok {
 		return st, nil
 	}
-	prefix := requestAgePrefix(uid)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	st := requestStats{keys: make(map[uint32]int64)}
+	err := s.eachRequest(uid, requestSpaceUntil(cut), func(k, _ []byte) (bool, error) {
+		end, _, ms, key, err := parseRequestKey(k)
+		if err != nil || ms <= cut {
+			return err == nil, err
+		}
+		h := s.keyHash(key)
+		if _, dup := st.keys[h]; dup || end != s.bucketEnd(ms) {
+			// Two records with the hash, or one written with another
+			// bucket width (its key is not built from its time alone).
+			st.share(h)
+		} else {
+			st.keys[h] = ms
+		}
+		if st.oldest == 0 || ms < st.oldest {
+			st.oldest = ms
+		}
+		st.newest = max(st.newest, ms)
+		return true, nil
+	})
 	if err != nil {
-		return requestStats{}, fmt.Errorf("request records: %w", err)
-	}
-	var st requestStats
-	for ok := it.First(); ok; ok = it.Next() {
-		_, ms, key, err := parseRequestAgeKey(it.Key())
-		if err != nil {
-			return requestStats{}, errors.Join(fmt.Errorf("request records: %w", err), it.Close())
-		}
-		if st.n == 0 {
-			st.oldest, st.from = ms, bytes.Clone(it.Key())
-		}
-		st.add(s.keyHash(key))
-		st.n++
-	}
-	if err := it.Close(); err != nil {
-		return requestStats{}, fmt.Errorf("request records: %w", err)
+		return requestStats{}, err
 	}
 	s.requests[uid] = st
 	return st, nil
 }
 
-// expireRequests drops the records older than the dedupe window in every
-// inbox, so quiet inboxes do not keep theirs. It returns how many it dropped.
-func (s *Store) expireRequests(now time.Time) (int, error) {
+// expireRequests drops every bucket of records that ended before the
+// dedupe window, with one range delete, so quiet inboxes do not keep
+// theirs, and forgets what it knew of the inboxes with no record left
+// within the window.
+func (s *Store) expireRequests(now time.Time) error {
 	window, _ := s.opts.Dedupe()
 	cut := now.Add(-window).UnixMilli()
-	start := []byte{prefixRequestAge}
-	dropped := 0
-	for {
-		n, next, err := s.expireRequestsFrom(start, cut)
-		dropped += n
-		if err != nil || next == nil {
-			return dropped, err
-		}
-		start = next
-	}
-}
-
-// expireRequestsFrom drops expired records from start on, at most a batch
-// of them under s.mu, and returns where to go on (nil when done).
-func (s *Store) expireRequestsFrom(start []byte, cut int64) (dropped int, next []byte, err error) {
-	const perBatch = 1000
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: []byte{prefixRequestAge + 1}})
+	// Every bucket ends at a multiple of the width, so a range delete is
+	// due only when one more has ended; a bucket of another width (a
+	// store reopened with another window) goes with the next one.
+	if ended := cut / s.bucketMs * s.bucketMs; ended > s.requestsSwept {
+		if err := s.db.DeleteRange([]byte{prefixRequest}, requestSpaceUntil(ended), pebble.NoSync); err != nil {
+			return fmt.Errorf("request records: %w", err)
+		}
+		s.requestsSwept = ended
+	}
+	for uid, st := range s.requests {
+		if st.newest <= cut {
+			delete(s.requests, uid)
+		}
+	}
+	return nil
+}
+
+// upgradeRequests rewrites the request records of layout 3 ("d" uid 0x00
+// key, with the age index "D") as those of layout 4, then deletes the old
+// ones and marks the store layout 4, in one synced batch. Records are few
+// (the window's), and writing one twice writes the same key, so an upgrade
+// interrupted before its last batch is redone from the start.
+func (s *Store) upgradeRequests() (err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRequestV3}, UpperBound: []byte{prefixRequestV3 + 1}})
 	if err != nil {
-		return 0, nil, fmt.Errorf("request records: %w", err)
+		return fmt.Errorf("iterator: %w", err)
 	}
+	defer func() { err = errors.Join(err, it.Close()) }()
 	b := s.db.NewBatch()
-	defer b.Close()
-	ok := it.First()
-	for ok && dropped < perBatch {
-		uid, ms, key, err := parseRequestAgeKey(it.Key())
+	defer func() { err = errors.Join(err, b.Close()) }()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		i := bytes.IndexByte(k, sep)
+		if i < 2 {
+			return fmt.Errorf("%w: layout 3 request key %x", errCorrupt, k)
+		}
+		r, err := decodeRequest(it.Value())
 		if err != nil {
-			return 0, nil, errors.Join(err, it.Close())
+			return err
 		}
-		if ms > cut {
-			// The rest of this inbox is younger: on to the next inbox.
-			ok = it.SeekGE(prefixEnd(requestAgePrefix(uid)))
-			continue
+		if err := b.Set(requestKey(s.bucketEnd(r.ms), string(k[1:i]), r.ms, string(k[i+1:])), it.Value(), nil); err != nil {
+			return fmt.Errorf("batch: %w", err)
 		}
-		if err := errors.Join(b.Delete(it.Key(), nil), b.Delete(requestKey(uid, key), nil)); err != nil {
-			return 0, nil, errors.Join(fmt.Errorf("batch: %w", err), it.Close())
-		}
-		if st, counted := s.requests[uid]; counted {
-			if st.n <= 1 {
-				delete(s.requests, uid)
-			} else {
-				st.remove(s.keyHash(key))
-				st.n, st.oldest = st.n-1, 0 // the oldest is gone: not known
-				s.requests[uid] = st
+		if b.Len() >= upgradeBatch {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return fmt.Errorf("commit: %w", err)
 			}
-		}
-		dropped++
-		ok = it.Next()
-	}
-	if ok {
-		next = bytes.Clone(it.Key())
-	}
-	if err := it.Close(); err != nil {
-		return 0, nil, fmt.Errorf("request records: %w", err)
-	}
-	if dropped > 0 {
-		if err := b.Commit(pebble.NoSync); err != nil {
-			// What s.requests says of the inboxes above may no longer be
-			// true: counted again on next use.
-			clear(s.requests)
-			return 0, nil, fmt.Errorf("request records: %w", err)
+			b.Reset()
 		}
 	}
-	return dropped, next, nil
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("iterator: %w", err)
+	}
+	for _, p := range []byte{prefixRequestV3, prefixRequestAgeV3} {
+		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
+			return fmt.Errorf("batch: %w", err)
+		}
+	}
+	if err := b.Set(keyVersion, encodeUint(layoutVersion), nil); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // prefixEnd is the first key after every key starting with prefix, whose

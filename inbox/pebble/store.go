@@ -48,6 +48,10 @@ type Store struct {
 	// and their keys (see requests.go), counted on first use.
 	requests map[string]requestStats
 	keySeed  maphash.Seed // of requestStats.keys
+	bucketMs int64        // width of the request records' age buckets (requestBucket)
+	// requestsSwept is the end of the newest bucket of request records
+	// that expireRequests has dropped.
+	requestsSwept int64
 
 	// markMu makes the read-compare-write of SetCursor and MarkRead atomic
 	// and guards positions.
@@ -135,6 +139,8 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts, now: time.Now, heads: make(map[string]head), requests: make(map[string]requestStats), positions: make(map[string]position),
 		keySeed: maphash.MakeSeed()}
+	window, _ := opts.Dedupe()
+	s.bucketMs = requestBucket(window)
 	last, err := s.init()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
@@ -170,9 +176,9 @@ func tuned(o *pebble.Options) *pebble.Options {
 	return o
 }
 
-// init checks or writes the layout version, upgrading a store of layout 1
-// or 2, and returns the id stored under keyLastID: every id issued is at or
-// below it.
+// init checks or writes the layout version, upgrading a store of layout 1,
+// 2 or 3, and returns the id stored under keyLastID: every id issued is at
+// or below it.
 func (s *Store) init() (lastID uint64, err error) {
 	v, ok, err := s.getUint("layout version", keyVersion)
 	switch {
@@ -182,17 +188,20 @@ func (s *Store) init() (lastID uint64, err error) {
 		if err := s.db.Set(keyVersion, encodeUint(layoutVersion), pebble.Sync); err != nil {
 			return 0, fmt.Errorf("write layout version: %w", err)
 		}
-	case v == 1:
-		if err := s.upgradeV1(); err != nil {
-			return 0, fmt.Errorf("upgrade layout 1 to %d: %w", layoutVersion, err)
+	case v >= 1 && v <= 3:
+		if v == 1 {
+			if err := s.upgradeV1(); err != nil {
+				return 0, fmt.Errorf("upgrade layout 1 to %d: %w", layoutVersion, err)
+			}
 		}
-	case v == 2:
-		// Layout 2 wrote every head with every append: read as layout 3,
-		// whose heads may lag (heads.go). Marked 3 before the first append
-		// that leaves a head behind, so a build that reads only 2 refuses
-		// the store rather than trusting such a head.
-		if err := s.db.Set(keyVersion, encodeUint(layoutVersion), pebble.Sync); err != nil {
-			return 0, fmt.Errorf("upgrade layout 2 to %d: %w", layoutVersion, err)
+		// Layout 2 wrote every head with every append: it reads as layout
+		// 3, whose heads may lag (heads.go). Every older layout keeps its
+		// request records as layout 3 did; rewriting them marks the store
+		// layout 4 before the first append, so a build of an older layout
+		// refuses it rather than trusting a lagging head or missing the
+		// records.
+		if err := s.upgradeRequests(); err != nil {
+			return 0, fmt.Errorf("upgrade layout %d to %d: %w", v, layoutVersion, err)
 		}
 	case v != layoutVersion:
 		return 0, fmt.Errorf("layout version %d, this build reads %d", v, layoutVersion)
@@ -299,11 +308,11 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 	}()
 
 	now := s.now()
-	var old *requestRecord // the record of req.Key that this append replaces
+	var found requestLookup // what req.Key has on disk
 	if req.Key != "" {
 		var err error
-		if dup, old, err = s.findRequestLocked(out, req, now); dup || err != nil {
-			return nil, dup, err
+		if found, err = s.findRequestLocked(out, req, now); found.dup || err != nil {
+			return nil, found.dup, err
 		}
 	}
 	id := s.ids.Next(now)
@@ -367,7 +376,7 @@ func (s *Store) applyAppend(b *pebble.Batch, out []inbox.Message, req inbox.Requ
 		}
 	}
 	if req.Key != "" {
-		if err := s.recordRequestLocked(b, out, req, old, now); err != nil {
+		if err := s.recordRequestLocked(b, out, req, found, now); err != nil {
 			return nil, false, err
 		}
 	}

@@ -18,8 +18,9 @@ const upgradeBatch = 4 << 20
 // upgradeV1 brings a layout 1 store to layout 2: it adds the thread index
 // entry of every message and rewrites each head, an 8-byte last Seq in
 // layout 1, as last, first and held. Open calls it before the store is in
-// use. It is safe to run again after a crash part-way: the version is
-// written last, index entries are rewritten as they were, and a head that
+// use, and then upgradeRequests, which writes the version. It is safe to
+// run again after a crash part-way: the store is marked layout 4 only
+// after both, index entries are rewritten as they were, and a head that
 // was already rewritten is recounted from its last.
 func (s *Store) upgradeV1() (err error) {
 	heads, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixHead}, UpperBound: []byte{prefixHead + 1}})
@@ -99,9 +100,6 @@ func (s *Store) upgradeV1() (err error) {
 	}
 	if err := heads.Error(); err != nil {
 		return fmt.Errorf("iterator: %w", err)
-	}
-	if err := b.Set(keyVersion, encodeUint(layoutVersion), nil); err != nil {
-		return fmt.Errorf("batch: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit: %w", err)
