@@ -32,20 +32,23 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedMemtableSize is the embedded store's memtable size. Pebble
 	// keeps up to two in memory: budget twice this in RSS under write load.
-	EmbeddedMemtableSize ByteSize        `yaml:"embedded_memtable_size"`
-	Store                string          `yaml:"store"` // embedded or redis
-	Redis                RedisConfig     `yaml:"redis"`
-	Log                  LogConfig       `yaml:"log"`
-	Listeners            ListenersConfig `yaml:"listeners"`
-	Auth                 AuthConfig      `yaml:"auth"`
-	ACL                  ACLConfig       `yaml:"acl"`
-	Inbox                InboxConfig     `yaml:"inbox"`
-	Limits               LimitsConfig    `yaml:"limits"`
-	Push                 PushConfig      `yaml:"push"`
-	Events               EventsConfig    `yaml:"events"`
-	MQTT                 MQTTConfig      `yaml:"mqtt"`
-	Web                  WebConfig       `yaml:"web"`
-	Runtime              RuntimeConfig   `yaml:"runtime"` // the Go runtime's memory (goruntime.go)
+	EmbeddedMemtableSize ByteSize `yaml:"embedded_memtable_size"`
+	// EmbeddedWALSyncInterval is the least time between two fsyncs of the
+	// embedded store's write-ahead log (pebblestore.Tuning).
+	EmbeddedWALSyncInterval time.Duration   `yaml:"embedded_wal_sync_interval"`
+	Store                   string          `yaml:"store"` // embedded or redis
+	Redis                   RedisConfig     `yaml:"redis"`
+	Log                     LogConfig       `yaml:"log"`
+	Listeners               ListenersConfig `yaml:"listeners"`
+	Auth                    AuthConfig      `yaml:"auth"`
+	ACL                     ACLConfig       `yaml:"acl"`
+	Inbox                   InboxConfig     `yaml:"inbox"`
+	Limits                  LimitsConfig    `yaml:"limits"`
+	Push                    PushConfig      `yaml:"push"`
+	Events                  EventsConfig    `yaml:"events"`
+	MQTT                    MQTTConfig      `yaml:"mqtt"`
+	Web                     WebConfig       `yaml:"web"`
+	Runtime                 RuntimeConfig   `yaml:"runtime"` // the Go runtime's memory (goruntime.go)
 }
 
 // ByteSize is a size in bytes, written in YAML as a plain number of bytes
@@ -338,7 +341,9 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:              "data",
 		EmbeddedMemtableSize: pebblestore.DefaultMemTableSize,
-		Store:                "embedded",
+		// A millisecond: docs/performance.md, round six.
+		EmbeddedWALSyncInterval: time.Millisecond,
+		Store:                   "embedded",
 		Redis: RedisConfig{
 			Prefix:      "inboxmq:",
 			DialTimeout: 2 * time.Second,

@@ -143,6 +143,11 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 	if cfg, err := ParseConfig([]byte(base + "embedded_memtable_size: 4MiB\n")); err != nil || cfg.EmbeddedMemtableSize != 4<<20 || d.EmbeddedMemtableSize != 64<<20 {
 		t.Fatalf("embedded_memtable_size: 4MiB = %d, %v (default %d)", cfg.EmbeddedMemtableSize, err, d.EmbeddedMemtableSize)
 	}
+	for in, want := range map[string]time.Duration{"": time.Millisecond, "embedded_wal_sync_interval: 0\n": 0, "embedded_wal_sync_interval: 10ms\n": 10 * time.Millisecond, "embedded_wal_sync_interval: 250us\n": 250 * time.Microsecond} {
+		if cfg, err := ParseConfig([]byte(base + in)); err != nil || cfg.EmbeddedWALSyncInterval != want {
+			t.Errorf("%q: embedded_wal_sync_interval = %s, %v; want %s", in, cfg.EmbeddedWALSyncInterval, err, want)
+		}
+	}
 	for in, want := range map[string]ByteSize{"0": 0, "67108864": 64 << 20, "512MiB": 512 << 20, "65536 KiB": 64 << 20, "2GiB": 2 << 30, "1TiB": 1 << 40} {
 		cfg, err := ParseConfig([]byte(base + "runtime:\n  memory_limit: " + in + "\n"))
 		if err != nil || cfg.Runtime.MemoryLimit != want {
@@ -159,6 +164,7 @@ func TestParseConfig_MemoryKeys(t *testing.T) {
 		"mqtt:\n  client_net_read_buffer_size: 0\n", "mqtt:\n  client_net_write_buffer_size: 8\n",
 		"mqtt:\n  client_net_read_buffer_size: 2000000\n",
 		"embedded_memtable_size: 512KiB\n", "embedded_memtable_size: 2GiB\n", "embedded_memtable_size: 0\n",
+		"embedded_wal_sync_interval: -1ms\n", "embedded_wal_sync_interval: 11ms\n", "embedded_wal_sync_interval: soon\n",
 	} {
 		if _, err := ParseConfig([]byte(base + in)); err == nil {
 			t.Errorf("accepted %q", in)

@@ -61,8 +61,9 @@ func (b *Broker) openStore(opts inbox.Options) error {
 	b.walSync = newWALSyncHistogram()
 	store, err := pebblestore.OpenTuned(filepath.Join(cfg.DataDir, StoreDir), opts,
 		pebblestore.Tuning{
-			MemTableSize: int64(cfg.EmbeddedMemtableSize),
-			OnWALSync:    func(d time.Duration) { b.walSync.Observe(d.Seconds()) },
+			MemTableSize:    int64(cfg.EmbeddedMemtableSize),
+			WALSyncInterval: cfg.EmbeddedWALSyncInterval,
+			OnWALSync:       func(d time.Duration) { b.walSync.Observe(d.Seconds()) },
 		})
 	if err != nil {
 		return fail(fmt.Errorf("open inbox store: %w", err))

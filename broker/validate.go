@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	pebblestore "github.com/inboxmq/inboxmq/inbox/pebble"
 )
 
 // Validate reports every problem in the configuration at once.
@@ -207,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.EmbeddedMemtableSize < 1<<20 || c.EmbeddedMemtableSize > 1<<30 {
 		bad("embedded_memtable_size must be 1MiB..1GiB, got %d", c.EmbeddedMemtableSize)
+	}
+	if c.EmbeddedWALSyncInterval < 0 || c.EmbeddedWALSyncInterval > pebblestore.MaxWALSyncInterval {
+		bad("embedded_wal_sync_interval must be 0..%s, got %s", pebblestore.MaxWALSyncInterval, c.EmbeddedWALSyncInterval)
 	}
 	return errors.Join(errs...)
 }

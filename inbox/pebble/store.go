@@ -93,9 +93,23 @@ var _ inbox.Store = (*Store)(nil)
 // package without cgo), where the Go memory limit counts them.
 const DefaultMemTableSize = 64 << 20
 
-// Tuning sizes the store's memory. Zero values take the defaults.
+// MaxWALSyncInterval bounds Tuning.WALSyncInterval: every synced write may
+// wait that long.
+const MaxWALSyncInterval = 10 * time.Millisecond
+
+// Tuning sizes the store's memory and paces its fsyncs. Zero values take
+// the defaults.
 type Tuning struct {
 	MemTableSize int64 // bytes; DefaultMemTableSize when 0
+	// WALSyncInterval is the least time between two syncs of the WAL
+	// (Pebble's WALMinSyncInterval); 0, the default, syncs as soon as a
+	// write asks. A sync asked for sooner waits for the rest of it, and
+	// every write that arrives meanwhile shares it: at 2,000 direct
+	// messages a second, 1 ms cut WAL syncs from 0.8 to 0.24 a message
+	// and the broker's CPU per message by a quarter, for about 1.4 ms
+	// more median latency (docs/performance.md, round six). Writes still
+	// return only once synced. At most MaxWALSyncInterval.
+	WALSyncInterval time.Duration
 	// OnWALSync, when set, is called with how long each sync of the WAL
 	// took (walsync.go), from Pebble's WAL goroutine: it must be quick.
 	OnWALSync func(time.Duration)
@@ -121,6 +135,9 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 	if t.MemTableSize < 1<<20 || t.MemTableSize > 1<<30 {
 		return nil, fmt.Errorf("pebblestore: open: memtable size %d out of range 1 MiB..1 GiB", t.MemTableSize)
 	}
+	if t.WALSyncInterval < 0 || t.WALSyncInterval > MaxWALSyncInterval {
+		return nil, fmt.Errorf("pebblestore: open: WAL sync interval %s out of range 0..%s", t.WALSyncInterval, MaxWALSyncInterval)
+	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	var fs vfs.FS = vfs.Default
@@ -133,6 +150,7 @@ func OpenTuned(dir string, opts inbox.Options, t Tuning) (*Store, error) {
 		Logger:             quietLogger{},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(t.MemTableSize),
+		WALMinSyncInterval: func() time.Duration { return t.WALSyncInterval },
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync"
@@ -207,6 +208,11 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("Open with a %d-byte memtable succeeded", size)
 		}
 	}
+	for _, d := range []time.Duration{-time.Millisecond, MaxWALSyncInterval + time.Nanosecond} {
+		if _, err := OpenTuned(t.TempDir(), inbox.Options{}, Tuning{WALSyncInterval: d}); err == nil {
+			t.Errorf("Open with a WAL sync interval of %s succeeded", d)
+		}
+	}
 	small, err := OpenTuned(t.TempDir(), inbox.Options{}, Tuning{MemTableSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +279,39 @@ func mustReadAll(t *testing.T, s *Store, uid string) []inbox.Message {
 		t.Fatalf("Read(%s): %v", uid, err)
 	}
 	return got
+}
+
+// TestWALSyncInterval: with an interval, syncs are at least that far
+// apart, so appends that each wait for their own sync take at least the
+// intervals between them; every one is still durable when it returns
+// (TestReopen's kind of check: all there after a reopen).
+func TestWALSyncInterval(t *testing.T) {
+	const interval, appends = 10 * time.Millisecond, 6
+	dir := t.TempDir()
+	var syncs atomic.Int64
+	s, err := OpenTuned(dir, inbox.Options{}, Tuning{WALSyncInterval: interval, OnWALSync: func(time.Duration) { syncs.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for i := range appends {
+		if _, err := s.Append(ctx, []inbox.Message{{UID: "bob", Kind: inbox.KindDirect, Peer: "alice", Content: fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lower bound only: a slow machine makes it longer, never shorter.
+	if took := time.Since(start); took < (appends-1)*interval {
+		t.Errorf("%d appends, each waiting for its sync, took %s; want at least %s", appends, took, (appends-1)*interval)
+	}
+	if n := syncs.Load(); n < appends {
+		t.Errorf("%d WAL syncs for %d appends that each waited for one", n, appends)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, inbox.Options{})
+	if n := len(mustReadAll(t, s, "bob")); n != appends {
+		t.Errorf("bob holds %d messages after reopen, want %d", n, appends)
+	}
 }
