@@ -47,27 +47,36 @@ func BenchmarkAppend_1Inbox(b *testing.B) {
 	}
 }
 
-// BenchmarkAppend_Parallel has 16 appenders per CPU writing a direct
-// message and the sender's copy, so group commit shares the fsyncs.
-func BenchmarkAppend_Parallel(b *testing.B) {
-	s := openStore(b, b.TempDir(), inbox.Options{MaxPerInbox: 1000})
-	ctx := context.Background()
+// senders runs send on 16 goroutines per CPU, each a user of its own
+// ("u1", "u2", ...) counting its sends from 1, so that group commit shares
+// the fsyncs, and reports allocations and CPU per op.
+func senders(b *testing.B, send func(me string, n int) error) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	defer cpuPerOp(b)()
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		me := "u" + strconv.FormatInt(next.Add(1), 10)
-		msgs := []inbox.Message{
-			{UID: me, Kind: inbox.KindSent, Peer: "peer", Content: "hello, world"},
-			{UID: "peer", Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
-		}
-		for pb.Next() {
-			if _, err := s.Append(ctx, msgs); err != nil {
+		for n := 1; pb.Next(); n++ {
+			if err := send(me, n); err != nil {
 				b.Error(err)
 				return
 			}
 		}
+	})
+}
+
+// BenchmarkAppend_Parallel has 16 appenders per CPU writing a direct
+// message and the sender's copy, so group commit shares the fsyncs.
+func BenchmarkAppend_Parallel(b *testing.B) {
+	s := openStore(b, b.TempDir(), inbox.Options{MaxPerInbox: 1000})
+	ctx := context.Background()
+	senders(b, func(me string, _ int) error {
+		_, err := s.Append(ctx, []inbox.Message{
+			{UID: me, Kind: inbox.KindSent, Peer: "peer", Content: "hello, world"},
+			{UID: "peer", Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
+		})
+		return err
 	})
 }
 
@@ -164,24 +173,12 @@ func BenchmarkThreads_20Threads(b *testing.B) {
 func BenchmarkSubmit_Keyed_Parallel(b *testing.B) {
 	s := openStore(b, b.TempDir(), inbox.Options{MaxPerInbox: 1000})
 	ctx := context.Background()
-	var next atomic.Int64
-	b.ReportAllocs()
-	defer cpuPerOp(b)()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		me := "u" + strconv.FormatInt(next.Add(1), 10)
-		n := 0
-		for pb.Next() {
-			n++
-			req := inbox.Request{Msgs: []inbox.Message{
-				{UID: "peer", Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
-				{UID: me, Kind: inbox.KindSent, Peer: "peer", Content: "hello, world"},
-			}, Key: me + "/c-" + strconv.Itoa(n), Sum: [32]byte{1}}
-			if _, err := s.Submit(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	senders(b, func(me string, n int) error {
+		_, err := s.Submit(ctx, inbox.Request{Msgs: []inbox.Message{
+			{UID: "peer", Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
+			{UID: me, Kind: inbox.KindSent, Peer: "peer", Content: "hello, world"},
+		}, Key: me + "/c-" + strconv.Itoa(n), Sum: [32]byte{1}})
+		return err
 	})
 }
 
@@ -203,37 +200,25 @@ func BenchmarkSubmit_SteadyState(b *testing.B) {
 func benchSteadyState(b *testing.B, keyed bool) {
 	s := openStore(b, b.TempDir(), inbox.Options{MaxPerInbox: 1000, DedupeWindow: time.Second})
 	start := time.Now()
-	var ticks atomic.Int64
+	var ticks, done atomic.Int64
 	s.now = func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * time.Millisecond) }
 	ctx := context.Background()
-	var next, done atomic.Int64
-	b.ReportAllocs()
-	defer cpuPerOp(b)()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		me := "u" + strconv.FormatInt(next.Add(1), 10)
-		n := 0
-		for pb.Next() {
-			n++
-			peer := "peer" + strconv.Itoa((n*7+len(me))%100)
-			req := inbox.Request{Msgs: []inbox.Message{
-				{UID: peer, Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
-				{UID: me, Kind: inbox.KindSent, Peer: peer, Content: "hello, world"},
-			}}
-			if keyed {
-				req.Key, req.Sum = me+"/c-"+strconv.Itoa(n), [32]byte{1}
-			}
-			if _, err := s.Submit(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-			if done.Add(1)%1000 == 0 {
-				if err := s.expireRequests(s.now()); err != nil {
-					b.Error(err)
-					return
-				}
-			}
+	senders(b, func(me string, n int) error {
+		peer := "peer" + strconv.Itoa((n*7+len(me))%100)
+		req := inbox.Request{Msgs: []inbox.Message{
+			{UID: peer, Kind: inbox.KindDirect, Peer: me, Content: "hello, world"},
+			{UID: me, Kind: inbox.KindSent, Peer: peer, Content: "hello, world"},
+		}}
+		if keyed {
+			req.Key, req.Sum = me+"/c-"+strconv.Itoa(n), [32]byte{1}
 		}
+		if _, err := s.Submit(ctx, req); err != nil {
+			return err
+		}
+		if done.Add(1)%1000 == 0 {
+			return s.expireRequests(s.now())
+		}
+		return nil
 	})
 }
 
