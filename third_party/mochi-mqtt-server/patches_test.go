@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
@@ -326,4 +328,63 @@ func TestPatchHandlerPool(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.Equal(t, 0, s.handlers.size(), "handlers parked after Close")
 	waitGoroutines(t, "(*handler).loop")
+}
+
+// rejectHook rejects every publish and packet read, as a hook that
+// answers them itself does.
+type rejectHook struct {
+	HookBase
+	reject bool
+}
+
+func (h *rejectHook) ID() string { return "reject" }
+
+func (h *rejectHook) Provides(b byte) bool { return b == OnPublish || b == OnPacketRead }
+
+func (h *rejectHook) OnPublish(_ *Client, pk packets.Packet) (packets.Packet, error) {
+	if h.reject {
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+func (h *rejectHook) OnPacketRead(cl *Client, pk packets.Packet) (packets.Packet, error) {
+	return h.OnPublish(cl, pk)
+}
+
+// Patch 4: with debug logging off, a rejected publish or packet is not
+// copied to the heap for the debug line (it was, whatever the level: a
+// Packet is a large struct); with it on, the line is still written.
+func TestPatchRejectedPacketsLogOnlyAtDebug(t *testing.T) {
+	pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
+	size := unsafe.Sizeof(pk)
+	for _, tc := range []struct {
+		name string
+		call func(h *Hooks) error
+	}{
+		{"OnPublish", func(h *Hooks) error { _, err := h.OnPublish(nil, pk); return err }},
+		{"OnPacketRead", func(h *Hooks) error { _, err := h.OnPacketRead(nil, pk); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Hooks{Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+			require.NoError(t, h.Add(&rejectHook{reject: true}, nil))
+			const calls = 1000
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for i := 0; i < calls; i++ {
+				require.ErrorIs(t, tc.call(h), packets.ErrRejectPacket)
+			}
+			runtime.ReadMemStats(&after)
+			perCall := (after.TotalAlloc - before.TotalAlloc) / calls
+			require.Less(t, perCall, uint64(size), "bytes allocated per rejected packet with debug off; a Packet is %d", size)
+
+			var buf bytes.Buffer
+			h = &Hooks{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			require.NoError(t, h.Add(&rejectHook{reject: true}, nil))
+			require.Error(t, tc.call(h))
+			require.Contains(t, buf.String(), "rejected")
+			require.Contains(t, buf.String(), "hook=reject")
+		})
+	}
 }
