@@ -8,7 +8,8 @@
 // time, to read the oldest messages of a full inbox (see the head, below)
 // and to hand the batch to Pebble (DB.ApplyNoSyncWait); they wait for the
 // fsync outside it (Batch.SyncWait), so concurrent appenders share fsyncs
-// (group commit). Because ids are assigned and batches applied in the same
+// (group commit). With Tuning.WALSyncInterval the fsyncs are at least that
+// far apart, so that appenders arriving within it share one too. Because ids are assigned and batches applied in the same
 // critical section, ids increase in every inbox in Seq order, and a reader
 // never sees Seq n+1 of an inbox before Seq n. Like any Pebble write, an
 // append is visible to readers a moment before its fsync completes.
