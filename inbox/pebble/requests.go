@@ -294,13 +294,15 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 	}
 	s.requests[uid] = st
 
-	if len(st.keys) > perInbox {
-		return s.trimRequestsLocked(b, uid, req.Key, key, perInbox)
-	}
 	if st.oldest <= cut-s.bucketMs {
-		// A bucket's worth of the known times is past the window:
-		// forget them, so the inbox's memory follows the window.
+		// A bucket's worth of the known times is past the window: forget
+		// them, so that the inbox's memory follows the window, and before
+		// the cap is counted, or they would crowd out records within it.
+		// oldest is a lower bound, so this runs at most once a bucket.
 		s.pruneRequestsLocked(uid, cut)
+	}
+	if len(s.requests[uid].keys) > perInbox {
+		return s.trimRequestsLocked(b, uid, req.Key, key, perInbox)
 	}
 	return nil
 }
@@ -341,7 +343,8 @@ func (s *Store) trimRequestsLocked(b *pebble.Batch, uid, key string, written []b
 	}
 	// The record b writes is not among those walked: one written with a
 	// clock gone back sorts below the oldest kept.
-	st.from, st.oldest = lowerKey(from, written), 0 // 0: not known; the next prune finds it
+	// oldest stays as it was: a lower bound of the times left.
+	st.from = lowerKey(from, written)
 	s.requests[uid] = st
 	return nil
 }
@@ -377,9 +380,10 @@ type requestStats struct {
 	// the window and DedupePerInbox bound them.
 	keys   map[uint32]int64
 	shared int // hashes marked shared in keys
-	// oldest and newest are times of records in keys (0: oldest not
-	// known): a prune is due when oldest is a bucket past the window, and
-	// an inbox whose newest is past it is forgotten by the sweep.
+	// oldest is at or below the time of every record in keys (0: keys is
+	// empty), newest the time of the newest: a prune is due when oldest
+	// is a bucket past the window, and an inbox whose newest is past it
+	// is forgotten by the sweep.
 	oldest, newest int64
 	// from is at or below the key of every record of the inbox (nil: not
 	// known), where trimRequestsLocked's walk starts.

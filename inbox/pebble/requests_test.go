@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -194,4 +195,33 @@ func collidingCIDs(t *testing.T, s *Store, from string) (string, string) {
 	}
 	t.Fatal("no colliding pair in 2,000,000 keys")
 	return "", ""
+}
+
+// TestCapCountsRecordsWithinWindow: records past the window, whose disk
+// keys the sweep already dropped, do not count against DedupePerInbox,
+// so they never push out a record within the window.
+func TestCapCountsRecordsWithinWindow(t *testing.T) {
+	const window = 8 * time.Second // buckets of a second
+	s := openStore(t, t.TempDir(), inbox.Options{DedupeWindow: window, DedupePerInbox: 5})
+	t0 := time.UnixMilli(1_800_000_000_000)
+	clock := t0
+	s.now = func() time.Time { return clock }
+	for i := range 4 {
+		submit(t, s, dm("alice", "bob", "old", fmt.Sprint("old-", i)))
+	}
+	clock = t0.Add(8500 * time.Millisecond)
+	live := submit(t, s, dm("alice", "bob", "live", "live"))
+	clock = t0.Add(9500 * time.Millisecond) // the old four are past the window, their bucket ended
+	if _, err := s.ExpireBefore(context.Background(), clock.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, s, dm("alice", "bob", "new", "new-1"))
+	submit(t, s, dm("alice", "bob", "new", "new-2"))
+	if r := submit(t, s, dm("alice", "bob", "live", "live")); !r.Duplicate || r.Msgs[0].ID != live.Msgs[0].ID {
+		t.Errorf("resend of a request within the window, with the inbox under its cap: duplicate %v; want true", r.Duplicate)
+	}
+	if keys, _ := requestsOf(t, s, "bob"); len(keys) != 3 {
+		t.Errorf("bob's records %q, want the three within the window", keys)
+	}
+	checkRequests(t, s, "bob")
 }
