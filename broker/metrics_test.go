@@ -1,10 +1,12 @@
 package broker_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inboxmq/inboxmq/bridge"
 	"github.com/inboxmq/inboxmq/hooks/access"
@@ -172,5 +174,28 @@ func TestMetrics_WALFsyncObserved(t *testing.T) {
 	}
 	if after := syncs(); after <= before {
 		t.Errorf("WAL syncs observed %v before a stored notice and %v after, want more", before, after)
+	}
+}
+
+// TestEmbeddedWALSyncInterval_FromConfig: embedded_wal_sync_interval
+// reaches the store. Notices stored one after another each wait for a
+// WAL sync of their own, so with syncs 10 ms apart (the most allowed)
+// eleven of them take at least 100 ms (a lower bound: a slow machine only
+// adds to it); with the key not passed on they take a few milliseconds.
+func TestEmbeddedWALSyncInterval_FromConfig(t *testing.T) {
+	const interval, notices = 10 * time.Millisecond, 11
+	cfg := mqtttest.Config(t)
+	cfg.EmbeddedWALSyncInterval = interval
+	b := mqtttest.Start(t, cfg)
+	adminAPI := mqtttest.HTTP{Base: "http://" + b.AdminAddr()}
+	service := mqtttest.Auth{User: mqtttest.ServiceName, Password: mqtttest.ServicePassword}
+	start := time.Now()
+	for i := range notices {
+		if r := adminAPI.Do(t, "POST", "/api/v1/notices", service, map[string]any{"uid": 10021, "content": fmt.Sprint("n", i), "msgtype": 3}); r.Status != 202 {
+			t.Fatalf("notice %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if took := time.Since(start); took < (notices-1)*interval {
+		t.Errorf("%d stored notices took %s with WAL syncs %s apart, want at least %s", notices, took, interval, (notices-1)*interval)
 	}
 }
