@@ -288,10 +288,7 @@ func (s *Store) recordRequestLocked(b *pebble.Batch, out []inbox.Message, req in
 		st.keys[h] = r.ms // new, or replacing this key's record or one past the window
 	}
 	st.from = lowerKey(st.from, key) // a clock gone back writes below it
-	st.newest = max(st.newest, r.ms)
-	if st.oldest == 0 || r.ms < st.oldest {
-		st.oldest = r.ms
-	}
+	st.saw(r.ms)
 	s.requests[uid] = st
 
 	if st.oldest <= cut-s.bucketMs {
@@ -363,8 +360,8 @@ func (s *Store) pruneRequestsLocked(uid string, cut int64) {
 	for h, ms := range st.keys {
 		if ms <= cut {
 			delete(st.keys, h)
-		} else if st.oldest == 0 || ms < st.oldest {
-			st.oldest = ms
+		} else {
+			st.saw(ms)
 		}
 	}
 	s.requests[uid] = st
@@ -388,6 +385,14 @@ type requestStats struct {
 	// from is at or below the key of every record of the inbox (nil: not
 	// known), where trimRequestsLocked's walk starts.
 	from []byte
+}
+
+// saw moves oldest and newest to take in a record written at ms.
+func (st *requestStats) saw(ms int64) {
+	if st.oldest == 0 || ms < st.oldest {
+		st.oldest = ms
+	}
+	st.newest = max(st.newest, ms)
 }
 
 // share marks h as the hash of two records.
@@ -436,10 +441,7 @@ func (s *Store) requestStatsLocked(uid string, cut int64) (requestStats, error) 
 		} else {
 			st.keys[h] = ms
 		}
-		if st.oldest == 0 || ms < st.oldest {
-			st.oldest = ms
-		}
-		st.newest = max(st.newest, ms)
+		st.saw(ms)
 		return true, nil
 	})
 	if err != nil {
