@@ -66,6 +66,11 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	stop := b.progress(label, func() string {
 		return fmt.Sprintf("acked %d, received %d", acked.Load(), tr.Received())
 	})
+	var probe *stallProbe
+	if paced {
+		tr.slowOver = slowLatency
+		probe = startStallProbe(time.Sleep, time.Now)
+	}
 	start := time.Now()
 	deadline := start.Add(o.Duration)
 	var interval time.Duration
@@ -115,6 +120,10 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	elapsed := time.Since(start)
 	tr.WaitDelivered(acked.Load(), o.Quiet, 2*time.Minute, nil)
 	stop()
+	var stalls []stall
+	if probe != nil {
+		stalls = probe.Stop()
+	}
 	cpu, self := cpuSince(t, cpu0), harnessCPU()-self0
 	var redis1 redisSample
 	var redisErr error
@@ -136,6 +145,14 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 		r.add("throughput", "throughput (acked)", "msg/s", "higher", float64(s.Acked)/elapsed.Seconds())
 	}
 	r.addLatency(s)
+	if paced {
+		r.addStalls(stalls, s.Slow, elapsed)
+		if o.SlowLog != "" {
+			if err := appendSlowLog(o.SlowLog, name, t.Kind, s.Slow, stalls); err != nil {
+				return nil, err
+			}
+		}
+	}
 	r.addDelivery(s)
 	r.add("cpu_s", "broker CPU", "s", "lower", cpu.Seconds())
 	if s.Acked > 0 {

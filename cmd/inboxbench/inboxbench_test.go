@@ -168,6 +168,8 @@ func TestParseFlags(t *testing.T) {
 		{"one broker, two scenarios", []string{"-broker", "mosquitto", "-scenario", "dm,conns"}, false, func(o Options) bool {
 			return len(o.Brokers) == 1 && o.Brokers[0] == Mosquitto && len(o.Scenarios) == 2
 		}},
+		{"slow log", []string{"-slow-log", "/tmp/slow.log"}, false, func(o Options) bool { return o.SlowLog == "/tmp/slow.log" }},
+		{"no slow log by default", nil, false, func(o Options) bool { return o.SlowLog == "" }},
 		{"unknown broker", []string{"-broker", "emqx"}, true, nil},
 		{"unknown scenario", []string{"-scenario", "latency"}, true, nil},
 		{"more senders than users", []string{"-users", "10", "-senders", "20"}, true, nil},
@@ -209,6 +211,34 @@ func TestTrackerCounts(t *testing.T) {
 	}
 	if len(s.Latency) != 4 || s.Latency[0] < 0 {
 		t.Fatalf("latencies %v", s.Latency)
+	}
+}
+
+func TestTrackerKeepsSlowMessages(t *testing.T) {
+	for _, tc := range []struct {
+		over time.Duration
+		kept bool
+	}{{slowLatency, true}, {time.Hour, false}, {0, false}} {
+		tr := NewTracker(2, 3, 64)
+		tr.slowOver = tc.over
+		tr.Acked(1, 0, 2)
+		msg := request("x", tr.Text(1, 0), "c")
+		time.Sleep(slowLatency + time.Millisecond) // at least this late
+		tr.Handler(2)("", msg)
+		s := tr.Stats()
+		if !tc.kept {
+			if len(s.Slow) != 0 {
+				t.Errorf("over %s: kept %v", tc.over, s.Slow)
+			}
+			continue
+		}
+		if len(s.Slow) != 1 {
+			t.Fatalf("over %s: kept %v, want the one message", tc.over, s.Slow)
+		}
+		m := s.Slow[0]
+		if m.Sender != 1 || m.Recipient != 2 || m.Latency < slowLatency || m.Latency != s.Latency[0] {
+			t.Errorf("kept %+v (latency %v)", m, s.Latency)
+		}
 	}
 }
 

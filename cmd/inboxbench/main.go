@@ -107,6 +107,7 @@ type Options struct {
 	MosquittoBin string        // mosquitto binary, looked up on PATH and in /usr/sbin
 	Seed         int64         // seed of the random recipient choice
 	Pprof        string        // inboxmq's admin listener address (metrics, profiles); "" picks a free port
+	SlowLog      string        // file that paced runs append their slow messages and machine stalls to; "" for none
 	// Messages, when positive, ends dm-max after that many publishes
 	// instead of after Duration (Go benchmarks set it to b.N); rediscost
 	// measures that many (2,000 when 0).
@@ -197,6 +198,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	placement := fs.String("placement", d.Placement, "shared (broker and harness on any CPU), pinned (taskset: the broker on -broker-cpus,\nthe harness on -harness-cpus) or both (each run shared, then pinned)")
 	brokerCPUs := fs.String("broker-cpus", d.BrokerCPUs, "pinned runs: the broker's CPUs (a taskset list)")
 	harnessCPUs := fs.String("harness-cpus", d.HarnessCPUs, "pinned runs: the harness's CPUs (a taskset list)")
+	slowLog := fs.String("slow-log", "", "dm-paced: append every message slower than 5 ms and every machine stall\n(a 2 ms sleep of the harness waking 3 ms late or more) to this file, in time order")
 	pprofAddr := fs.String("pprof", "", "inboxmq: the admin listener's address (/metrics and Go's profiles), e.g. 127.0.0.1:6060,\nto profile the broker during a run with go tool pprof; empty picks a free port")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
@@ -238,7 +240,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	if set["quiet"] {
 		o.Quiet = *quiet
 	}
-	o.InboxmqBin, o.MosquittoBin, o.Seed, o.Pprof = *inboxmqBin, *mosquittoBin, *seed, *pprofAddr
+	o.InboxmqBin, o.MosquittoBin, o.Seed, o.Pprof, o.SlowLog = *inboxmqBin, *mosquittoBin, *seed, *pprofAddr, *slowLog
 
 	switch *brokerFlag {
 	case "both":

@@ -30,6 +30,9 @@ type Tracker struct {
 	last    atomic.Int64 // nanoseconds since base of the latest distinct receipt
 	pubErrs atomic.Int64
 	lost    atomic.Int64 // connections lost (not closed by the harness)
+	// slowOver, when set, keeps every message that took at least this
+	// long (Stats.Slow). Set it before the first message.
+	slowOver time.Duration
 }
 
 // ack is one acknowledged publish: to is the receiver index, or -1 for a
@@ -44,6 +47,7 @@ type receiver struct {
 	last   []int64 // per sender: highest seq received, -1 for none
 	seen   map[uint64]struct{}
 	lat    []int64 // nanoseconds, publish to receipt
+	slow   []slowMsg
 	dups   int64
 	order  int64
 	copies int64 // inboxmq MsgSent copies
@@ -132,6 +136,10 @@ func (t *Tracker) receive(r int, payload []byte) {
 		rx.last[sender] = seq
 	}
 	rx.lat = append(rx.lat, now-sent)
+	if t.slowOver > 0 && now-sent >= int64(t.slowOver) {
+		rx.slow = append(rx.slow, slowMsg{Sent: t.base.Add(time.Duration(sent)), Latency: time.Duration(now - sent),
+			Sender: int(sender), Recipient: r})
+	}
 	t.unique.Add(1)
 	t.last.Store(now)
 }
@@ -208,6 +216,7 @@ type Stats struct {
 	ConnLost                  int64
 	Sample                    string // first unexpected payload
 	Latency                   []time.Duration
+	Slow                      []slowMsg // with Tracker.slowOver: the slow messages, by send time
 }
 
 // Stats counts loss against what was acknowledged. Call it when the
@@ -252,7 +261,9 @@ func (t *Tracker) Stats() Stats {
 			s.Sample = string(rx.sample)
 		}
 		lat = append(lat, rx.lat...)
+		s.Slow = append(s.Slow, rx.slow...)
 	}
+	slices.SortFunc(s.Slow, func(a, b slowMsg) int { return a.Sent.Compare(b.Sent) })
 	slices.Sort(lat)
 	s.Latency = make([]time.Duration, len(lat))
 	for i, v := range lat {
