@@ -121,8 +121,9 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	tr.WaitDelivered(acked.Load(), o.Quiet, 2*time.Minute, nil)
 	stop()
 	var stalls []stall
+	var watched time.Duration
 	if probe != nil {
-		stalls = probe.Stop()
+		stalls, watched = probe.Stop()
 	}
 	cpu, self := cpuSince(t, cpu0), harnessCPU()-self0
 	var redis1 redisSample
@@ -146,7 +147,7 @@ func (b *bench) dm(t *Target, paced bool) (*Result, error) {
 	}
 	r.addLatency(s)
 	if paced {
-		r.addStalls(stalls, s.Slow, elapsed)
+		r.addStalls(stalls, s.Slow, watched)
 		if o.SlowLog != "" {
 			if err := appendSlowLog(o.SlowLog, name, t.Kind, s.Slow, stalls); err != nil {
 				return nil, err

@@ -33,15 +33,17 @@ type stall struct {
 
 // stallProbe records stalls until Stop.
 type stallProbe struct {
-	stop   chan struct{}
-	done   chan struct{}
-	stalls []stall
+	stop    chan struct{}
+	done    chan struct{}
+	now     func() time.Time
+	started time.Time
+	stalls  []stall
 }
 
 // startStallProbe starts a probe that sleeps with sleep and reads the
 // time with now (time.Sleep and time.Now outside tests).
 func startStallProbe(sleep func(time.Duration), now func() time.Time) *stallProbe {
-	p := &stallProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	p := &stallProbe{stop: make(chan struct{}), done: make(chan struct{}), now: now, started: now()}
 	go func() {
 		defer close(p.done)
 		for {
@@ -60,11 +62,12 @@ func startStallProbe(sleep func(time.Duration), now func() time.Time) *stallProb
 	return p
 }
 
-// Stop ends the probe and returns its stalls, oldest first.
-func (p *stallProbe) Stop() []stall {
+// Stop ends the probe and returns its stalls, oldest first, and how long
+// it watched: the run's sending and the wait for its last deliveries.
+func (p *stallProbe) Stop() ([]stall, time.Duration) {
 	close(p.stop)
 	<-p.done
-	return p.stalls
+	return p.stalls, p.now().Sub(p.started)
 }
 
 // slowMsg is one message that took slowLatency or longer from its
@@ -94,9 +97,10 @@ func inStall(slow []slowMsg, stalls []stall) int {
 	return n
 }
 
-// addStalls reports the probe's stalls beside the latency figures, and
-// which share of the slow messages were in flight during one.
-func (r *Result) addStalls(stalls []stall, slow []slowMsg, window time.Duration) {
+// addStalls reports the probe's stalls, seen in watched, beside the
+// latency figures, and which share of the slow messages were in flight
+// during one.
+func (r *Result) addStalls(stalls []stall, slow []slowMsg, watched time.Duration) {
 	var longest time.Duration
 	for _, s := range stalls {
 		longest = max(longest, s.Late)
@@ -109,7 +113,7 @@ func (r *Result) addStalls(stalls []stall, slow []slowMsg, window time.Duration)
 	}
 	if len(stalls) > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the machine stalled %d times in %s (longest %s): latency above %s may be the machine's, not the broker's",
-			len(stalls), window.Round(time.Second), longest.Round(100*time.Microsecond), stallLate))
+			len(stalls), watched.Round(time.Second), longest.Round(100*time.Microsecond), stallLate))
 	}
 }
 

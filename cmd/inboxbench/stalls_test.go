@@ -48,8 +48,11 @@ func TestStallProbe_RecordsLateWakeups(t *testing.T) {
 		for range c.slept {
 		}
 	}()
-	got := p.Stop()
+	got, watched := p.Stop()
 	close(c.slept)
+	if least := 7*probeSleep + 5*time.Millisecond + 2*stallLate - time.Microsecond; watched < least {
+		t.Errorf("watched %v, want at least the %v its sleeps took", watched, least)
+	}
 	want := []stall{
 		{At: t0.Add(2*probeSleep + 5*time.Millisecond), Late: 5 * time.Millisecond},
 		{At: t0.Add(5*probeSleep + 5*time.Millisecond + stallLate - time.Microsecond + stallLate), Late: stallLate},
